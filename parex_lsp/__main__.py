@@ -1,0 +1,3 @@
+from parex_lsp.cli import main
+
+raise SystemExit(main())

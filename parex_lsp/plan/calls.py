@@ -1,0 +1,36 @@
+"""`callN:` prompts in any document (or a range of it) → tasks with ids `callN`, no dependencies."""
+
+from __future__ import annotations
+
+import re
+
+from parex_lsp.plan.model import SourceRange, TaskSpec
+
+# A call may sit behind a comment marker or a list bullet: `# call1: ...`, `// call2: ...`, `- call3: ...`.
+CALL_LINE = re.compile(r"^(\s*(?:#+|//+|--|;+|\*|-|>)?\s*)(call\d+)\s*:\s?(.*)$")
+
+
+def parse_calls(text: str, line_range: tuple[int, int] | None = None) -> list[TaskSpec]:
+    """Tasks for the `callN:` lines of `text`; `line_range` (first, last, zero-based, inclusive) limits it."""
+    lines = text.splitlines()
+    first, last = line_range if line_range else (0, len(lines) - 1)
+    tasks: list[TaskSpec] = []
+    body: list[str] = []
+
+    def close() -> None:
+        if tasks:
+            while body and not body[-1].strip():
+                body.pop()
+            tasks[-1].prompt = "\n".join(body).strip()
+
+    for n in range(max(first, 0), min(last, len(lines) - 1) + 1):
+        m = CALL_LINE.match(lines[n])
+        if m:
+            close()
+            body = [m.group(3)]
+            start = len(m.group(1))
+            tasks.append(TaskSpec(id=m.group(2), prompt="", range=SourceRange.line(n, start, len(lines[n]))))
+        elif tasks:
+            body.append(lines[n])
+    close()
+    return tasks

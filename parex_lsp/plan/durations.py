@@ -1,0 +1,29 @@
+"""Durations as people write them in plans: "90s", "10m", "1h30m", "250ms", or seconds as a number."""
+
+from __future__ import annotations
+
+import re
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds as a float; ValueError with a message a user can act on."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        elif text and _PART.sub("", text) == "":
+            seconds = sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))
+        else:
+            raise ValueError(f'bad duration {value!r}: write e.g. "90s", "10m", "1h" or a number of seconds')
+    else:
+        raise ValueError(f"expected a duration, got {type(value).__name__}")
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive, got {value!r}")
+    return seconds

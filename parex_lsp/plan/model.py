@@ -1,0 +1,137 @@
+"""The one in-memory shape of a plan, whichever way it was written (TOML, callN:, inline)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRange:
+    """A zero-based, end-exclusive range in a plan document (LSP convention)."""
+
+    start_line: int
+    start_col: int
+    end_line: int
+    end_col: int
+
+    @classmethod
+    def line(cls, line: int, start_col: int = 0, end_col: int | None = None, text: str = "") -> SourceRange:
+        return cls(line, start_col, line, end_col if end_col is not None else max(start_col, len(text)))
+
+    def to_lsp(self) -> dict[str, Any]:
+        return {
+            "start": {"line": self.start_line, "character": self.start_col},
+            "end": {"line": self.end_line, "character": self.end_col},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a plan cannot run, with where it is."""
+
+    code: str
+    message: str
+    range: SourceRange | None = None
+    path: str | None = None  # file path (or uri) of the plan document
+
+    def format(self) -> str:
+        """`path:line:col: message`, one-based, as compilers print it."""
+        line, col = (self.range.start_line + 1, self.range.start_col + 1) if self.range else (1, 1)
+        return f"{self.path or '<plan>'}:{line}:{col}: {self.message}"
+
+
+class PlanError(Exception):
+    """A plan that does not validate; carries every problem at once."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(p.format() for p in problems))
+
+
+@dataclass(slots=True)
+class AgentSpec:
+    """How to run a task's prompt: a built-in shell, a command template, or a model endpoint."""
+
+    name: str
+    kind: str = "command"  # "shell" | "command" | "openai"
+    command: list[str] = field(default_factory=list)
+    max_concurrency: int | None = None
+    retry_on: list[str] = field(default_factory=list)
+    retry_timeouts: bool = False  # a timeout counts as transient for this agent
+    env: dict[str, str] = field(default_factory=dict)
+    output_format: str = "text"  # "text" | "json-lines": the agent's stdout is JSON events
+    # model agents (kind = "openai")
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    max_steps: int = 20
+    allow_commands: bool = False
+    prices: dict[str, float] = field(default_factory=dict)  # per million tokens: input, output
+    extra: dict[str, Any] = field(default_factory=dict)
+    range: SourceRange | None = None
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    id: str
+    prompt: str
+    agent: str | None = None  # None: the plan's default agent
+    depends_on: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    retries: int = 0
+    timeout: float | None = None  # seconds
+    lock_timeout: float | None = None
+    range: SourceRange | None = None  # the task's `id` line, or its `callN:` line
+    field_ranges: dict[str, SourceRange] = field(default_factory=dict)
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "prompt": self.prompt}
+        if self.agent:
+            d["agent"] = self.agent
+        if self.depends_on:
+            d["dependsOn"] = list(self.depends_on)
+        if self.files:
+            d["files"] = list(self.files)
+        if self.retries:
+            d["retries"] = self.retries
+        if self.timeout is not None:
+            d["timeout"] = self.timeout
+        return d
+
+
+@dataclass(slots=True)
+class RunConfig:
+    max_concurrency: int = field(default_factory=lambda: os.cpu_count() or 2)
+    isolation: str = "none"  # "none" | "worktree"
+    default_agent: str = "shell"
+    fail_fast: bool = False
+    lock_timeout: float | None = None
+    copy_files: list[str] = field(default_factory=list)  # worktree: untracked files copied in
+    setup: str | None = None  # worktree: a shell command run before the agent
+    retry_backoff: float = 1.0  # first backoff delay, seconds; doubles each attempt
+    retry_backoff_max: float = 60.0
+    kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL
+    allow_dirty: bool = False  # worktree: start even when tracked files have uncommitted changes
+
+
+@dataclass(slots=True)
+class Plan:
+    tasks: list[TaskSpec]
+    agents: dict[str, AgentSpec]
+    run: RunConfig
+    workspace: Path
+    source: str | None = None  # the plan document's path, or None for inline plans
+    kind: str = "inline"  # "toml" | "calls" | "inline"
+    config_ranges: dict[str, SourceRange] = field(default_factory=dict)  # `[run]` keys
+
+    def task(self, task_id: str) -> TaskSpec:
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise KeyError(task_id)
+
+    def agent_for(self, task: TaskSpec) -> AgentSpec:
+        return self.agents[task.agent or self.run.default_agent]
