@@ -1,0 +1,87 @@
+"""A task's output: every byte to its log file, complete lines to `output` events, a bounded tail in memory.
+
+Memory stays bounded however much an agent prints: the log gets everything, memory keeps the last
+lines (for the failure message) and at most one partial line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+TAIL_LINES = 20
+MAX_PARTIAL = 64 * 1024  # a "line" longer than this is emitted in pieces
+
+
+def compile_patterns(patterns: list[str]) -> re.Pattern[str] | None:
+    """`retry_on` entries are case-insensitive regular expressions; one that does not compile is taken literally."""
+    parts = []
+    for p in patterns:
+        try:
+            re.compile(p)
+            parts.append(f"(?:{p})")
+        except re.error:
+            parts.append(re.escape(p))
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+class TaskOutput:
+    def __init__(self, log_path: Path, emit: Callable[[dict[str, Any]], None],
+                 retry_on: re.Pattern[str] | None = None, tail_lines: int = TAIL_LINES):
+        self.log_path = log_path
+        self._log = log_path.open("a", encoding="utf-8", errors="replace")
+        self._emit = emit
+        self._retry_on = retry_on
+        self._partial = ""
+        self.tail: deque[str] = deque(maxlen=tail_lines)
+        self.transient_match: str | None = None  # the first output line that matched `retry_on`
+        self.lines = 0
+
+    def write(self, text: str) -> None:
+        """Log `text` and emit the complete lines it finishes."""
+        if not text:
+            return
+        self._log.write(text)
+        text = self._partial + text
+        cut = text.rfind("\n")
+        if cut < 0:
+            self._partial = text
+            if len(text) <= MAX_PARTIAL:
+                return
+            cut = len(text) - 1  # an overlong line: emit what we have
+        self._partial = text[cut + 1:]
+        self._lines(text[:cut + 1])
+
+    def mark(self, text: str) -> None:
+        """A line from parex itself (attempt banners, setup), logged and emitted like output."""
+        self.flush()
+        self.write(f"[parex] {text}\n")
+
+    def flush(self) -> None:
+        if self._partial:
+            rest, self._partial = self._partial, ""
+            self._lines(rest + "\n")
+        self._log.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._log.close()
+
+    @property
+    def last_line(self) -> str:
+        return self.tail[-1] if self.tail else ""
+
+    def _lines(self, chunk: str) -> None:
+        lines = chunk.splitlines()
+        self.lines += len(lines)
+        self.tail.extend(lines)
+        if self._retry_on is not None and self.transient_match is None:
+            m = self._retry_on.search(chunk)
+            if m:
+                start = chunk.rfind("\n", 0, m.start()) + 1
+                end = chunk.find("\n", m.end())
+                self.transient_match = chunk[start:end if end >= 0 else None].strip()
+        last = next((ln for ln in reversed(lines) if ln.strip()), "")
+        self._emit({"text": chunk, "last": last})
