@@ -69,10 +69,12 @@ class Journal:
         return self.dir / f"{task_id}.log"
 
 
-def read_events(path: Path) -> Iterator[Event]:
+def read_events(path: Path, output: bool = True) -> Iterator[Event]:
     """Events of a journal; a torn last line (the writer was killed mid-write) is ignored."""
     with path.open(encoding="utf-8") as f:
         for line in f:
+            if not output and '"kind":"output"' in line:
+                continue  # the bulk of a journal; state never depends on it
             try:
                 yield Event.from_wire(json.loads(line))
             except (ValueError, KeyError):
@@ -108,7 +110,7 @@ class RunRecord:
 def replay(path: Path) -> RunRecord:
     """Rebuild a run's state from its journal."""
     rec = RunRecord(run_id=path.parent.name, path=path)
-    for ev in read_events(path):
+    for ev in read_events(path, output=False):
         data = ev.data or {}
         if ev.kind == RUN_STARTED:
             rec.started, rec.plan, rec.pid = ev.ts, data.get("plan"), data.get("pid")

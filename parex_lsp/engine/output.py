@@ -41,9 +41,17 @@ class TaskOutput:
 
     def write(self, text: str) -> None:
         """Log `text` and emit the complete lines it finishes."""
+        self.log(text)
+        self.show(text)
+
+    def log(self, text: str) -> None:
+        """To the log file only (e.g. an agent's raw JSON events, shown parsed)."""
+        self._log.write(text)
+
+    def show(self, text: str) -> None:
+        """To events and the tail only; the lines it finishes are emitted."""
         if not text:
             return
-        self._log.write(text)
         text = self._partial + text
         cut = text.rfind("\n")
         if cut < 0:
