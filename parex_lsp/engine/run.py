@@ -366,7 +366,7 @@ class Run:
         def on_retry(delay: float, failed: Outcome) -> None:
             self._emit(spec.id, ev.RETRYING, {"delay": round(delay, 3), "code": failed.code,
                                               "reason": failed.reason}, t.attempt)
-            t.output.mark(f"attempt {t.attempt} failed ({failed.reason}); retrying in {delay:.1f}s")
+            t.output.log(f"[parex] attempt {t.attempt} failed ({failed.reason}); retrying in {delay:.1f}s\n")
 
         return await with_retries(attempt, spec.retries, self.plan.run.retry_backoff,
                                   self.plan.run.retry_backoff_max, on_retry)
