@@ -1,0 +1,193 @@
+"""Diagnostics parex publishes: plan validation (live, debounced) and task failures from runs.
+
+LSP replaces all diagnostics of a uri on every publish, so both kinds are kept here and merged per
+uri: validation problems per plan document, run diagnostics per (plan, task) — on the plan document
+at the task's line, and on every workspace file the task's output names as `path:line[:col]: message`.
+A rerun of a task replaces only that task's share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from lsprotocol import types
+
+from parex_lsp.engine.events import FAILED, RUN_STARTED, SKIPPED, STARTED, Event
+from parex_lsp.plan import Plan, Problem, SourceRange
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+SOURCE = "parex"
+DEBOUNCE = 0.2  # seconds of quiet typing before a plan document is validated
+TAIL_LINES = 10  # output lines quoted in a failed task's diagnostic
+SCAN_BYTES = 64 * 1024  # how much of the end of a failed task's log is scanned for file:line messages
+MAX_OUTPUT_DIAGNOSTICS = 100  # per task
+
+# `path:line: message` or `path:line:col: message`, as compilers, linters and test runners print them.
+FILE_LINE = re.compile(r"^\s*(?P<path>(?:[A-Za-z]:)?[^\s:][^:\n]*?):(?P<line>\d+)(?::(?P<col>\d+))?:\s*(?P<msg>\S.*)$")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+WARNING = re.compile(r"^\s*warn(ing)?\b", re.IGNORECASE)
+
+Key = tuple[str, str]  # (plan key, task id)
+
+
+def _range(rng: SourceRange | None) -> types.Range:
+    if rng is None:
+        return types.Range(types.Position(0, 0), types.Position(0, 0))
+    return types.Range(types.Position(rng.start_line, rng.start_col), types.Position(rng.end_line, rng.end_col))
+
+
+def problem_diagnostic(p: Problem) -> types.Diagnostic:
+    return types.Diagnostic(range=_range(p.range), message=p.message, severity=types.DiagnosticSeverity.Error,
+                            source=SOURCE, code=p.code)
+
+
+class DiagnosticStore:
+    """Every parex diagnostic, by uri and origin; `publish` sends the merged list of a uri."""
+
+    def __init__(self, ls: LanguageServer):
+        self.ls = ls
+        self.validation: dict[str, list[types.Diagnostic]] = {}
+        self.tasks: dict[Key, dict[str, list[types.Diagnostic]]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def all(self, uri: str) -> list[types.Diagnostic]:
+        out = list(self.validation.get(uri, []))
+        for by_uri in self.tasks.values():
+            out.extend(by_uri.get(uri, []))
+        return out
+
+    def publish(self, uri: str) -> None:
+        self.ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=self.all(uri)))
+
+    def set_validation(self, uri: str, problems: list[Problem], always: bool = False) -> None:
+        """Replace the validation problems of `uri`; publish when they change (or `always`)."""
+        diags = [problem_diagnostic(p) for p in problems]
+        had = self.validation.pop(uri, None) is not None
+        if diags:
+            self.validation[uri] = diags
+        if always or diags or had:
+            self.publish(uri)
+
+    def clear_tasks(self, plan_key: str, task_ids: list[str]) -> None:
+        touched: set[str] = set()
+        for tid in task_ids:
+            touched.update(self.tasks.pop((plan_key, tid), {}))
+        for uri in touched:
+            self.publish(uri)
+
+    def set_task(self, plan_key: str, task_id: str, by_uri: dict[str, list[types.Diagnostic]]) -> None:
+        old = self.tasks.pop((plan_key, task_id), {})
+        if by_uri:
+            self.tasks[(plan_key, task_id)] = by_uri
+        for uri in set(old) | set(by_uri):
+            self.publish(uri)
+
+    def debounce(self, uri: str, check: Callable[[], None], delay: float = DEBOUNCE) -> None:
+        """Run `check` once typing in `uri` has paused for `delay` seconds."""
+        if (t := self._timers.pop(uri, None)) is not None:
+            t.cancel()
+
+        def fire() -> None:
+            self._timers.pop(uri, None)
+            check()
+
+        self._timers[uri] = asyncio.get_running_loop().call_later(delay, fire)
+
+
+class TaskDiagnostics:
+    """An event sink: failed and skipped tasks → diagnostics on the plan document and on named files."""
+
+    def __init__(self, store: DiagnosticStore, plan: Plan, plan_uri: str | None, plan_key: str):
+        self.store, self.plan, self.plan_uri, self.plan_key = store, plan, plan_uri, plan_key
+        self.workspace = plan.workspace.resolve()
+        self.workdirs: dict[str, Path] = {}
+
+    def __call__(self, ev: Event) -> None:
+        data = ev.data or {}
+        if ev.kind == RUN_STARTED:
+            self.store.clear_tasks(self.plan_key, list(data.get("tasks", [])))
+        elif ev.task_id is not None and ev.kind == STARTED:
+            self.workdirs[ev.task_id] = Path(data.get("workdir") or self.workspace).resolve()
+        elif ev.task_id is not None and ev.kind in (FAILED, SKIPPED):
+            self.store.set_task(self.plan_key, ev.task_id, self._diagnostics(ev, data))
+
+    def _diagnostics(self, ev: Event, data: dict[str, Any]) -> dict[str, list[types.Diagnostic]]:
+        task_id = ev.task_id or ""
+        by_uri: dict[str, list[types.Diagnostic]] = {}
+        log = Path(data["logPath"]) if data.get("logPath") else None
+        tag = {"runId": ev.run_id, "taskId": task_id}
+        related = None
+        if log is not None:
+            related = [types.DiagnosticRelatedInformation(
+                location=types.Location(uri=log.as_uri(), range=_range(None)), message=f"output of task {task_id}")]
+        try:
+            spec_range = self.plan.task(task_id).range
+        except KeyError:
+            spec_range = None
+        if self.plan_uri is not None:
+            reason = data.get("reason") or ev.kind
+            tail = [ANSI.sub("", ln) for ln in (data.get("tail") or [])[-TAIL_LINES:]]
+            message = f"{task_id} {ev.kind}: {reason}" + ("\n" + "\n".join(tail) if tail and ev.kind == FAILED else "")
+            severity = types.DiagnosticSeverity.Error if ev.kind == FAILED else types.DiagnosticSeverity.Warning
+            by_uri[self.plan_uri] = [types.Diagnostic(
+                range=_range(spec_range), message=message, severity=severity, source=SOURCE,
+                code=data.get("code"), related_information=related, data=tag)]
+        if ev.kind == FAILED and log is not None:
+            for uri, diag in self._from_output(task_id, log, tag):
+                by_uri.setdefault(uri, []).append(diag)
+        return by_uri
+
+    def _from_output(self, task_id: str, log: Path, tag: dict[str, str]) -> list[tuple[str, types.Diagnostic]]:
+        try:
+            with log.open("rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - SCAN_BYTES))
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return []
+        lines = text.splitlines()
+        if size > SCAN_BYTES:
+            lines = lines[1:]  # the first line is probably cut
+        out: list[tuple[str, types.Diagnostic]] = []
+        seen: set[tuple[str, int, int, str]] = set()
+        for raw in lines:
+            m = FILE_LINE.match(ANSI.sub("", raw))
+            if m is None:
+                continue
+            path = self._in_workspace(task_id, m.group("path"))
+            if path is None:
+                continue
+            line = max(int(m.group("line")) - 1, 0)
+            col = max(int(m.group("col")) - 1, 0) if m.group("col") else 0
+            msg = m.group("msg").strip()
+            if (str(path), line, col, msg) in seen:
+                continue
+            seen.add((str(path), line, col, msg))
+            severity = types.DiagnosticSeverity.Warning if WARNING.match(msg) else types.DiagnosticSeverity.Error
+            rng = types.Range(types.Position(line, col), types.Position(line, col if m.group("col") else 10_000))
+            out.append((path.as_uri(), types.Diagnostic(range=rng, message=f"[{task_id}] {msg}", severity=severity,
+                                                        source=SOURCE, data=tag)))
+            if len(out) >= MAX_OUTPUT_DIAGNOSTICS:
+                break
+        return out
+
+    def _in_workspace(self, task_id: str, name: str) -> Path | None:
+        """The workspace file an output line names (worktree paths map back), or None when outside it."""
+        workdir = self.workdirs.get(task_id, self.workspace)
+        p = Path(name.strip())
+        try:
+            p = (p if p.is_absolute() else workdir / p).resolve()
+            if workdir != self.workspace and p.is_relative_to(workdir):
+                p = self.workspace / p.relative_to(workdir)
+        except (OSError, ValueError):
+            return None
+        if not p.is_relative_to(self.workspace) or p.is_relative_to(self.workspace / ".parex") or not p.is_file():
+            return None
+        return p

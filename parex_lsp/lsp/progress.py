@@ -1,0 +1,236 @@
+"""Engine events → LSP work-done progress: one token for the run, one per task (`parex/<runId>/<taskId>`).
+
+A `Channel` keeps LSP's ordering rules for one token whatever the timing of events: nothing is sent
+before the client has answered `window/workDoneProgress/create`, `begin` comes first, `end` comes
+last, and reports are coalesced (the latest wins, at most one per `REPORT_INTERVAL`) so a task that
+prints thousands of lines a second costs the client ten reports a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from parex_lsp.engine.events import (CANCELLED, FAILED, LOCK_WAIT, OUTPUT, RETRYING, RUN_FINISHED, RUN_STARTED,
+                                     SKIPPED, STARTED, SUCCEEDED, TERMINAL, Event)
+
+if TYPE_CHECKING:
+    from pygls.lsp.server import LanguageServer
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL = 0.1  # seconds between two reports on one token
+MAX_MESSAGE = 200  # characters of an output line shown in a progress report
+
+
+def task_token(run_id: str, task_id: str) -> str:
+    return f"parex/{run_id}/{task_id}"
+
+
+def client_supports_progress(ls: LanguageServer) -> bool:
+    caps = getattr(ls.protocol, "client_capabilities", None)
+    window = caps.window if caps else None
+    return bool(window and window.work_done_progress)
+
+
+class Channel:
+    """One progress token: begin → reports (coalesced) → end, sent in that order once the token exists."""
+
+    def __init__(self, ls: LanguageServer, token: int | str, *, create: bool, interval: float = REPORT_INTERVAL):
+        self.ls, self.token, self.interval = ls, token, interval
+        self._state = "creating" if create else "ready"  # creating | ready | closed | refused
+        self._begin: types.WorkDoneProgressBegin | None = None
+        self._begun = False
+        self._report: types.WorkDoneProgressReport | None = None
+        self._end: types.WorkDoneProgressEnd | None = None
+        self._last = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self.reports_sent = 0
+        self._creating = asyncio.ensure_future(self._create()) if create else None
+
+    @property
+    def closed(self) -> bool:
+        return self._end is not None
+
+    async def _create(self) -> None:
+        try:
+            await self.ls.work_done_progress.create_async(self.token)
+        except Exception as e:  # the client refused the token: this progress stays silent
+            log.info("progress token %s refused: %s", self.token, e)
+            self._state = "refused"
+            return
+        self._state = "ready"
+        self._pump()
+
+    def begin(self, title: str, message: str | None = None, percentage: int | None = None) -> None:
+        if self._begin is None:
+            self._begin = types.WorkDoneProgressBegin(title=title, cancellable=True, message=message,
+                                                      percentage=percentage)
+            self._pump()
+
+    def report(self, message: str | None = None, percentage: int | None = None) -> None:
+        if self._end is None:
+            self._report = types.WorkDoneProgressReport(message=message, percentage=percentage)
+            self._pump()
+
+    def end(self, message: str) -> None:
+        if self._end is None:
+            self._end = types.WorkDoneProgressEnd(message=message)
+            self._pump()
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._state != "ready":
+            return
+        progress = self.ls.work_done_progress
+        if self._begin is not None and not self._begun:
+            progress.begin(self.token, self._begin)
+            self._begun, self._last = True, time.monotonic()
+        if not self._begun:
+            return
+        if self._report is not None:
+            wait = self._last + self.interval - time.monotonic()
+            if wait <= 0 or self._end is not None:  # the end flushes the last report before it
+                progress.report(self.token, self._report)
+                self._report, self._last = None, time.monotonic()
+                self.reports_sent += 1
+            elif self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(wait, self._tick)
+        if self._end is not None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            progress.end(self.token, self._end)
+            progress.tokens.pop(self.token, None)
+            self._state = "closed"
+
+
+def _short(line: Any) -> str | None:
+    if not isinstance(line, str) or not line.strip():
+        return None
+    line = line.strip()
+    return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE - 1] + "…"
+
+
+class RunProgress:
+    """An event sink: the run's progress on `run_token`, each task's on its own token.
+
+    `run_token` is the client's `workDoneToken` (already valid) or None; with `can_create` the server
+    creates its own run token when the client gave none, and one token per task.
+    """
+
+    def __init__(self, ls: LanguageServer, run_id: str, run_token: int | str | None, can_create: bool):
+        self.ls, self.run_id, self.can_create = ls, run_id, can_create
+        token = run_token if run_token is not None else (f"parex/{run_id}" if can_create else None)
+        self.run: Channel | None = (Channel(ls, token, create=run_token is None) if token is not None else None)
+        self.tasks: dict[str, Channel] = {}
+        self.members: set[str] = set()  # the tasks this run runs (resume reuses others without running them)
+        self.total = 0
+        self.finished: dict[str, str] = {}  # task id → terminal kind
+        self.running: set[str] = set()
+
+    def owner(self, token: int | str) -> tuple[bool, str | None]:
+        """(True, task id or None for the run) when `token` is one of this run's, else (False, None)."""
+        if self.run is not None and token == self.run.token:
+            return True, None
+        prefix = f"parex/{self.run_id}/"
+        if isinstance(token, str) and token.startswith(prefix) and token[len(prefix):] in self.tasks:
+            return True, token[len(prefix):]
+        return False, None
+
+    def __call__(self, ev: Event) -> None:
+        if ev.task_id is None:
+            if ev.kind == RUN_STARTED:
+                self.members = set((ev.data or {}).get("tasks", []))
+                self.total = len(self.members)
+                if self.run:
+                    self.run.begin(f"parex: {self.total} tasks", message="starting", percentage=0)
+            elif ev.kind == RUN_FINISHED:
+                self.close(_summary(ev.data or {}))
+            return
+        if ev.task_id not in self.members:
+            return
+        data = ev.data or {}
+        if ev.kind == STARTED:
+            self.running.add(ev.task_id)
+            ch = self._task(ev.task_id)
+            if ev.attempt > 1:
+                ch.report(f"attempt {ev.attempt}")
+            self._run_report()
+        elif ev.kind == OUTPUT:
+            if (ch := self.tasks.get(ev.task_id)) is not None:
+                ch.report(_short(data.get("last")))
+        elif ev.kind == RETRYING:
+            self._task(ev.task_id).report(f"retrying in {data.get('delay', 0):.0f}s: {data.get('reason') or ''}".strip())
+        elif ev.kind == LOCK_WAIT:
+            self._task(ev.task_id).report(_short(data.get("message")) or "waiting for a lock")
+        elif ev.kind in TERMINAL:
+            self.running.discard(ev.task_id)
+            self.finished[ev.task_id] = ev.kind
+            self._task(ev.task_id).end(_task_end(ev.kind, data))
+            self._run_report()
+
+    def _task(self, task_id: str) -> Channel:
+        ch = self.tasks.get(task_id)
+        if ch is None:
+            ch = self.tasks[task_id] = _NullChannel() if not self.can_create else Channel(
+                self.ls, task_token(self.run_id, task_id), create=True)
+            ch.begin(task_id)
+        return ch
+
+    def _run_report(self) -> None:
+        if self.run is None:
+            return
+        done = len(self.finished)
+        pct = int(100 * done / self.total) if self.total else 100
+        failed = sum(1 for k in self.finished.values() if k == FAILED)
+        parts = [f"{done}/{self.total} done"]
+        if failed:
+            parts.append(f"{failed} failed")
+        if self.running:
+            parts.append(f"{len(self.running)} running")
+        self.run.report(", ".join(parts), pct)
+
+    def close(self, summary: str) -> None:
+        """End every token still open: the run's with `summary`. Idempotent."""
+        for ch in self.tasks.values():
+            ch.end(CANCELLED)
+        if self.run is not None:
+            self.run.begin(f"parex: {self.total} tasks")  # a run that failed before runStarted
+            self.run.end(summary)
+
+
+class _NullChannel:
+    """Per-task progress for clients that cannot take server-created tokens."""
+
+    token = None
+    closed = False
+
+    def begin(self, *a: Any, **k: Any) -> None: ...
+    def report(self, *a: Any, **k: Any) -> None: ...
+    def end(self, *a: Any, **k: Any) -> None: ...
+
+
+def _task_end(kind: str, data: dict[str, Any]) -> str:
+    if kind == FAILED:
+        return f"failed: {data.get('reason') or data.get('code') or 'failed'}"
+    return {SUCCEEDED: "succeeded", SKIPPED: "skipped", CANCELLED: "cancelled"}.get(kind, kind)
+
+
+def _summary(data: dict[str, Any]) -> str:
+    tasks = data.get("tasks") or []
+    counts: dict[str, int] = {}
+    for t in tasks:
+        counts[t.get("status", "?")] = counts.get(t.get("status", "?"), 0) + 1
+    parts = [f"{n} {status}" for status, n in sorted(counts.items())]
+    wall = (data.get("wallMs") or 0) / 1000
+    speed = data.get("speedup")
+    tail = f" in {wall:.1f}s" + (f" (speedup {speed:.1f}x)" if isinstance(speed, (int, float)) else "")
+    return f"{data.get('status', 'finished')}: {', '.join(parts) or 'no tasks'}{tail}"

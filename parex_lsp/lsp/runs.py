@@ -1,0 +1,250 @@
+"""The server's live runs: resolve a plan reference, start a `Run` with its LSP sinks, keep it until it ends.
+
+No scheduling here: the engine decides everything; this module only wires a run's events to the
+client (taskEvent notifications, progress, diagnostics) and remembers recent runs for retry and logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.uris import to_fs_path
+
+from parex_lsp.engine import Event, Run, RunError, RunOptions
+from parex_lsp.engine.journal import replay, runs_dir
+from parex_lsp.lsp.diagnostics import TaskDiagnostics
+from parex_lsp.lsp.params import PlanRef, RunRequest, TaskRef, invalid
+from parex_lsp.lsp.progress import RunProgress, client_supports_progress
+from parex_lsp.plan import Plan, PlanError, is_plan_file, plan_from_calls, plan_from_inline, plan_from_text
+
+if TYPE_CHECKING:
+    from parex_lsp.lsp.server import ParexServer
+
+log = logging.getLogger(__name__)
+
+REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid but cannot be done now
+TASK_EVENT = "parex/taskEvent"
+KEEP_FINISHED = 50  # finished runs remembered for status, retry and logs
+
+
+@dataclass(eq=False)
+class LiveRun:
+    run: Run
+    request: RunRequest
+    plan_uri: str | None  # the document the plan came from (None for inline plans)
+    plan_key: str  # what "the same plan" means: the resolved file path, or the uri
+    progress: RunProgress
+    task: asyncio.Task[dict[str, Any]] | None = None
+
+
+class Runs:
+    def __init__(self, ls: ParexServer):
+        self.ls = ls
+        self.live: dict[str, LiveRun] = {}
+        self.finished: OrderedDict[str, LiveRun] = OrderedDict()
+
+    # -- where things are -----------------------------------------------------------------------
+
+    def roots(self) -> list[Path]:
+        ws = self.ls.protocol._workspace
+        if ws is None:
+            return []
+        uris = [ws.root_uri] if ws.root_uri else []
+        uris += [f.uri for f in ws.folders.values()]
+        return [Path(p).resolve() for u in uris if (p := to_fs_path(u))]
+
+    def workspace_for(self, path: Path | None) -> Path:
+        """The workspace folder holding `path` (the deepest), else the root, else the file's folder."""
+        roots = self.roots()
+        if path is not None:
+            holding = [r for r in roots if path.resolve().is_relative_to(r)]
+            if holding:
+                return max(holding, key=lambda r: len(r.parts))
+            if not roots:
+                return path.resolve().parent
+        return roots[0] if roots else Path.cwd()
+
+    def document_text(self, uri: str) -> str | None:
+        """The editor's text of an open document, else the file's text, else None."""
+        doc = self.ls.workspace.text_documents.get(unquote(uri))
+        if doc is not None:
+            return doc.source
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        if path is None or not Path(path).is_file():
+            return None
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    # -- plans ----------------------------------------------------------------------------------
+
+    def load(self, ref: PlanRef) -> tuple[Plan, str | None, str]:
+        """(plan, plan document uri, plan key); InvalidParams naming every problem of a plan that does not validate."""
+        if ref.tasks is not None:
+            try:
+                return plan_from_inline(ref.tasks, self.workspace_for(None)), None, "<inline>"
+            except PlanError as e:
+                raise _plan_invalid("inline plan", e) from None
+        uri = ref.uri or ""
+        text = self.document_text(uri)
+        if text is None:
+            raise invalid([f"unknown document {uri}: it is not open in the editor and no such file exists"])
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        source = path or uri
+        workspace = self.workspace_for(Path(path) if path else None)
+        key = str(Path(path).resolve()) if path else uri
+        try:
+            if ref.lines is None and is_plan_file(source):
+                plan = plan_from_text(text, source, workspace)
+            else:
+                plan = plan_from_calls(text, source, workspace, ref.lines)
+        except PlanError as e:
+            self.ls.diagnostics.set_validation(uri, e.problems)
+            raise _plan_invalid(uri, e) from None
+        self.ls.diagnostics.set_validation(uri, [])
+        return plan, uri, key
+
+    # -- running --------------------------------------------------------------------------------
+
+    def start(self, req: RunRequest) -> LiveRun:
+        plan, uri, key = self.load(req.plan)
+        if uri is not None:
+            for other in self.live.values():
+                if other.plan_key == key:
+                    raise JsonRpcException(code=REQUEST_FAILED, data={"runId": other.run.run_id}, message=(
+                        f"plan {uri} is already running as run {other.run.run_id}; "
+                        "cancel it (parex/cancel) or wait for it to end"))
+        options = RunOptions(max_concurrency=req.max_concurrency, isolation=req.isolation, only=req.only,
+                             resume=req.resume)
+        try:
+            run = Run(plan, options)
+        except RunError as e:
+            raise invalid([str(e)]) from None
+        progress = RunProgress(self.ls, run.run_id, req.work_done_token, client_supports_progress(self.ls))
+        live = LiveRun(run, req, uri, key, progress)
+        run.add_sink(self._notify)
+        run.add_sink(progress)
+        run.add_sink(TaskDiagnostics(self.ls.diagnostics, plan, uri, key))
+        self.live[run.run_id] = live
+        live.task = asyncio.ensure_future(self._execute(live))
+        if req.detach:
+            live.task.add_done_callback(self._detached_done)
+        return live
+
+    def _notify(self, ev: Event) -> None:
+        self.ls.protocol.notify(TASK_EVENT, ev.to_wire())
+
+    async def _execute(self, live: LiveRun) -> dict[str, Any]:
+        run = live.run
+        summary = "cancelled"
+        try:
+            result = await run.execute()
+            summary = result.status
+            return result.to_wire()
+        except RunError as e:  # e.g. worktree isolation could not be set up; nothing ran
+            summary = f"failed: {e}"
+            raise JsonRpcException(code=REQUEST_FAILED, message=str(e), data={"runId": run.run_id}) from None
+        except Exception as e:
+            log.exception("run %s crashed", run.run_id)
+            summary = f"failed: {type(e).__name__}: {e}"
+            raise
+        finally:
+            live.progress.close(summary)  # a no-op when runFinished already ended it
+            self.live.pop(run.run_id, None)
+            self.finished[run.run_id] = live
+            while len(self.finished) > KEEP_FINISHED:
+                self.finished.popitem(last=False)
+
+    def _detached_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and (e := task.exception()) is not None:
+            self.ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error,
+                                                                message=f"parex: run failed: {e}"))
+
+    async def wait(self, live: LiveRun) -> dict[str, Any]:
+        """The run's result. If the waiting request is cancelled, the run is cancelled and ends cleanly first."""
+        assert live.task is not None
+        try:
+            return await asyncio.shield(live.task)
+        except asyncio.CancelledError:
+            live.run.cancel()
+            try:
+                await asyncio.shield(live.task)
+            except Exception:
+                pass
+            raise
+
+    def cancel(self, ref: TaskRef, what: str) -> dict[str, Any]:
+        live = self.live.get(ref.run_id or "")
+        if live is None:
+            if self.get(ref.run_id or "") is not None:
+                return {"cancelled": []}  # it has ended already
+            raise invalid([f"{what}: no run {ref.run_id} in this server"])
+        if ref.task_id is not None and ref.task_id not in {t.id for t in live.run.plan.tasks}:
+            raise invalid([f"{what}: run {ref.run_id} has no task {ref.task_id}"])
+        return {"cancelled": live.run.cancel(ref.task_id)}
+
+    async def cancel_all(self, timeout: float = 10.0) -> None:
+        tasks = [live.task for live in self.live.values() if live.task is not None]
+        for live in list(self.live.values()):
+            live.run.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    # -- finding runs ---------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> LiveRun | None:
+        return self.live.get(run_id) or self.finished.get(run_id)
+
+    def by_token(self, token: int | str) -> tuple[LiveRun, str | None] | None:
+        for live in self.live.values():
+            mine, task_id = live.progress.owner(token)
+            if mine:
+                return live, task_id
+        return None
+
+    def retry_request(self, ref: TaskRef) -> RunRequest:
+        """A new run of the plan of run `ref.run_id`, resuming it, running only `ref.task_id`."""
+        known = self.get(ref.run_id or "")
+        if known is not None:
+            plan_ref = known.request.plan
+        else:
+            plan_ref = self._plan_of_journal(ref.run_id or "")
+        return RunRequest(plan=plan_ref, only=[ref.task_id or ""], resume=ref.run_id, detach=True)
+
+    def _plan_of_journal(self, run_id: str) -> PlanRef:
+        """The plan file of a run this server did not start, from its journal."""
+        for root in self.roots() or [Path.cwd()]:
+            journal = runs_dir(root) / run_id / "journal.jsonl"
+            if journal.is_file():
+                plan = replay(journal).plan
+                if plan and Path(plan).is_file():
+                    return PlanRef(uri=Path(plan).as_uri())
+                raise invalid([f"run {run_id} did not run a plan file; run its tasks again with parex/run"])
+        raise invalid([f"no run {run_id} in this workspace"])
+
+    def log_path(self, ref: TaskRef) -> Path:
+        known = self.get(ref.run_id or "")
+        if known is not None:
+            path = known.run.log_path(ref.task_id or "")
+        else:
+            path = next((p for root in self.roots() or [Path.cwd()]
+                         if (p := runs_dir(root) / (ref.run_id or "") / f"{ref.task_id}.log").is_file()),
+                        Path("/nonexistent"))
+        if not path.is_file():
+            raise invalid([f"no log for task {ref.task_id} in run {ref.run_id}"])
+        return path
+
+
+def _plan_invalid(where: str, e: PlanError) -> JsonRpcException:
+    lines = [p.format() for p in e.problems]
+    return invalid([f"invalid plan {where} ({len(lines)} problem{'s' if len(lines) != 1 else ''}):\n"
+                    + "\n".join(lines)])
