@@ -1,0 +1,159 @@
+// Wire shapes of the parex protocol (docs/protocol.md), as the extension reads and sends them.
+// Everything read from the server is treated as untrusted: unknown kinds and fields are kept
+// or ignored, never fatal.
+
+export interface Position {
+  line: number;
+  character: number;
+}
+
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+export type PlanRef = { uri: string } | { uri: string; range: Range } | { tasks: TaskSpec[] };
+
+export interface TaskSpec {
+  id: string;
+  prompt: string;
+  agent?: string;
+  dependsOn?: string[];
+  files?: string[];
+  retries?: number;
+  timeout?: number;
+}
+
+export interface RunParams {
+  plan: PlanRef;
+  maxConcurrency?: number;
+  isolation?: 'none' | 'worktree';
+  only?: string[];
+  resume?: string;
+  detach?: boolean;
+  workDoneToken?: string | number;
+}
+
+export type TaskStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+export type RunStatus = 'succeeded' | 'failed' | 'cancelled';
+
+export interface TaskResult {
+  id: string;
+  status: TaskStatus | string;
+  attempts: number;
+  durationMs: number;
+  exitCode?: number | null;
+  error?: string | null;
+  /** Reason code of a failure (`exit-code`, `timeout`, ...), as in the diagnostics. */
+  code?: string;
+  logUri?: string;
+}
+
+export interface RunResult {
+  runId: string;
+  status: RunStatus | string;
+  tasks: TaskResult[];
+  wallMs: number;
+  workMs: number;
+  speedup: number;
+}
+
+/** Task-level kinds; run-level events (`runStarted`, `runFinished`) carry `taskId: null`. */
+export type TaskEventKind =
+  | 'queued'
+  | 'started'
+  | 'output'
+  | 'retrying'
+  | 'succeeded'
+  | 'failed'
+  | 'skipped'
+  | 'cancelled'
+  | 'lockWait'
+  | 'runStarted'
+  | 'runFinished';
+
+export interface TaskEvent {
+  runId: string;
+  taskId: string | null;
+  kind: TaskEventKind | string;
+  attempt: number;
+  timestamp: string | number;
+  data?: Record<string, unknown> | null;
+}
+
+export const METHOD_RUN = 'parex/run';
+export const METHOD_CANCEL = 'parex/cancel';
+export const METHOD_STATUS = 'parex/status';
+export const NOTIFICATION_TASK_EVENT = 'parex/taskEvent';
+
+/** Commands the server lists in `executeCommandProvider` (run through workspace/executeCommand). */
+export const SERVER_COMMAND_SHOW_LOG = 'parex.showLog';
+export const SERVER_COMMAND_RETRY_TASK = 'parex.retryTask';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A `parex/taskEvent` payload, or undefined when it lacks what every event must have. */
+export function parseTaskEvent(value: unknown): TaskEvent | undefined {
+  if (!isRecord(value)) return undefined;
+  const { runId, taskId, kind, attempt, timestamp, data } = value;
+  if (typeof runId !== 'string' || runId === '' || typeof kind !== 'string' || kind === '') return undefined;
+  if (taskId !== null && taskId !== undefined && typeof taskId !== 'string') return undefined;
+  return {
+    runId,
+    taskId: typeof taskId === 'string' ? taskId : null,
+    kind,
+    attempt: typeof attempt === 'number' && Number.isFinite(attempt) ? attempt : 1,
+    timestamp: typeof timestamp === 'string' || typeof timestamp === 'number' ? timestamp : '',
+    data: isRecord(data) ? data : undefined,
+  };
+}
+
+function num(value: unknown, fallback = 0): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
+}
+
+function parseTaskResult(value: unknown): TaskResult | undefined {
+  if (!isRecord(value) || typeof value.id !== 'string') return undefined;
+  const result: TaskResult = {
+    id: value.id,
+    status: typeof value.status === 'string' ? value.status : 'unknown',
+    attempts: num(value.attempts, 0),
+    durationMs: num(value.durationMs, 0),
+  };
+  if (typeof value.exitCode === 'number') result.exitCode = value.exitCode;
+  if (typeof value.error === 'string') result.error = value.error;
+  if (typeof value.code === 'string') result.code = value.code;
+  if (typeof value.logUri === 'string') result.logUri = value.logUri;
+  return result;
+}
+
+/** A `RunResult`, or undefined when `value` does not look like one (no runId or no tasks list). */
+export function parseRunResult(value: unknown): RunResult | undefined {
+  if (!isRecord(value) || typeof value.runId !== 'string' || !Array.isArray(value.tasks)) return undefined;
+  const tasks = value.tasks.map(parseTaskResult).filter((t): t is TaskResult => t !== undefined);
+  const wallMs = num(value.wallMs);
+  const workMs = num(value.workMs, tasks.reduce((sum, t) => sum + t.durationMs, 0));
+  return {
+    runId: value.runId,
+    status: typeof value.status === 'string' ? value.status : 'unknown',
+    tasks,
+    wallMs,
+    workMs,
+    speedup: num(value.speedup, wallMs > 0 ? workMs / wallMs : 0),
+  };
+}
+
+/**
+ * The log uri in an answer to `parex.showLog`: the protocol says the uri itself; a `{uri}` or
+ * `{logUri}` object is accepted too.
+ */
+export function parseLogUri(value: unknown): string | undefined {
+  if (typeof value === 'string' && value !== '') return value;
+  if (isRecord(value)) {
+    if (typeof value.uri === 'string' && value.uri !== '') return value.uri;
+    if (typeof value.logUri === 'string' && value.logUri !== '') return value.logUri;
+  }
+  return undefined;
+}

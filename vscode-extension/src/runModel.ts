@@ -1,0 +1,246 @@
+// The state of one run as the editor shows it, built from `parex/taskEvent`s and the final
+// `RunResult`: pure, no `vscode`, clock passed in.
+import type { RunResult, TaskEvent, TaskResult } from './protocol';
+
+export type TaskState =
+  | 'pending' // known from the plan, no event yet
+  | 'queued'
+  | 'lockWait'
+  | 'running'
+  | 'retrying'
+  | 'succeeded'
+  | 'failed'
+  | 'skipped'
+  | 'cancelled';
+
+export const FINAL_STATES: ReadonlySet<TaskState> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
+
+export interface TaskView {
+  id: string;
+  state: TaskState;
+  attempt: number;
+  /** Local clock (ms) when the current attempt started. */
+  startedAt?: number;
+  /** Local clock (ms) when the task reached a final state. */
+  endedAt?: number;
+  /** Duration reported by the server, when it did. */
+  durationMs?: number;
+  lastLine?: string;
+  error?: string;
+  code?: string;
+  exitCode?: number;
+  logUri?: string;
+}
+
+export interface RunCounts {
+  total: number;
+  finished: number;
+  running: number;
+  waiting: number;
+  succeeded: number;
+  failed: number;
+  skipped: number;
+  cancelled: number;
+}
+
+/** What one event changed, for the caller to show. */
+export interface Applied {
+  /** Lines of task output carried by an `output` event (complete lines, no line ends). */
+  outputLines: string[];
+  /** The task's new state when the event changed it. */
+  stateChange?: TaskState;
+}
+
+/** Splits the `text` of an output event into lines, dropping the final line end. */
+export function outputLines(text: string): string[] {
+  if (text === '') return [];
+  const lines = text.split(/\r\n|\r|\n/);
+  if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+function finiteNumber(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+const KIND_TO_STATE: Record<string, TaskState> = {
+  queued: 'queued',
+  lockWait: 'lockWait',
+  started: 'running',
+  retrying: 'retrying',
+  succeeded: 'succeeded',
+  failed: 'failed',
+  skipped: 'skipped',
+  cancelled: 'cancelled',
+};
+
+export class RunModel {
+  runId: string | undefined;
+  /** Local clock when the run started (the request was sent, or the first event arrived). */
+  readonly startedAt: number;
+  finishedAt: number | undefined;
+  result: RunResult | undefined;
+  private readonly tasks = new Map<string, TaskView>();
+
+  constructor(taskIds: readonly string[], now: number, runId?: string) {
+    this.startedAt = now;
+    this.runId = runId;
+    for (const id of taskIds) this.ensure(id);
+  }
+
+  get finished(): boolean {
+    return this.finishedAt !== undefined;
+  }
+
+  /** The tasks, in the order they became known (plan order, then event order). */
+  list(): TaskView[] {
+    return [...this.tasks.values()];
+  }
+
+  get(id: string): TaskView | undefined {
+    return this.tasks.get(id);
+  }
+
+  private ensure(id: string): TaskView {
+    let task = this.tasks.get(id);
+    if (!task) {
+      task = { id, state: 'pending', attempt: 0 };
+      this.tasks.set(id, task);
+    }
+    return task;
+  }
+
+  /** Applies one event of this run. Run-level events (taskId null) only mark the end. */
+  apply(event: TaskEvent, now: number): Applied {
+    if (this.runId === undefined) this.runId = event.runId;
+    if (event.taskId === null) {
+      if (event.kind === 'runFinished' && this.finishedAt === undefined) this.finishedAt = now;
+      return { outputLines: [] };
+    }
+    const task = this.ensure(event.taskId);
+    const data = event.data ?? {};
+    if (event.kind === 'output') {
+      const lines = outputLines(typeof data.text === 'string' ? data.text : '');
+      const last = [...lines].reverse().find((l) => l.trim() !== '');
+      if (last !== undefined) task.lastLine = last.trim();
+      return { outputLines: lines };
+    }
+    const state = KIND_TO_STATE[event.kind];
+    if (state === undefined) return { outputLines: [] };
+    // A late event must not pull a finished task back (events of one task arrive in order, but
+    // the final RunResult may have been applied first).
+    if (FINAL_STATES.has(task.state) && !FINAL_STATES.has(state) && task.attempt >= event.attempt) {
+      return { outputLines: [] };
+    }
+    task.state = state;
+    if (event.attempt > 0) task.attempt = event.attempt;
+    if (state === 'running') {
+      task.startedAt = now;
+      task.endedAt = undefined;
+      task.error = undefined;
+      task.code = undefined;
+    } else if (FINAL_STATES.has(state)) {
+      task.endedAt = now;
+      const duration = finiteNumber(data.durationMs);
+      if (duration !== undefined) task.durationMs = duration;
+      const error = str(data.error) ?? str(data.reason) ?? str(data.message);
+      if (error !== undefined) task.error = error;
+      const code = str(data.code);
+      if (code !== undefined) task.code = code;
+      const exitCode = finiteNumber(data.exitCode);
+      if (exitCode !== undefined) task.exitCode = exitCode;
+      const logUri = str(data.logUri);
+      if (logUri !== undefined) task.logUri = logUri;
+    } else if (state === 'retrying') {
+      const error = str(data.error) ?? str(data.reason);
+      if (error !== undefined) task.error = error;
+    }
+    return { outputLines: [], stateChange: state };
+  }
+
+  /** Applies the final result: every task takes the status, duration and log the server reports. */
+  applyResult(result: RunResult, now: number): void {
+    this.result = result;
+    if (this.runId === undefined) this.runId = result.runId;
+    if (this.finishedAt === undefined) this.finishedAt = now;
+    for (const r of result.tasks) this.applyTaskResult(r, now);
+  }
+
+  private applyTaskResult(r: TaskResult, now: number): void {
+    const task = this.ensure(r.id);
+    const state = r.status as TaskState;
+    if (FINAL_STATES.has(state)) task.state = state;
+    if (task.endedAt === undefined) task.endedAt = now;
+    task.durationMs = r.durationMs;
+    if (r.attempts > 0) task.attempt = r.attempts;
+    if (r.error) task.error = r.error;
+    if (r.code) task.code = r.code;
+    if (r.exitCode !== undefined && r.exitCode !== null) task.exitCode = r.exitCode;
+    if (r.logUri) task.logUri = r.logUri;
+  }
+
+  /** How long a task has been running (live), or took (finished); undefined before it started. */
+  elapsedMs(task: TaskView, now: number): number | undefined {
+    if (FINAL_STATES.has(task.state) && task.durationMs !== undefined) return task.durationMs;
+    if (task.startedAt === undefined) return undefined;
+    return Math.max(0, (task.endedAt ?? now) - task.startedAt);
+  }
+
+  counts(): RunCounts {
+    const c: RunCounts = { total: 0, finished: 0, running: 0, waiting: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 };
+    for (const t of this.tasks.values()) {
+      c.total++;
+      switch (t.state) {
+        case 'succeeded':
+        case 'failed':
+        case 'skipped':
+        case 'cancelled':
+          c.finished++;
+          c[t.state]++;
+          break;
+        case 'running':
+        case 'retrying':
+          c.running++;
+          break;
+        default:
+          c.waiting++;
+      }
+    }
+    return c;
+  }
+
+  /** Tasks that a resume would run again. */
+  unfinishedOrFailed(): TaskView[] {
+    return this.list().filter((t) => t.state !== 'succeeded');
+  }
+
+  /**
+   * The run's result: the server's when it sent one; else one built from the events (for runs
+   * the editor did not start, such as a retry from a code action, whose result goes elsewhere).
+   */
+  summary(now: number): RunResult {
+    if (this.result) return this.result;
+    const tasks: TaskResult[] = this.list().map((t) => {
+      const r: TaskResult = {
+        id: t.id,
+        status: t.state,
+        attempts: t.attempt,
+        durationMs: this.elapsedMs(t, now) ?? 0,
+      };
+      if (t.exitCode !== undefined) r.exitCode = t.exitCode;
+      if (t.error !== undefined) r.error = t.error;
+      if (t.code !== undefined) r.code = t.code;
+      if (t.logUri !== undefined) r.logUri = t.logUri;
+      return r;
+    });
+    const c = this.counts();
+    const status = c.failed + c.skipped > 0 ? 'failed' : c.cancelled > 0 ? 'cancelled' : 'succeeded';
+    const wallMs = Math.max(0, (this.finishedAt ?? now) - this.startedAt);
+    const workMs = tasks.reduce((sum, t) => sum + t.durationMs, 0);
+    return { runId: this.runId ?? '', status, tasks, wallMs, workMs, speedup: wallMs > 0 ? workMs / wallMs : 0 };
+  }
+}

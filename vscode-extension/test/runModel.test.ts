@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseLogUri, parseRunResult, parseTaskEvent, type TaskEvent } from '../src/protocol';
+import { outputLines, RunModel } from '../src/runModel';
+
+const ev = (taskId: string | null, kind: string, data?: Record<string, unknown>, attempt = 1): TaskEvent => ({
+  runId: 'r1',
+  taskId,
+  kind,
+  attempt,
+  timestamp: '2025-01-01T00:00:00Z',
+  data,
+});
+
+describe('RunModel', () => {
+  it('follows tasks through their events', () => {
+    const m = new RunModel(['ok', 'bad'], 1000);
+    assert.equal(m.runId, undefined);
+    m.apply(ev(null, 'runStarted'), 1000);
+    assert.equal(m.runId, 'r1');
+    m.apply(ev('ok', 'queued'), 1000);
+    const started = m.apply(ev('ok', 'started'), 1100);
+    assert.equal(started.stateChange, 'running');
+    m.apply(ev('bad', 'started'), 1200);
+    const out = m.apply(ev('ok', 'output', { text: 'line one\nline two\n' }), 1300);
+    assert.deepEqual(out.outputLines, ['line one', 'line two']);
+    assert.equal(out.stateChange, undefined);
+    assert.equal(m.get('ok')?.lastLine, 'line two');
+    assert.deepEqual(m.counts(), { total: 2, finished: 0, running: 2, waiting: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 });
+    assert.equal(m.elapsedMs(m.get('ok')!, 1600), 500);
+
+    m.apply(ev('ok', 'succeeded'), 2100);
+    m.apply(ev('bad', 'failed', { error: 'exit code 3', code: 'exit-code', exitCode: 3 }), 2200);
+    const bad = m.get('bad')!;
+    assert.equal(bad.state, 'failed');
+    assert.equal(bad.error, 'exit code 3');
+    assert.equal(bad.code, 'exit-code');
+    assert.equal(bad.exitCode, 3);
+    assert.equal(m.elapsedMs(m.get('ok')!, 9999), 1000, 'a finished task stops its clock');
+    assert.equal(m.finished, false);
+    m.apply(ev(null, 'runFinished'), 2300);
+    assert.equal(m.finished, true);
+    assert.deepEqual(m.unfinishedOrFailed().map((t) => t.id), ['bad']);
+  });
+
+  it('learns tasks it was not told of, in event order', () => {
+    const m = new RunModel([], 0);
+    m.apply(ev('b', 'queued'), 0);
+    m.apply(ev('a', 'queued'), 0);
+    assert.deepEqual(m.list().map((t) => t.id), ['b', 'a']);
+  });
+
+  it('a retry restarts the clock and counts the attempt', () => {
+    const m = new RunModel(['t'], 0);
+    m.apply(ev('t', 'started'), 100);
+    m.apply(ev('t', 'retrying', { reason: 'rate limit' }), 500);
+    assert.equal(m.get('t')!.error, 'rate limit');
+    assert.equal(m.counts().running, 1);
+    m.apply(ev('t', 'started', undefined, 2), 900);
+    assert.equal(m.get('t')!.attempt, 2);
+    assert.equal(m.get('t')!.error, undefined);
+    assert.equal(m.elapsedMs(m.get('t')!, 1000), 100);
+  });
+
+  it('the result overrides what events said and is the summary', () => {
+    const m = new RunModel(['ok', 'bad'], 0);
+    m.apply(ev('ok', 'started'), 0);
+    const result = {
+      runId: 'r1',
+      status: 'failed',
+      tasks: [
+        { id: 'ok', status: 'succeeded', attempts: 1, durationMs: 40, logUri: 'file:///w/.parex/runs/r1/ok.log' },
+        { id: 'bad', status: 'skipped', attempts: 0, durationMs: 0, code: 'dependency-failed' },
+      ],
+      wallMs: 50,
+      workMs: 40,
+      speedup: 0.8,
+    };
+    m.applyResult(result, 60);
+    assert.equal(m.get('ok')!.state, 'succeeded');
+    assert.equal(m.get('ok')!.logUri, 'file:///w/.parex/runs/r1/ok.log');
+    assert.equal(m.elapsedMs(m.get('ok')!, 1000), 40);
+    assert.equal(m.get('bad')!.state, 'skipped');
+    assert.equal(m.get('bad')!.code, 'dependency-failed');
+    assert.equal(m.summary(1000), result);
+    // A late event of the same attempt does not pull the task back.
+    m.apply(ev('ok', 'started'), 70);
+    assert.equal(m.get('ok')!.state, 'succeeded');
+  });
+
+  it('builds a summary from events when no result came', () => {
+    const m = new RunModel([], 1000, 'r9');
+    m.apply({ ...ev('a', 'started'), runId: 'r9' }, 1000);
+    m.apply({ ...ev('b', 'started'), runId: 'r9' }, 1000);
+    m.apply({ ...ev('a', 'succeeded'), runId: 'r9' }, 3000);
+    m.apply({ ...ev('b', 'failed', { error: 'boom' }), runId: 'r9' }, 3000);
+    m.apply({ ...ev(null, 'runFinished'), runId: 'r9' }, 3000);
+    const s = m.summary(5000);
+    assert.equal(s.runId, 'r9');
+    assert.equal(s.status, 'failed');
+    assert.equal(s.wallMs, 2000);
+    assert.equal(s.workMs, 4000);
+    assert.equal(s.speedup, 2);
+    assert.deepEqual(s.tasks.map((t) => [t.id, t.status, t.error]), [['a', 'succeeded', undefined], ['b', 'failed', 'boom']]);
+  });
+
+  it('ignores kinds it does not know', () => {
+    const m = new RunModel(['t'], 0);
+    assert.deepEqual(m.apply(ev('t', 'somethingNew'), 0), { outputLines: [] });
+    assert.equal(m.get('t')!.state, 'pending');
+  });
+});
+
+describe('outputLines', () => {
+  it('splits complete lines and drops the final line end only', () => {
+    assert.deepEqual(outputLines('a\nb\n'), ['a', 'b']);
+    assert.deepEqual(outputLines('a\r\n\r\nb'), ['a', '', 'b']);
+    assert.deepEqual(outputLines('\n'), ['']);
+    assert.deepEqual(outputLines(''), []);
+  });
+});
+
+describe('protocol parsing', () => {
+  it('parseTaskEvent keeps what it needs and refuses what lacks a runId or kind', () => {
+    assert.deepEqual(parseTaskEvent({ runId: 'r', taskId: null, kind: 'runStarted', attempt: 0, timestamp: 5 }), {
+      runId: 'r', taskId: null, kind: 'runStarted', attempt: 0, timestamp: 5, data: undefined,
+    });
+    assert.equal(parseTaskEvent({ taskId: 't', kind: 'started' }), undefined);
+    assert.equal(parseTaskEvent({ runId: 'r', taskId: 3, kind: 'started' }), undefined);
+    assert.equal(parseTaskEvent('nope'), undefined);
+    assert.equal(parseTaskEvent({ runId: 'r', taskId: 't', kind: 'output', data: { text: 'x\n' } })?.data?.text, 'x\n');
+  });
+  it('parseRunResult fills what is missing and refuses what is not a result', () => {
+    const r = parseRunResult({
+      runId: 'r', status: 'failed', wallMs: 100,
+      tasks: [{ id: 'a', status: 'failed', attempts: 2, durationMs: 150, exitCode: 1, error: 'exit code 1', code: 'exit-code' }, { nope: 1 }],
+    });
+    assert.deepEqual(r, {
+      runId: 'r', status: 'failed', wallMs: 100, workMs: 150, speedup: 1.5,
+      tasks: [{ id: 'a', status: 'failed', attempts: 2, durationMs: 150, exitCode: 1, error: 'exit code 1', code: 'exit-code' }],
+    });
+    assert.equal(parseRunResult({ runId: 'r' }), undefined);
+    assert.equal(parseRunResult(null), undefined);
+  });
+  it('parseLogUri takes the uri itself or an object holding it', () => {
+    assert.equal(parseLogUri('file:///l.log'), 'file:///l.log');
+    assert.equal(parseLogUri({ uri: 'file:///l.log' }), 'file:///l.log');
+    assert.equal(parseLogUri({ logUri: 'file:///m.log' }), 'file:///m.log');
+    assert.equal(parseLogUri({}), undefined);
+    assert.equal(parseLogUri(''), undefined);
+  });
+});
