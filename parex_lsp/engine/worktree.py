@@ -1,0 +1,399 @@
+"""Worktree isolation: each task works in its own git worktree, on its own branch, merged back when it succeeds.
+
+Layout: `<workspace>/.parex/worktrees/<runId>/<taskId>` on branch `parex/<runId>/<taskId>`, started from the
+base branch's head at the moment the task starts (so a dependent sees the merged work of its dependencies).
+
+What is never done: overwrite, stash or reset anything of the user's; delete a branch whose work is not merged.
+A succeeded task is merged with `--no-ff` into the base branch in the main checkout, one merge at a time; a
+conflict is aborted at once (the base branch and working tree stay as they were) and the task's branch is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import git
+from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+
+from parex_lsp.engine.journal import replay, runs_dir, state_dir
+
+AUTHOR_NAME, AUTHOR_EMAIL = "parex", "parex@localhost"
+RESCUE_MESSAGE = "parex: rescued uncommitted work"
+COPIED_LIST = "parex-copied-files"  # in the worktree's private git dir: paths copied in, never committed
+
+# Every git command parex runs: its own identity (the user may have none configured), no signing prompts,
+# no background gc racing our ref updates, and no GIT_DIR & co. inherited from a hook that launched us.
+GIT_ENV: dict[str, str | None] = {
+    "GIT_AUTHOR_NAME": AUTHOR_NAME, "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
+    "GIT_COMMITTER_NAME": AUTHOR_NAME, "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL,
+    "GIT_CONFIG_COUNT": "3",
+    "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0",
+    "GIT_CONFIG_KEY_1": "commit.gpgsign", "GIT_CONFIG_VALUE_1": "false",
+    "GIT_CONFIG_KEY_2": "advice.detachedHead", "GIT_CONFIG_VALUE_2": "false",
+    "GIT_DIR": None, "GIT_WORK_TREE": None, "GIT_INDEX_FILE": None, "GIT_OBJECT_DIRECTORY": None,
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+class WorktreeError(Exception):
+    """Worktree isolation cannot start here; the message says why and what to do."""
+
+
+@dataclass(slots=True)
+class MergeOutcome:
+    ok: bool
+    commit: str | None
+    conflicts: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass(slots=True)
+class _Tree:
+    task_id: str
+    path: Path  # the worktree's root
+    branch: str
+    base: str  # the commit it started from
+
+
+def _git(cwd: Path) -> git.Git:
+    g = git.Git(str(cwd))
+    g.update_environment(**GIT_ENV)
+    return g
+
+
+def _stderr(error: GitCommandError) -> str:
+    """What git printed, without GitPython's `stderr: '...'` wrapping."""
+    if isinstance(error.stderr, bytes):
+        text = error.stderr.decode(errors="replace")
+    else:
+        text = error.stderr or ""
+    text = text.strip()
+    if text.startswith("stderr: '"):
+        text = text[len("stderr: '"):].removesuffix("'")
+    return text
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def worktrees_dir(workspace: Path) -> Path:
+    return state_dir(workspace) / "worktrees"
+
+
+def _run_is_running(workspace: Path, run_id: str) -> bool:
+    journal = runs_dir(workspace) / run_id / "journal.jsonl"
+    return journal.is_file() and replay(journal).status == "running"
+
+
+class Worktrees:
+    """One run's worktrees. `create` and `finish` are thread-safe; merges into the base branch are serialized."""
+
+    def __init__(self, workspace: Path, run_id: str, copy_files: list[str] = (), allow_dirty: bool = False):
+        self.workspace = workspace.resolve()
+        self.run_id = run_id
+        self.copy_files = list(copy_files)
+        self.allow_dirty = allow_dirty
+        self.dir = worktrees_dir(self.workspace) / run_id
+        self._trees: dict[str, _Tree] = {}
+        self._lock = threading.Lock()  # guards _trees
+        self._merge_lock = threading.Lock()  # one merge into the main checkout at a time
+        self.repo: git.Repo | None = None
+        self.root = self.workspace
+        self.sub = PurePosixPath(".")  # the workspace inside the repository (a monorepo subfolder)
+        self.base_branch = ""
+
+    # -- starting ------------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Check that worktrees can be used here, then clear worktrees left by runs that are no longer running."""
+        try:
+            repo = git.Repo(self.workspace, search_parent_directories=True)
+        except (InvalidGitRepositoryError, NoSuchPathError):
+            raise WorktreeError(f"{self.workspace} is not in a git repository: worktree isolation needs one "
+                                "(git init && git add -A && git commit -m init), or use isolation = \"none\"") from None
+        if repo.bare or repo.working_tree_dir is None:
+            raise WorktreeError(f"{self.workspace} is a bare git repository: worktree isolation needs a checkout")
+        repo.git.update_environment(**GIT_ENV)
+        self.repo = repo
+        self.root = Path(repo.working_tree_dir).resolve()
+        self.sub = PurePosixPath(self.workspace.relative_to(self.root).as_posix())
+        if not repo.head.is_valid():
+            raise WorktreeError(f"the git repository at {self.root} has no commit yet: "
+                                "make a first commit before running with isolation = \"worktree\"")
+        if repo.head.is_detached:
+            raise WorktreeError(f"HEAD is detached (at {repo.head.commit.hexsha[:12]}) in {self.root}: "
+                                "check out the branch the tasks' work should be merged into (git switch <branch>)")
+        self.base_branch = repo.active_branch.name
+        for marker, what in (("MERGE_HEAD", "a merge"), ("CHERRY_PICK_HEAD", "a cherry-pick"),
+                             ("REVERT_HEAD", "a revert"), ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase")):
+            if Path(repo.git_dir, marker).exists():
+                raise WorktreeError(f"{what} is in progress in {self.root}: finish or abort it first")
+        if not self.allow_dirty:
+            dirty = self._dirty_paths()
+            if dirty:
+                shown = ", ".join(dirty[:10]) + (f" and {len(dirty) - 10} more" if len(dirty) > 10 else "")
+                raise WorktreeError(
+                    f"uncommitted changes to tracked files in {self.root}: {shown}. Tasks start from the last "
+                    "commit of " + self.base_branch + " and would not see them: commit or stash them first, "
+                    "or set allow_dirty = true (merges that would touch those files are then refused)")
+        state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
+        ignore = state_dir(self.workspace) / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")  # the worktrees live inside the checkout; git must never see them
+        self._prune_orphans()
+
+    def _dirty_paths(self) -> list[str]:
+        """Tracked paths with uncommitted changes, staged or not; the `.parex/` line parex itself adds to
+        `.gitignore` on a first run is not counted."""
+        out = self.repo.git.status("--porcelain=v1", "-z", "--untracked-files=no")
+        fields = out.split("\0")
+        paths: list[str] = []
+        i = 0
+        while i < len(fields):
+            entry = fields[i]
+            i += 1
+            if len(entry) < 4:
+                continue
+            code, path = entry[:2], entry[3:]
+            if "R" in code or "C" in code:
+                i += 1  # the rename's source path follows
+            paths.append(path)
+        return [p for p in paths if not self._only_parex_ignored(p)]
+
+    def _only_parex_ignored(self, path: str) -> bool:
+        gitignore = (self.sub / ".gitignore").as_posix().removeprefix("./")
+        if path != gitignore:
+            return False
+        try:
+            committed = self.repo.git.show(f"HEAD:{gitignore}")
+            current = (self.root / gitignore).read_text()
+        except (GitCommandError, OSError):
+            return False
+
+        def rest(text: str) -> list[str]:
+            return [ln for ln in text.splitlines() if ln.strip().rstrip("/") not in (".parex", "/.parex")]
+
+        return rest(committed) == rest(current)
+
+    # -- orphans -------------------------------------------------------------------------------------------
+
+    def _registered(self) -> dict[Path, str | None]:
+        """Worktrees git knows of: path -> branch (None when detached)."""
+        out = self.repo.git.worktree("list", "--porcelain")
+        found: dict[Path, str | None] = {}
+        path: Path | None = None
+        for line in out.splitlines():
+            if line.startswith("worktree "):
+                path = Path(line[len("worktree "):]).resolve()
+                found[path] = None
+            elif line.startswith("branch ") and path is not None:
+                found[path] = line[len("branch "):].removeprefix("refs/heads/")
+        return found
+
+    def _prune_orphans(self) -> None:
+        """Remove worktrees of runs that are no longer running. Their branches stay, with any uncommitted
+        work committed onto them first."""
+        root = worktrees_dir(self.workspace)
+        if root.is_dir():
+            registered = self._registered()
+            for run_dir in sorted(root.iterdir()):
+                if run_dir.name == self.run_id or not run_dir.is_dir():
+                    continue
+                if _run_is_running(self.workspace, run_dir.name):
+                    continue
+                for path in [p for p in registered if run_dir.resolve() in p.parents]:
+                    if registered[path] is not None:  # a detached tree has no branch to keep work on
+                        self._commit_all(path, RESCUE_MESSAGE)
+                    self._remove(path)
+                _rmdir_if_empty(run_dir)
+        self.repo.git.worktree("prune")
+
+    # -- one task ------------------------------------------------------------------------------------------
+
+    def branch_for(self, task_id: str) -> str:
+        return f"parex/{self.run_id}/{task_id}"
+
+    def create(self, task_id: str) -> Path:
+        """The task's working directory in a new worktree (the same one again if it exists already)."""
+        self._require_prepared()
+        with self._lock:
+            tree = self._trees.get(task_id)
+            if tree is not None:
+                return self._workdir(tree)
+            base = self.repo.git.rev_parse("--verify", f"refs/heads/{self.base_branch}")
+            tree = _Tree(task_id, self.dir / task_id, self.branch_for(task_id), base)
+            self._trees[task_id] = tree
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._set_aside_old_branch(tree.branch)
+            self.repo.git.worktree("add", "--quiet", "-b", tree.branch, str(tree.path), base)
+            self._copy_in(tree)
+        except Exception as e:
+            with self._lock:
+                self._trees.pop(task_id, None)
+            if tree.path.exists():
+                self._remove(tree.path)
+            if isinstance(e, GitCommandError):
+                raise WorktreeError(f"could not create a worktree for task {task_id}: "
+                                    f"{_stderr(e) or e}") from e
+            raise
+        return self._workdir(tree)
+
+    def _workdir(self, tree: _Tree) -> Path:
+        return tree.path / self.sub if str(self.sub) != "." else tree.path
+
+    def _set_aside_old_branch(self, branch: str) -> None:
+        """A branch of this name from an earlier attempt keeps its work under another name."""
+        if not self._branch_exists(branch):
+            return
+        n = 1
+        while self._branch_exists(f"{branch}-kept-{n}"):
+            n += 1
+        self.repo.git.branch("-m", branch, f"{branch}-kept-{n}")
+
+    def _branch_exists(self, branch: str) -> bool:
+        try:
+            self.repo.git.rev_parse("--verify", "--quiet", f"refs/heads/{branch}")
+            return True
+        except GitCommandError:
+            return False
+
+    def _copy_in(self, tree: _Tree) -> None:
+        """Copy `copy_files` (untracked files such as .env) from the workspace; never over a checked-out file.
+        Their paths are noted so that no commit of parex ever includes them."""
+        copied: list[str] = []
+        dest_root = self._workdir(tree)
+        for pattern in self.copy_files:
+            for src in sorted(self.workspace.glob(pattern)):
+                rel = src.relative_to(self.workspace)
+                if rel.parts and rel.parts[0] in (".parex", ".git"):
+                    continue
+                dest = dest_root / rel
+                if dest.exists():
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                if src.is_dir():
+                    shutil.copytree(src, dest, symlinks=True)
+                else:
+                    shutil.copy2(src, dest, follow_symlinks=False)
+                copied.append((self.sub / rel.as_posix()).as_posix().removeprefix("./"))
+        if copied:
+            (self._private_dir(tree.path) / COPIED_LIST).write_text("\n".join(copied) + "\n")
+
+    def _private_dir(self, path: Path) -> Path:
+        """The worktree's own git dir (`.git/worktrees/<name>`), which git never checks out or commits."""
+        return Path(path, _git(path).rev_parse("--absolute-git-dir"))
+
+    def _commit_all(self, path: Path, message: str) -> str | None:
+        """Commit everything in a worktree except the copied-in files; the new commit, or None if nothing changed."""
+        g = _git(path)
+        g.add("-A")
+        listed = self._private_dir(path) / COPIED_LIST
+        if listed.is_file():
+            copied = _lines(listed.read_text())
+            if copied:
+                g.reset("-q", "--", *copied)
+        if not g.diff("--cached", "--name-only"):
+            return None
+        g.commit("-q", "--no-verify", "-m", message)
+        return g.rev_parse("HEAD")
+
+    def _remove(self, path: Path) -> None:
+        try:
+            self.repo.git.worktree("remove", "--force", "--force", str(path))
+        except GitCommandError:
+            shutil.rmtree(path, ignore_errors=True)  # not (or no longer) a worktree git knows: just the files
+            self.repo.git.worktree("prune")
+
+    def finish(self, task_id: str, succeeded: bool) -> MergeOutcome | None:
+        """Commit the task's work to its branch and remove its worktree; when it succeeded, merge the branch
+        into the base branch. None when the task did not succeed (its branch is kept) or never had a worktree."""
+        with self._lock:
+            tree = self._trees.pop(task_id, None)
+        if tree is None:
+            return None
+        try:
+            if succeeded:
+                self._commit_all(tree.path, f"parex: task {task_id} (run {self.run_id})")
+            else:
+                self._commit_all(tree.path, f"parex: work of task {task_id} (run {self.run_id}), which did not succeed")
+        finally:
+            self._remove(tree.path)
+        if not succeeded:
+            return None
+        with self._merge_lock:
+            outcome = self._merge(tree)
+        if outcome.ok:
+            self.repo.git.branch("-D", tree.branch)
+        return outcome
+
+    def _merge(self, tree: _Tree) -> MergeOutcome:
+        g = self.repo.git
+        kept = f"the task's work is kept on branch {tree.branch}"
+        try:
+            current = g.symbolic_ref("--quiet", "--short", "HEAD")
+        except GitCommandError:
+            current = "a detached HEAD"
+        if current != self.base_branch:
+            return MergeOutcome(False, None, [], f"cannot merge task {tree.task_id}: {self.base_branch} is no longer "
+                                                 f"checked out in {self.root} (now {current}); {kept}")
+        if g.rev_list("--count", f"HEAD..{tree.branch}") == "0":
+            return MergeOutcome(True, None, [], f"task {tree.task_id} changed nothing")
+        try:
+            g.merge("--no-ff", "--no-edit", "--no-verify", "-m",
+                    f"parex: merge task {tree.task_id} (run {self.run_id})", tree.branch)
+        except GitCommandError as e:
+            return self._merge_failed(tree, e, kept)
+        commit = g.rev_parse("HEAD")
+        return MergeOutcome(True, commit, [], f"merged {tree.branch} into {self.base_branch} ({commit[:12]})")
+
+    def _merge_failed(self, tree: _Tree, error: GitCommandError, kept: str) -> MergeOutcome:
+        g = self.repo.git
+        conflicts = _lines(g.diff("--name-only", "--diff-filter=U"))
+        if Path(self.repo.git_dir, "MERGE_HEAD").exists():
+            g.merge("--abort")  # back to exactly where the base branch was
+        if conflicts:
+            return MergeOutcome(False, None, conflicts,
+                                f"merge conflict in {', '.join(conflicts)}: {kept} "
+                                f"(resolve with: git merge {tree.branch})")
+        # git refused before touching anything, e.g. uncommitted or untracked files in the way
+        stderr = _stderr(error)
+        blocked = [ln.strip() for ln in stderr.splitlines() if ln.startswith("\t")]
+        reason = next((ln.strip() for ln in stderr.splitlines() if ln.strip() and not ln.startswith("\t")),
+                      "git merge failed")
+        reason = reason.removeprefix("error: ").removeprefix("fatal: ").rstrip(":")
+        shown = f" ({', '.join(blocked)})" if blocked else ""
+        return MergeOutcome(False, None, blocked, f"git refused to merge task {tree.task_id}: {reason}{shown}; {kept}")
+
+    # -- ending --------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Remove this run's remaining worktrees (their work committed to their kept branches) and prune."""
+        if self.repo is None:
+            return
+        with self._lock:
+            left = list(self._trees.values())
+            self._trees.clear()
+        for tree in left:
+            try:
+                self._commit_all(tree.path, f"parex: work of task {tree.task_id} (run {self.run_id}), unfinished")
+            finally:
+                self._remove(tree.path)
+        _rmdir_if_empty(self.dir)
+        self.repo.git.worktree("prune")
+
+    def _require_prepared(self) -> None:
+        if self.repo is None:
+            raise WorktreeError("Worktrees.prepare() must run before create()")
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
