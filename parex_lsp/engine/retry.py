@@ -20,7 +20,7 @@ def _transient(outcome: Outcome) -> bool:
 async def with_retries(attempt: Callable[[], Awaitable[Outcome]], retries: int, backoff: float, backoff_max: float,
                        on_retry: Callable[[float, Outcome], None]) -> Outcome:
     """Run `attempt` until it succeeds, fails permanently, or `retries` extra attempts are spent."""
-    backoff_wait = wait_exponential_jitter(initial=backoff, max=backoff_max, jitter=backoff)
+    backoff_wait = wait_exponential_jitter(multiplier=backoff, max=backoff_max, jitter=backoff)
 
     def wait(state: RetryCallState) -> float:
         asked = state.outcome.result().retry_after if state.outcome else None
