@@ -1,5 +1,7 @@
 // The state of one run as the editor shows it, built from `parex/taskEvent`s and the final
 // `RunResult`: pure, no `vscode`, clock passed in.
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { RunResult, TaskEvent, TaskResult } from './protocol';
 
 export type TaskState =
@@ -57,6 +59,10 @@ export function outputLines(text: string): string[] {
   const lines = text.split(/\r\n|\r|\n/);
   if (lines.length > 1 && lines[lines.length - 1] === '') lines.pop();
   return lines;
+}
+
+function fileUri(file: string | undefined): string | undefined {
+  return file !== undefined && path.isAbsolute(file) ? pathToFileURL(file).toString() : undefined;
 }
 
 function str(value: unknown): string | undefined {
@@ -118,6 +124,9 @@ export class RunModel {
   apply(event: TaskEvent, now: number): Applied {
     if (this.runId === undefined) this.runId = event.runId;
     if (event.taskId === null) {
+      // runStarted names the plan's tasks, in plan order.
+      const ids = event.kind === 'runStarted' ? event.data?.tasks : undefined;
+      if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'string' && id !== '') this.ensure(id);
       if (event.kind === 'runFinished' && this.finishedAt === undefined) this.finishedAt = now;
       return { outputLines: [] };
     }
@@ -153,7 +162,7 @@ export class RunModel {
       if (code !== undefined) task.code = code;
       const exitCode = finiteNumber(data.exitCode);
       if (exitCode !== undefined) task.exitCode = exitCode;
-      const logUri = str(data.logUri);
+      const logUri = str(data.logUri) ?? fileUri(str(data.logPath));
       if (logUri !== undefined) task.logUri = logUri;
     } else if (state === 'retrying') {
       const error = str(data.error) ?? str(data.reason);

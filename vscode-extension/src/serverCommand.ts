@@ -10,7 +10,7 @@ export interface ServerCommand {
 }
 
 export interface ResolveOptions {
-  /** The `parex.serverCommand` setting (an array of strings; anything else counts as unset). */
+  /** The `parex.serverCommand` setting (an array of strings or a path; anything else counts as unset). */
   configured: unknown;
   /** The PATH environment variable. */
   pathEnv: string | undefined;
@@ -37,8 +37,12 @@ export function defaultIsExecutable(file: string): boolean {
   }
 }
 
-/** The setting's value when it is a non-empty array of non-empty strings, else undefined. */
+/**
+ * The setting's value when it is a non-empty array of strings (executable first) or one string
+ * (the executable's path, not split on spaces), else undefined.
+ */
 export function configuredCommand(value: unknown): string[] | undefined {
+  if (typeof value === 'string') return value.trim() === '' ? undefined : [value.trim()];
   if (!Array.isArray(value) || value.length === 0) return undefined;
   if (!value.every((v) => typeof v === 'string')) return undefined;
   const parts = (value as string[]).map((v) => v.trim());

@@ -43,6 +43,15 @@ describe('RunModel', () => {
     assert.deepEqual(m.unfinishedOrFailed().map((t) => t.id), ['bad']);
   });
 
+  it('takes the task list of runStarted, and a log path as a file uri', () => {
+    const m = new RunModel([], 0);
+    m.apply(ev(null, 'runStarted', { tasks: ['z', 'a', 7] }), 0);
+    assert.deepEqual(m.list().map((t) => [t.id, t.state]), [['z', 'pending'], ['a', 'pending']]);
+    m.apply(ev('a', 'failed', { reason: 'exited with code 3', logPath: '/w/.parex/runs/r1/a b.log' }), 0);
+    assert.equal(m.get('a')!.error, 'exited with code 3');
+    assert.equal(m.get('a')!.logUri, 'file:///w/.parex/runs/r1/a%20b.log');
+  });
+
   it('learns tasks it was not told of, in event order', () => {
     const m = new RunModel([], 0);
     m.apply(ev('b', 'queued'), 0);

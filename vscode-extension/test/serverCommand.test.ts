@@ -37,7 +37,7 @@ describe('resolveServerCommand', () => {
     assert.deepEqual(cmd.args, ['-m', 'parex_lsp', '--stdio']);
   });
   it('ignores a setting that is empty or not a list of strings', () => {
-    for (const configured of [[], [''], 'parex-lsp', [1, 2], null, undefined]) {
+    for (const configured of [[], [''], '  ', [1, 2], null, undefined, { command: 'x' }]) {
       const cmd = resolveServerCommand({
         configured,
         pathEnv: '/opt/bin',
@@ -87,6 +87,11 @@ describe('resolveServerCommand', () => {
 });
 
 describe('helpers', () => {
+  it('configuredCommand takes a single path as the executable, spaces and all', () => {
+    assert.deepEqual(configuredCommand('/opt/my tools/parex-lsp'), ['/opt/my tools/parex-lsp']);
+    const cmd = resolveServerCommand({ configured: '~/bin/parex-lsp', pathEnv: '', workspaceFolders: [], homeDir: '/h' });
+    assert.deepEqual(cmd, { command: '/h/bin/parex-lsp', args: ['--stdio'], source: 'setting' });
+  });
   it('configuredCommand trims and rejects a blank executable', () => {
     assert.deepEqual(configuredCommand([' parex-lsp ', '--stdio']), ['parex-lsp', '--stdio']);
     assert.equal(configuredCommand(['  ']), undefined);

@@ -1,0 +1,172 @@
+// Drives code-server in Chromium as a user would; run by e2e.sh. Exit code = verdict.
+// Env: E2E_URL, E2E_WORKSPACE, E2E_SCREENSHOT, E2E_ARTIFACTS.
+import { chromium } from 'playwright-core';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+
+const url = process.env.E2E_URL;
+const workspace = process.env.E2E_WORKSPACE;
+const screenshot = process.env.E2E_SCREENSHOT;
+const artifacts = process.env.E2E_ARTIFACTS ?? '.';
+if (!url || !workspace || !screenshot) {
+  console.error('driver: E2E_URL, E2E_WORKSPACE and E2E_SCREENSHOT are required');
+  process.exit(2);
+}
+
+const started = Date.now();
+const log = (msg) => console.log(`driver [${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+const checks = [];
+const check = (ok, what) => {
+  checks.push({ ok, what });
+  log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+};
+
+/** The visible text of the first element matching `selector`, with non-breaking spaces made plain. */
+async function textOf(page, selector) {
+  const texts = await page.locator(selector).allInnerTexts();
+  return texts.join('\n').replace(/\u00a0/g, ' ');
+}
+
+/** Waits until `predicate(text of selector)` holds; returns that text, or undefined on timeout. */
+async function waitForText(page, selector, predicate, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let text = '';
+  while (Date.now() < deadline) {
+    text = await textOf(page, selector).catch(() => '');
+    if (predicate(text)) return text;
+    await page.waitForTimeout(200);
+  }
+  return undefined;
+}
+
+/** F1, type, and run the entry whose label contains `label`. */
+async function runCommand(page, text, label = text) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible', timeout: 15000 });
+  await input.fill(`>${text}`);
+  const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first();
+  await row.waitFor({ state: 'visible', timeout: 15000 });
+  await page.waitForTimeout(150);
+  await input.press('Enter');
+}
+
+/** Quick Open (F1 without the `>`): opens a file of the workspace by name. */
+async function openFile(page, name) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor({ state: 'visible', timeout: 15000 });
+  await input.fill(name);
+  const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first();
+  await row.waitFor({ state: 'visible', timeout: 15000 });
+  await page.waitForTimeout(150);
+  await input.press('Enter');
+  await page.locator(`.tabs-container .tab.active[aria-label*="${name}"]`).waitFor({ timeout: 15000 });
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+let page;
+try {
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  page = await context.newPage();
+  page.on('pageerror', (err) => log(`page error: ${err.message}`));
+  log(`opening ${url}`);
+  await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60000 });
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
+  // The explorer lists the workspace once the remote file system answers.
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'parex.toml' }).first().waitFor({ timeout: 60000 });
+  log('workbench is up');
+
+  await openFile(page, 'parex.toml');
+  log('parex.toml is open');
+
+  // Run it: "Run Parallel Tasks" from the command palette.
+  await runCommand(page, 'Run Parallel Tasks');
+  log('ran "Run Parallel Tasks"');
+
+  // While it runs: the cancellable progress notification, and the status bar item.
+  const progress = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast',
+    (t) => /Parallel Tasks \(parex\.toml\)/.test(t) && /\d+\/2 done/.test(t),
+    30000,
+  );
+  check(progress !== undefined, `progress notification while running: ${JSON.stringify(progress?.split('\n').slice(0, 3).join(' | '))}`);
+  const cancelButtons = await page
+    .locator('.notifications-toasts .notification-toast', { hasText: 'Parallel Tasks (parex.toml)' })
+    .locator('.monaco-button', { hasText: 'Cancel' })
+    .count();
+  check(cancelButtons > 0, 'the progress notification can be cancelled');
+  const statusBar = await waitForText(page, '.statusbar', (t) => /parex \d\/2/.test(t), 10000);
+  check(statusBar !== undefined, 'status bar item shows the run');
+
+  // The end: the summary notification with the speedup.
+  const summary = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks failed: 1 succeeded, 1 failed in .* speedup\)/.test(t),
+    60000,
+  );
+  check(summary !== undefined, `summary notification: ${JSON.stringify(summary?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+
+  // The output channel: every line tagged with its task.
+  const output = await waitForText(
+    page,
+    '.part.panel .output-view, .part.panel [id="workbench.panel.output"]',
+    (t) => t.includes('[hello] hello from parex') && t.includes('[broken] about to fail'),
+    15000,
+  );
+  check(output !== undefined, 'output channel has "[hello] hello from parex" and "[broken] about to fail"');
+
+  // The "Parallel Tasks" view: each task's state and elapsed time.
+  await runCommand(page, 'Explorer: Focus on Parallel Tasks View', 'Focus on Parallel Tasks View');
+  const tree = await waitForText(
+    page,
+    '[id="workbench.view.explorer"] .pane:has(.pane-header:has-text("Parallel Tasks")) .monaco-list',
+    (t) => /hello\s*succeeded · \d/.test(t) && /broken\s*failed · \d/.test(t),
+    15000,
+  );
+  check(tree !== undefined, `Parallel Tasks view: ${JSON.stringify(tree?.replace(/\n+/g, ' | '))}`);
+
+  // The failure as a diagnostic, in the Problems panel.
+  await runCommand(page, 'Problems: Focus on Problems View', 'Focus on Problems View');
+  const problems = await waitForText(page, '.markers-panel', (t) => /broken failed: exited with code 3/.test(t), 30000);
+  check(problems !== undefined, `Problems panel: ${JSON.stringify(problems?.match(/broken failed[^\n]*/)?.[0])}`);
+
+  // Let the workbench settle (tree ticks, problem counts), then take the picture.
+  await page.waitForTimeout(800);
+  await page.screenshot({ path: screenshot });
+  log(`screenshot saved to ${screenshot}`);
+
+  // The task's log, through "Show Parallel Task Log".
+  await runCommand(page, 'Show Parallel Task Log');
+  const taskRow = page.locator('.quick-input-widget .monaco-list-row', { hasText: 'broken' }).first();
+  await taskRow.waitFor({ state: 'visible', timeout: 15000 });
+  await page.locator('.quick-input-widget input.input').fill('broken');
+  await page.waitForTimeout(150);
+  await page.keyboard.press('Enter');
+  const logTab = await page
+    .locator('.tabs-container .tab.active[aria-label*="broken.log"]')
+    .waitFor({ timeout: 15000 })
+    .then(() => true, () => false);
+  const logText = logTab ? await waitForText(page, '.editor-instance .view-lines', (t) => t.includes('about to fail'), 10000) : undefined;
+  check(logTab && logText !== undefined, 'Show Parallel Task Log opens broken.log with its output');
+
+  const runs = path.join(workspace, '.parex', 'runs');
+  check(existsSync(runs) && readdirSync(runs).length > 0, `the server kept the run in ${runs}`);
+} catch (err) {
+  check(false, `driver error: ${err instanceof Error ? err.stack : String(err)}`);
+} finally {
+  if (page && checks.some((c) => !c.ok)) {
+    await page.screenshot({ path: path.join(artifacts, 'failure.png') }).catch(() => {});
+  }
+  await browser.close();
+}
+
+const failed = checks.filter((c) => !c.ok);
+console.log(`${checks.length - failed.length} passed, ${failed.length} failed`);
+process.exit(failed.length === 0 && checks.length > 0 ? 0 : 1);

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# End-to-end test of the extension in a real VS Code (code-server) driven through Chromium:
+# installs the packaged .vsix, opens a workspace whose parex.toml has a passing and a failing
+# shell task, runs "Run Parallel Tasks" from the command palette and checks what a user sees
+# (progress, summary with speedup, task view, tagged output, the failure in the Problems panel,
+# the task's log). Saves a screenshot to docs/img/vscode-run.png. Exit code = verdict.
+#
+# Environment:
+#   PAREX_LSP            the server to use (default: <repo>/.venv/bin/parex-lsp)
+#   PAREX_E2E_CACHE      where code-server is installed once (default: ~/.cache/parex-e2e)
+#   PAREX_E2E_SCREENSHOT where the screenshot goes (default: <repo>/docs/img/vscode-run.png)
+#   PAREX_E2E_KEEP=1     keep the temporary workspace, profile and logs
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+EXT=$(dirname "$HERE")
+ROOT=$(git -C "$EXT" rev-parse --show-toplevel 2>/dev/null || dirname "$EXT")
+CACHE=${PAREX_E2E_CACHE:-$HOME/.cache/parex-e2e}
+PAREX_LSP=${PAREX_LSP:-$ROOT/.venv/bin/parex-lsp}
+SCREENSHOT=${PAREX_E2E_SCREENSHOT:-$ROOT/docs/img/vscode-run.png}
+CODE_SERVER_VERSION=${CODE_SERVER_VERSION:-4.99.4}
+CS_DIR=$CACHE/code-server-$CODE_SERVER_VERSION
+ENTRY=$CS_DIR/node_modules/code-server/out/node/entry.js
+
+t0=$(date +%s)
+step() { echo "e2e [$(( $(date +%s) - t0 ))s] $*"; }
+die() { echo "e2e: FAILED: $*" >&2; exit 1; }
+
+case "$PAREX_LSP" in /*) ;; *) PAREX_LSP=$(cd "$(dirname "$PAREX_LSP")" && pwd)/$(basename "$PAREX_LSP") ;; esac
+[ -x "$PAREX_LSP" ] || die "no parex-lsp at $PAREX_LSP (set PAREX_LSP, or create $ROOT/.venv with the project installed)"
+
+# 1. Chromium (Debian's) and code-server (from the npm registry), once.
+if [ ! -x /usr/bin/chromium ]; then
+  step "installing chromium"
+  [ "$(id -u)" = 0 ] || die "/usr/bin/chromium is missing: apt-get install chromium"
+  apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
+fi
+if [ ! -f "$CS_DIR/.installed" ]; then
+  step "installing code-server $CODE_SERVER_VERSION into $CS_DIR"
+  rm -rf "$CS_DIR"
+  CODE_SERVER_VERSION=$CODE_SERVER_VERSION bash "$HERE/install-code-server.sh" "$CS_DIR"
+  touch "$CS_DIR/.installed"
+else
+  step "code-server $CODE_SERVER_VERSION found in $CS_DIR"
+fi
+
+# 2. The extension, packaged as users get it.
+cd "$EXT"
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/@vscode/vsce ]; then
+  step "npm ci"
+  npm ci --no-audit --no-fund >/dev/null
+fi
+step "packaging the extension"
+rm -f parex.vsix
+node esbuild.mjs --production >/dev/null
+npx vsce package --no-dependencies --allow-missing-repository --out parex.vsix </dev/null >/dev/null
+VSIX=$EXT/parex.vsix
+
+# 3. A fresh profile, extensions folder and workspace.
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/parex-e2e.XXXXXX")
+CS_PID=
+cleanup() {
+  if [ -n "$CS_PID" ]; then kill "$CS_PID" 2>/dev/null || true; wait "$CS_PID" 2>/dev/null || true; fi
+  if [ "${PAREX_E2E_KEEP:-}" = 1 ]; then echo "e2e: kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+USER_DATA=$TMP/user-data
+EXTENSIONS=$TMP/extensions
+WS=$TMP/workspace
+mkdir -p "$USER_DATA/User" "$EXTENSIONS" "$WS/.vscode"
+cat > "$USER_DATA/User/settings.json" <<'EOF'
+{
+  "security.workspace.trust.enabled": false,
+  "workbench.startupEditor": "none",
+  "workbench.tips.enabled": false,
+  "workbench.enableExperiments": false,
+  "telemetry.telemetryLevel": "off",
+  "update.mode": "none",
+  "extensions.autoCheckUpdates": false,
+  "extensions.autoUpdate": false,
+  "extensions.ignoreRecommendations": true,
+  "git.enabled": false,
+  "window.zoomLevel": 0,
+  "workbench.colorTheme": "Default Dark Modern"
+}
+EOF
+cat > "$WS/parex.toml" <<'EOF'
+[run]
+max_concurrency = 2
+
+[[task]]
+id = "hello"
+prompt = "echo hello from parex; sleep 2; echo hello done"
+
+[[task]]
+id = "broken"
+prompt = "echo about to fail; sleep 2; echo giving up >&2; exit 3"
+EOF
+node -e 'process.stdout.write(JSON.stringify({"parex.serverCommand": [process.argv[1]]}, null, 2) + "\n")' \
+  "$PAREX_LSP" > "$WS/.vscode/settings.json"
+
+step "installing $(basename "$VSIX") into code-server"
+node "$ENTRY" --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" --install-extension "$VSIX" \
+  > "$TMP/install.log" 2>&1 || { cat "$TMP/install.log" >&2; die "code-server --install-extension failed"; }
+ls "$EXTENSIONS" | grep -q '^parex\.parex-' || { cat "$TMP/install.log" >&2; die "the extension is not in $EXTENSIONS"; }
+
+# 4. code-server on a free loopback port.
+PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+step "starting code-server on 127.0.0.1:$PORT"
+node "$ENTRY" --auth none --disable-telemetry --disable-update-check --disable-workspace-trust \
+  --disable-getting-started-override --bind-addr "127.0.0.1:$PORT" \
+  --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" "$WS" > "$TMP/code-server.log" 2>&1 &
+CS_PID=$!
+for _ in $(seq 1 120); do
+  curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+  kill -0 "$CS_PID" 2>/dev/null || { cat "$TMP/code-server.log" >&2; die "code-server exited"; }
+  sleep 0.5
+done
+curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$TMP/code-server.log" >&2; die "code-server did not come up"; }
+
+# 5. Drive it.
+step "driving VS Code with chromium"
+mkdir -p "$(dirname "$SCREENSHOT")"
+status=0
+E2E_URL="http://127.0.0.1:$PORT/?folder=$WS" E2E_WORKSPACE="$WS" E2E_SCREENSHOT="$SCREENSHOT" \
+  E2E_ARTIFACTS="$TMP" node "$HERE/driver.mjs" || status=$?
+if [ "$status" != 0 ]; then
+  echo "---- code-server log (tail)" >&2; tail -n 40 "$TMP/code-server.log" >&2
+  for f in "$USER_DATA"/logs/*/exthost*/*parex*/*.log "$USER_DATA"/logs/*/exthost*/output_logging_*/*parex*.log; do
+    [ -f "$f" ] && { echo "---- $f" >&2; tail -n 60 "$f" >&2; }
+  done
+  [ -f "$TMP/failure.png" ] && mkdir -p "$HERE/out" && cp "$TMP/failure.png" "$HERE/out/failure.png" && echo "e2e: screenshot of the failure: $HERE/out/failure.png" >&2
+  die "the driver failed (exit $status)"
+fi
+step "passed; screenshot: $SCREENSHOT"
