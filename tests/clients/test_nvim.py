@@ -1,0 +1,103 @@
+"""The Neovim plugin (editors/nvim) in a real headless Neovim, against the real parex-lsp.
+
+The test itself is Lua (tests/clients/nvim/lua/parex_test.lua); this wrapper makes a fresh
+workspace from tests/clients/nvim/workspace, runs Neovim on it with nothing of the user's
+configuration, and judges by the exit code and the "ok - ..." lines it printed.
+
+Env: PAREX_NVIM (the nvim binary, default `nvim` on PATH), PAREX_LSP_CMD (the server
+command, default the parex-lsp next to the Python running pytest, then the repo's .venv).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.nvim
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = REPO / "tests" / "clients" / "nvim"
+
+EXPECTED_OK = [
+    "ok - parex-lsp started and attached to the plan buffer",
+    "ok - :ParexRun returned the RunResult (good succeeded, bad failed)",
+    "ok - progress begin/end for each task, notified, with a run summary",
+    "ok - quickfix entry for bad at parex.toml:",
+    "ok - diagnostic (source parex, Error) on parex.toml line ",
+    "ok - statusline: ",
+    "ok - :ParexLog bad opened the task's log",
+    "ok - callN: range run: call2 failed",
+    "ok - :ParexStatus answered",
+    "ok - all checks passed",
+]
+
+
+def _nvim() -> str:
+    nvim = os.environ.get("PAREX_NVIM") or shutil.which("nvim")
+    if nvim:
+        return nvim
+    if os.environ.get("CI"):
+        pytest.fail("nvim is not installed (apt-get install -y neovim); in CI this test must run")
+    pytest.skip("nvim is not installed (apt-get install -y neovim)")
+
+
+def _server_cmd() -> str:
+    env = os.environ.get("PAREX_LSP_CMD")
+    if env:
+        return env
+    for candidate in (Path(sys.executable).parent / "parex-lsp", REPO / ".venv" / "bin" / "parex-lsp"):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return json.dumps([str(candidate), "--stdio"])
+    on_path = shutil.which("parex-lsp")
+    if on_path:
+        return json.dumps([on_path, "--stdio"])
+    pytest.fail("parex-lsp is not installed (pip install -e .)")
+
+
+def test_plugin_in_headless_neovim(tmp_path: Path) -> None:
+    nvim = _nvim()
+    workspace = tmp_path / "workspace"
+    shutil.copytree(HERE / "workspace", workspace)
+
+    env = dict(os.environ)
+    # Nothing of the user's Neovim (config, plugins under site/, state) takes part.
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        path = tmp_path / var.lower()
+        path.mkdir()
+        env[var] = str(path)
+    env.pop("NVIM_APPNAME", None)
+    env.pop("VIMINIT", None)
+    env["PAREX_TEST_WORKSPACE"] = str(workspace)
+    env["PAREX_LSP_CMD"] = _server_cmd()
+
+    proc = subprocess.run(
+        [
+            nvim,
+            "--headless",
+            "-i",
+            "NONE",
+            "-u",
+            str(HERE / "minimal_init.lua"),
+            "-c",
+            "lua require('parex_test').run()",
+        ],
+        cwd=workspace,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = f"exit code {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    print(report)
+    assert proc.returncode == 0, report
+    lines = proc.stdout.splitlines()
+    for expected in EXPECTED_OK:
+        assert any(line.startswith(expected) for line in lines), f"missing {expected!r}\n{report}"
+    assert "FAIL" not in proc.stderr, report
