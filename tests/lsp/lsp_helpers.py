@@ -29,6 +29,9 @@ def _plain_converter():
 def make_client() -> LanguageClient:
     client = LanguageClient(converter_factory=_plain_converter)
     register_lsp_features(client)
+    # lsprotocol structures a CodeAction result as a Command on the client side: keep the raw JSON instead
+    typed = client.protocol.get_result_type
+    client.protocol.get_result_type = lambda method: None if method == types.TEXT_DOCUMENT_CODE_ACTION else typed(method)
     client.events = []  # every parex/taskEvent, in arrival order
 
     @client.feature("parex/taskEvent")
