@@ -33,6 +33,7 @@ EXPECTED_OK = [
     "ok - statusline: ",
     "ok - :ParexLog bad opened the task's log",
     "ok - callN: range run: call2 failed",
+    "ok - :ParexRun slow.parex.toml, statusline ",
     "ok - :ParexStatus answered",
     "ok - all checks passed",
 ]

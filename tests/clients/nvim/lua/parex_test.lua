@@ -226,7 +226,36 @@ local function test(ws)
   end, "a parex diagnostic on notes.md line " .. call2_line .. " (have: " .. describe_diagnostics(notes_buf) .. ")")
   out("ok - callN: range run: call2 failed, in the quickfix list and diagnosed at notes.md:" .. (call2_line + 1))
 
-  -- 9. :ParexStatus answers.
+  -- 9. :ParexRun {plan} on another plan of the workspace, then :ParexCancel while it runs.
+  vim.cmd("edit " .. vim.fn.fnameescape(plan_path))
+  local previous = result.runId
+  vim.cmd("ParexRun " .. vim.fn.fnameescape(ws .. "/slow.parex.toml"))
+  local slow_run
+  wait(TIMEOUT_START, function()
+    for token, kinds in pairs(parex._state.progress) do
+      local run_id = token:match("^parex/(.+)/slow$")
+      if run_id and kinds[1] == "begin" then
+        slow_run = run_id
+        return true
+      end
+    end
+    return false
+  end, "the slow task to start")
+  local running = parex.statusline()
+  check(running:match("1 running") ~= nil, "statusline while slow runs: " .. running)
+  vim.cmd("ParexCancel")
+  wait(TIMEOUT_SMALL, function()
+    local last = parex._state.last
+    return last ~= nil and last.result.runId ~= previous
+  end, "the cancelled run to end")
+  result = parex._state.last.result
+  check(result.runId == slow_run, "RunResult is for run " .. tostring(result.runId) .. ", not " .. slow_run)
+  check(result.status == "cancelled", "slow run status: " .. tostring(result.status))
+  local slow = task_of(result, "slow")
+  check(slow and slow.status == "cancelled", "task slow: " .. vim.inspect(slow))
+  out("ok - :ParexRun slow.parex.toml, statusline '" .. running .. "', :ParexCancel cancelled it")
+
+  -- 10. :ParexStatus answers.
   local before = #notifications
   vim.cmd("ParexStatus")
   wait(TIMEOUT_SMALL, function()
