@@ -198,6 +198,13 @@ class RunProgress:
             parts.append(f"{len(self.running)} running")
         self.run.report(", ".join(parts), pct)
 
+    async def settle(self, timeout: float = 5.0) -> None:
+        """Wait until tokens still being created are answered and flushed, so the run's answer comes last."""
+        creating = [ch._creating for ch in [self.run, *self.tasks.values()]
+                    if isinstance(ch, Channel) and ch._creating is not None and not ch._creating.done()]
+        if creating:
+            await asyncio.wait(creating, timeout=timeout)
+
     def close(self, summary: str) -> None:
         """End every token still open: the run's with `summary`. Idempotent."""
         for ch in self.tasks.values():

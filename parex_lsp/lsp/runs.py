@@ -163,6 +163,7 @@ class Runs:
             self.finished[run.run_id] = live
             while len(self.finished) > KEEP_FINISHED:
                 self.finished.popitem(last=False)
+            await live.progress.settle()
 
     def _detached_done(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and (e := task.exception()) is not None:
