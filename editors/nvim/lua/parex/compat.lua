@@ -60,27 +60,24 @@ end
 
 -- Start a client for config.root_dir (or reuse the one running there) and attach bufnr to it.
 -- Returns the client id. `existing` is the id we already hold for that root, if any.
+-- vim.lsp.start (0.8+) takes opts.bufnr only from 0.9 on; before, start_client + attach.
 function M.start(config, bufnr, existing)
   local client = M.get_client(existing)
-  if client then
-    if bufnr and not vim.lsp.buf_is_attached(bufnr, client.id) then
-      vim.lsp.buf_attach_client(bufnr, client.id)
+  local id = client and client.id
+  if not id then
+    if vim.lsp.start and has("0.9") then
+      id = vim.lsp.start(config, {
+        bufnr = bufnr,
+        reuse_client = function(c, conf)
+          return c.name == conf.name and c.config.root_dir == conf.root_dir
+        end,
+      })
+    else
+      id = vim.lsp.start_client(config)
     end
-    return client.id
   end
-  local id
-  if vim.lsp.start then
-    id = vim.lsp.start(config, {
-      bufnr = bufnr or vim.api.nvim_get_current_buf(),
-      reuse_client = function(c, conf)
-        return c.name == conf.name and c.config.root_dir == conf.root_dir
-      end,
-    })
-  else
-    id = vim.lsp.start_client(config)
-    if id and bufnr then
-      vim.lsp.buf_attach_client(bufnr, id)
-    end
+  if id and not vim.lsp.buf_is_attached(bufnr, id) then
+    vim.lsp.buf_attach_client(bufnr, id)
   end
   return id
 end

@@ -75,7 +75,7 @@ local TERMINAL = { succeeded = true, failed = true, skipped = true, cancelled = 
 local function run_record(run_id, client_id)
   local run = state.runs[run_id]
   if not run then
-    run = { id = run_id, client_id = client_id, tasks = {}, order = {} }
+    run = { id = run_id, client_id = client_id, tasks = {}, order = {}, started = {} }
     state.runs[run_id] = run
     state.current = run_id
     -- The first news of a run answers which pending request it belongs to.
@@ -89,12 +89,13 @@ local function run_record(run_id, client_id)
   return run
 end
 
-local function set_task(run, task_id, status)
+-- `restart`: the news is the server starting the task (again); late progress never
+-- brings an ended task back to life.
+local function set_task(run, task_id, status, restart)
   if run.tasks[task_id] == nil then
     table.insert(run.order, task_id)
   end
-  -- A task that has ended stays ended unless the server starts it again.
-  if TERMINAL[run.tasks[task_id]] and not (status == "running" or status == "queued") then
+  if TERMINAL[run.tasks[task_id]] and not restart then
     return
   end
   run.tasks[task_id] = status
@@ -120,9 +121,14 @@ local function on_progress(_, result, ctx)
   local run_id, task_id = tostring(token):match("^parex/(.+)/([^/]+)$")
   if run_id then
     local run = run_record(run_id, ctx.client_id)
+    -- Tokens are created with a round trip, so a quick task's begin/end can trail its
+    -- parex/taskEvent and even the run's result: no "started" for a task that never ran,
+    -- and no per-task news once the run summary has been shown.
+    local quiet = not state.opts.notify_tasks or run.result ~= nil
     if value.kind == "begin" then
+      local never_ran = TERMINAL[run.tasks[task_id]] and not run.started[task_id]
       set_task(run, task_id, "running")
-      if state.opts.notify_tasks then
+      if not quiet and not never_ran then
         ui.notify(task_id .. " started")
       end
     elseif value.kind == "report" then
@@ -131,7 +137,7 @@ local function on_progress(_, result, ctx)
     elseif value.kind == "end" then
       local status = end_status(value.message)
       set_task(run, task_id, status)
-      if state.opts.notify_tasks then
+      if not quiet then
         local level = (status == "failed" and levels.ERROR)
           or ((status == "skipped" or status == "cancelled") and levels.WARN)
           or levels.INFO
@@ -169,9 +175,12 @@ local function on_task_event(_, event, ctx)
     return
   end
   local run = run_record(event.runId, ctx.client_id)
+  if event.kind == "started" then
+    run.started[event.taskId] = true
+  end
   local status = EVENT_STATUS[event.kind]
   if status then
-    set_task(run, event.taskId, status)
+    set_task(run, event.taskId, status, event.kind == "started" or event.kind == "queued")
   end
   if event.kind == "retrying" and state.opts.notify_tasks then
     ui.notify(string.format("%s retrying (attempt %s)", event.taskId, tostring(event.attempt)), levels.WARN)
@@ -321,8 +330,8 @@ local function make_config(root_dir)
   }
 end
 
--- Start (or reuse) the server for root_dir, attach bufnr, then call on_ready(client)
--- once the server is initialized.
+-- Start (or reuse) the server for root_dir, attach bufnr (a loaded buffer), then call
+-- on_ready(client) once the server is initialized.
 local function ensure_client(root_dir, bufnr, on_ready)
   local config = make_config(root_dir)
   if vim.fn.executable(config.cmd[1]) ~= 1 then
@@ -417,7 +426,7 @@ end
 local function finish_run(entry, result)
   local run = run_record(result.runId, entry.client_id)
   for _, task in ipairs(result.tasks or {}) do
-    set_task(run, task.id, task.status)
+    set_task(run, task.id, task.status, true)
   end
   run.result = result
   state.current = result.runId
@@ -516,8 +525,9 @@ function M.run(opts)
       return
     end
     params.plan = { uri = vim.uri_from_fname(path) }
-    local b = vim.fn.bufnr(path)
-    target_buf = (b > 0 and vim.api.nvim_buf_is_loaded(b)) and b or nil
+    -- Load the plan (hidden) so that the server has it open and its diagnostics land on it.
+    target_buf = vim.fn.bufadd(path)
+    vim.fn.bufload(target_buf)
   else
     path = buf_path(bufnr)
     if not path then
