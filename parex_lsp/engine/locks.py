@@ -12,9 +12,11 @@ passed, is broken by the next acquirer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import secrets
 import socket
 import threading
 import time
@@ -219,6 +221,7 @@ def keys_conflict(a: Iterable[str], b: Iterable[str]) -> bool:
     return _first_conflict(_as_frozen(a), _as_frozen(b)) is not None
 
 
+@lru_cache(maxsize=65536)
 def _first_conflict(a: frozenset[str], b: frozenset[str]) -> str | None:
     """A key of `a` (the smallest, so the answer is stable) that may name a file of `b`, or None."""
     if not a or not b:
@@ -319,12 +322,11 @@ def _is_stale(owner: LockOwner, start: str | None, now: float) -> bool:
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
-def _owner_file_name(run_id: str, task_id: str) -> str:
+def _owner_file_stem(run_id: str, task_id: str) -> str:
+    """`<runId>@<taskId>`, readable for `ls .parex/locks`; a hash when the ids hold unusual characters."""
     if _SAFE_NAME.match(run_id) and _SAFE_NAME.match(task_id):
-        return f"{run_id}@{task_id}.json"
-    import hashlib
-
-    return hashlib.sha1(f"{run_id}\0{task_id}".encode()).hexdigest() + ".json"
+        return f"{run_id}@{task_id}"
+    return hashlib.sha1(f"{run_id}\0{task_id}".encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -352,6 +354,8 @@ class WorkspaceLocks:
             self.dir = locks_dir(workspace)
             self.dir.mkdir(parents=True, exist_ok=True)
             self._registry = FileLock(self.dir / "registry.lock", timeout=REGISTRY_TIMEOUT, poll_interval=0.001)
+            self._files: dict[Holder, Path] = {}
+            self._parsed: dict[str, tuple[Path, LockOwner, frozenset[str], str | None]] = {}
 
     # -- granting ------------------------------------------------------------------------------------------
 
@@ -401,43 +405,90 @@ class WorkspaceLocks:
 
     def _registry_grant(self, holder: Holder, keys: frozenset[str], lease: float | None,
                         broken: list[tuple[str, LockOwner]]) -> tuple[str, LockOwner] | None:
+        # A look without the registry lock first: an owner file that is there now conflicts now (a refusal on a
+        # view that is a moment old only delays a waiting task to its next poll). Only a grant needs the lock.
+        blocked = self._registry_conflict(holder, keys, None)
+        if blocked is not None:
+            return blocked
         with self._registry:
-            for path, owner, owner_keys, start in self._read_registry():
-                if owner.pid == self._pid and owner.host == _HOST and (owner.run_id, owner.task_id) == holder:
-                    continue  # our own earlier grant: re-entrant
-                if _is_stale(owner, start, time.time()):
-                    path.unlink(missing_ok=True)
-                    broken.extend((k, owner) for k in sorted(owner_keys))
-                    continue
-                key = _first_conflict(keys, owner_keys)
-                if key is not None:
-                    return key, owner
+            blocked = self._registry_conflict(holder, keys, broken)
+            if blocked is not None:
+                return blocked
             owner = self._grant(holder, keys, lease)
             self._write_owner(holder, owner)
         return None
 
-    def _read_registry(self) -> Iterable[tuple[Path, LockOwner, frozenset[str], str | None]]:
-        with os.scandir(self.dir) as entries:
-            names = [e.name for e in entries if e.name.endswith(".json")]
-        for name in sorted(names):
-            path = self.dir / name
-            try:
-                d = json.loads(path.read_bytes())
-                owner = LockOwner.from_dict(d)
-            except FileNotFoundError:
+    def _registry_conflict(self, holder: Holder, keys: frozenset[str],
+                           broken: list[tuple[str, LockOwner]] | None) -> tuple[str, LockOwner] | None:
+        """The first live owner file in the way. With `broken` (under the registry lock) stale owners in the way
+        are removed and noted there; without it they are only skipped."""
+        now = time.time()
+        for path, owner, owner_keys, start in self._read_registry():
+            if owner.pid == self._pid and owner.host == _HOST and (owner.run_id, owner.task_id) == holder:
+                continue  # our own earlier grant: re-entrant
+            key = _first_conflict(keys, owner_keys)
+            if key is None:
                 continue
-            except (ValueError, KeyError, TypeError):
-                continue  # not an owner file of ours; never written torn (see _write_owner)
-            yield path, owner, frozenset(d.get("keys", ())), d.get("pidStart")
+            if _is_stale(owner, start, now):
+                if broken is not None:
+                    path.unlink(missing_ok=True)
+                    broken.extend((k, owner) for k in sorted(owner_keys))
+                continue
+            return key, owner
+        return None
+
+    def _read_registry(self) -> Iterable[tuple[Path, LockOwner, frozenset[str], str | None]]:
+        """Every owner file, parsed; a file's name is never reused for other content, so parses are cached by name."""
+        cache = self._parsed
+        seen: dict[str, tuple[Path, LockOwner, frozenset[str], str | None]] = {}  # by file name
+        with os.scandir(self.dir) as entries:
+            for e in entries:
+                if not e.name.endswith(".json"):
+                    continue
+                stamp = e.name
+                hit = cache.get(stamp)
+                if hit is None:
+                    hit = self._parse_owner_file(Path(e.path))
+                    if hit is None:
+                        continue
+                    cache[stamp] = hit
+                seen[e.name] = hit
+        if len(cache) > 4 * len(seen) + 64:
+            self._parsed = {k: v for k, v in cache.items() if k in seen}
+        return [seen[name] for name in sorted(seen)]
+
+    @staticmethod
+    def _parse_owner_file(path: Path) -> tuple[Path, LockOwner, frozenset[str], str | None] | None:
+        try:
+            d = json.loads(path.read_bytes())
+            return path, LockOwner.from_dict(d), frozenset(d.get("keys", ())), d.get("pidStart")
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            return None  # not an owner file, or one still being written (see _write_owner)
 
     def _write_owner(self, holder: Holder, owner: LockOwner) -> None:
+        """Publish the holder's keys in a new owner file, then drop its previous one; always under the registry
+        lock, which every granting reader holds too, so such a reader never sees a file half written. A reader
+        without the lock may, and skips it: it only ever refuses, never grants. Each version gets a name of its
+        own, so a parse cached by name can never be stale."""
         d = owner.to_dict()
         d["keys"] = sorted(self._keys[holder])
         d["pidStart"] = self._start
-        path = self.dir / _owner_file_name(*holder)
-        tmp = path.with_name(f".{path.name}.{self._pid}.tmp")
-        tmp.write_text(json.dumps(d, separators=(",", ":")))
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+        path = self.dir / f"{_owner_file_stem(*holder)}.{secrets.token_hex(6)}.json"
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(json.dumps(d, separators=(",", ":")))
+        previous = self._files.get(holder)
+        self._files[holder] = path
+        if previous is not None:
+            previous.unlink(missing_ok=True)
+
+    def _drop_owner_file(self, holder: Holder) -> None:
+        # No registry lock needed: removing a file only ever frees keys, and a reader that still saw it
+        # merely refuses until its next look.
+        path = self._files.pop(holder, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def _report_broken(self, broken: list[tuple[str, LockOwner]]) -> None:
         if self.on_broken:
@@ -454,8 +505,7 @@ class WorkspaceLocks:
                 return
             self._forget(holder)
             if self.cross_process:
-                with self._registry:
-                    (self.dir / _owner_file_name(*holder)).unlink(missing_ok=True)
+                self._drop_owner_file(holder)
 
     def _forget(self, holder: Holder) -> None:
         del self._held[holder], self._keys[holder], self._owners[holder]
@@ -472,12 +522,11 @@ class WorkspaceLocks:
             if not counts:
                 self._forget(holder)
                 if self.cross_process:
-                    with self._registry:
-                        (self.dir / _owner_file_name(*holder)).unlink(missing_ok=True)
+                    self._drop_owner_file(holder)
                 return
             self._keys[holder] = frozenset(counts)
             if self.cross_process:
-                with self._registry:
+                with self._registry:  # a granting reader must never see neither the old version nor the new
                     self._write_owner(holder, self._owners[holder])
 
     def renew(self, run_id: str, task_id: str, lease: float) -> None:

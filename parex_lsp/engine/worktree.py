@@ -26,14 +26,16 @@ RESCUE_MESSAGE = "parex: rescued uncommitted work"
 COPIED_LIST = "parex-copied-files"  # in the worktree's private git dir: paths copied in, never committed
 
 # Every git command parex runs: its own identity (the user may have none configured), no signing prompts,
-# no background gc racing our ref updates, and no GIT_DIR & co. inherited from a hook that launched us.
+# no background gc racing our ref updates, a parallel checkout, and no GIT_DIR & co. inherited from a hook
+# that launched us.
 GIT_ENV: dict[str, str | None] = {
     "GIT_AUTHOR_NAME": AUTHOR_NAME, "GIT_AUTHOR_EMAIL": AUTHOR_EMAIL,
     "GIT_COMMITTER_NAME": AUTHOR_NAME, "GIT_COMMITTER_EMAIL": AUTHOR_EMAIL,
-    "GIT_CONFIG_COUNT": "3",
+    "GIT_CONFIG_COUNT": "4",
     "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0",
     "GIT_CONFIG_KEY_1": "commit.gpgsign", "GIT_CONFIG_VALUE_1": "false",
     "GIT_CONFIG_KEY_2": "advice.detachedHead", "GIT_CONFIG_VALUE_2": "false",
+    "GIT_CONFIG_KEY_3": "checkout.workers", "GIT_CONFIG_VALUE_3": "0",  # check a worktree out on every core
     "GIT_DIR": None, "GIT_WORK_TREE": None, "GIT_INDEX_FILE": None, "GIT_OBJECT_DIRECTORY": None,
     "GIT_TERMINAL_PROMPT": "0",
 }

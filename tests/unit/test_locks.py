@@ -224,7 +224,8 @@ async def test_hold_is_reentrant_through_declared_files_and_releases_only_its_ex
     async with locks.hold("r", "t", [str(tmp_path / "README.md")]):
         assert locks.held_by("r", "t") == K({"api/**/*.py", "README.md"})
         assert locks.try_acquire("r", "other", K({"README.md"}))[1].task_id == "t"
-        owner_file = json.loads((locks_dir(tmp_path) / "r@t.json").read_text())
+        (owner_path,) = locks_dir(tmp_path).glob("r@t.*.json")
+        owner_file = json.loads(owner_path.read_text())
         assert owner_file["keys"] == ["README.md", "api/**/*.py"]
     assert locks.held_by("r", "t") == K({"api/**/*.py"})
     assert locks.try_acquire("r", "other", K({"README.md"})) is None
@@ -320,7 +321,8 @@ def test_other_process_holder_is_visible_and_blocks(tmp_path: Path, ws: Path):
         assert (key, owner.pid, owner.task_id, owner.run_id) == ("api/users.py", child.pid, "api", "run-api")
         assert locks.holders()["api/**"].pid == child.pid
         assert locks.try_acquire("mine", "t", K({"src/x.py"})) is None  # disjoint: granted
-        on_disk = json.loads((locks_dir(ws) / "run-api@api.json").read_text())
+        (owner_path,) = locks_dir(ws).glob("run-api@api.*.json")
+        on_disk = json.loads(owner_path.read_text())
         assert {"pid", "host", "runId", "taskId", "acquiredAt", "expiresAt", "keys"} <= set(on_disk)
         assert LockOwner.from_dict(on_disk) == owner
         locks.close()
@@ -345,7 +347,7 @@ def test_lock_of_a_killed_process_is_broken_by_the_next_acquirer(tmp_path: Path,
             time.sleep(0.01)
     assert locks.try_acquire("mine", "t", K({"b/c.py"})) is None
     assert broken == [("a.py", child.pid), ("b/**", child.pid)]
-    assert not (locks_dir(ws) / "run-t@t.json").exists()
+    assert list(locks_dir(ws).glob("run-t@t.*")) == []
     assert set(locks.holders()) == {"b/c.py"}
     locks.close()
     child.wait()
@@ -376,7 +378,7 @@ def test_stale_file_of_a_reused_pid_is_broken(tmp_path: Path, ws: Path):
     d.mkdir(parents=True)
     record = {"pid": os.getppid(), "host": socket.gethostname(), "runId": "old", "taskId": "t",
               "acquiredAt": 1.0, "expiresAt": None, "keys": ["x.py"], "pidStart": "1"}
-    (d / "old@t.json").write_text(json.dumps(record))
+    (d / "old@t.0.json").write_text(json.dumps(record))
     broken: list[str] = []
     locks = WorkspaceLocks(ws, on_broken=lambda k, o: broken.append(f"{k}:{o.run_id}"))
     assert locks.try_acquire("mine", "t", K({"x.py"})) is None
@@ -389,10 +391,11 @@ def test_owner_on_another_host_is_only_broken_by_its_lease(tmp_path: Path, ws: P
     d.mkdir(parents=True)
     record = {"pid": 999999, "host": "elsewhere.example", "runId": "far", "taskId": "t",
               "acquiredAt": time.time(), "expiresAt": None, "keys": ["x.py"]}
-    (d / "far@t.json").write_text(json.dumps(record))
+    (d / "far@t.0.json").write_text(json.dumps(record))
     locks = WorkspaceLocks(ws)
     assert locks.try_acquire("mine", "t", K({"x.py"}))[1].host == "elsewhere.example"
-    record["expiresAt"] = time.time() - 1
-    (d / "far@t.json").write_text(json.dumps(record))
+    record["expiresAt"] = time.time() - 1  # as that host's process renews: a new version, the old one dropped
+    (d / "far@t.1.json").write_text(json.dumps(record))
+    (d / "far@t.0.json").unlink()
     assert locks.try_acquire("mine", "t", K({"x.py"})) is None
     locks.close()
