@@ -20,6 +20,7 @@ import secrets
 import socket
 import threading
 import time
+import weakref
 from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ REGISTRY_TIMEOUT = 10.0  # the registry lock is held for microseconds; waiting t
 _HOST = socket.gethostname()
 
 Holder = tuple[str, str]  # (run_id, task_id)
+_LIVE_TABLES: weakref.WeakSet[WorkspaceLocks] = weakref.WeakSet()  # cross-process tables of this process
 
 
 def locks_dir(workspace: Path) -> Path:
@@ -296,8 +298,6 @@ def _process_start(pid: int) -> str | None:
 
 
 def _pid_alive(pid: int, start: str | None) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -313,10 +313,15 @@ def _pid_alive(pid: int, start: str | None) -> bool:
     return True
 
 
-def _is_stale(owner: LockOwner, start: str | None, now: float) -> bool:
+def _is_stale(owner: LockOwner, start: str | None, now: float, path: Path) -> bool:
     if owner.expires_at is not None and owner.expires_at <= now:
         return True
-    return owner.host == _HOST and not _pid_alive(owner.pid, start)
+    if owner.host != _HOST:
+        return False  # another machine's process cannot be checked from here: only its lease ends it
+    if owner.pid == os.getpid():
+        # ours: stale when no lock table of this process still holds it (one dropped without close())
+        return not any(t._files.get((owner.run_id, owner.task_id)) == path for t in list(_LIVE_TABLES))
+    return not _pid_alive(owner.pid, start)
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -356,6 +361,7 @@ class WorkspaceLocks:
             self._registry = FileLock(self.dir / "registry.lock", timeout=REGISTRY_TIMEOUT, poll_interval=0.001)
             self._files: dict[Holder, Path] = {}
             self._parsed: dict[str, tuple[Path, LockOwner, frozenset[str], str | None]] = {}
+            _LIVE_TABLES.add(self)
 
     # -- granting ------------------------------------------------------------------------------------------
 
@@ -414,9 +420,21 @@ class WorkspaceLocks:
             blocked = self._registry_conflict(holder, keys, broken)
             if blocked is not None:
                 return blocked
+            before = (Counter(self._held[holder]), self._owners[holder].expires_at) if holder in self._held else None
             owner = self._grant(holder, keys, lease)
-            self._write_owner(holder, owner)
+            try:
+                self._write_owner(holder, owner)
+            except BaseException:
+                self._undo_grant(holder, before)  # not published: not held
+                raise
         return None
+
+    def _undo_grant(self, holder: Holder, before: tuple[Counter[str], float | None] | None) -> None:
+        if before is None:
+            self._forget(holder)
+            return
+        self._held[holder], self._owners[holder].expires_at = before
+        self._keys[holder] = frozenset(before[0])
 
     def _registry_conflict(self, holder: Holder, keys: frozenset[str],
                            broken: list[tuple[str, LockOwner]] | None) -> tuple[str, LockOwner] | None:
@@ -429,7 +447,7 @@ class WorkspaceLocks:
             key = _first_conflict(keys, owner_keys)
             if key is None:
                 continue
-            if _is_stale(owner, start, now):
+            if _is_stale(owner, start, now, path):
                 if broken is not None:
                     path.unlink(missing_ok=True)
                     broken.extend((k, owner) for k in sorted(owner_keys))
@@ -557,8 +575,8 @@ class WorkspaceLocks:
         if self.cross_process:
             now = time.time()
             with self._registry:
-                for _, owner, keys, start in self._read_registry():
-                    if not _is_stale(owner, start, now):
+                for path, owner, keys, start in self._read_registry():
+                    if not _is_stale(owner, start, now, path):
                         for k in keys:
                             out.setdefault(k, owner)
         return out

@@ -3,6 +3,7 @@ exercised with real child processes and real lock files."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import os
@@ -103,7 +104,7 @@ def test_glob_overlap_is_never_missed():
     rng = random.Random(7)
     segs = ["a", "b", "x.py", "y.md", "*", "*.py", "?", "[ab]", "**"]
     paths = ["/".join(p) for n in (1, 2, 3, 4) for p in itertools.product(["a", "b", "x.py", "y.md"], repeat=n)]
-    globs = {"/".join(rng.choice(segs) for _ in range(rng.randint(1, 4))) for _ in range(400)}
+    globs = {"/".join(rng.choice(segs) for _ in range(rng.randint(1, 4))) for _ in range(160)}
     globs = [g for g in globs if _parse(g).glob]
     for g, h in itertools.combinations(globs, 2):
         rg, rh = _parse(g).regex, _parse(h).regex
@@ -398,4 +399,25 @@ def test_owner_on_another_host_is_only_broken_by_its_lease(tmp_path: Path, ws: P
     (d / "far@t.1.json").write_text(json.dumps(record))
     (d / "far@t.0.json").unlink()
     assert locks.try_acquire("mine", "t", K({"x.py"})) is None
+    locks.close()
+
+
+def test_two_tables_in_one_process_exclude_each_other_through_the_registry(tmp_path: Path):
+    first, second = WorkspaceLocks(tmp_path), WorkspaceLocks(tmp_path)
+    assert first.try_acquire("run-a", "t", K({"x.py"})) is None
+    assert second.try_acquire("run-b", "t", K({"x.py"}))[1].run_id == "run-a"
+    first.close()
+    assert second.try_acquire("run-b", "t", K({"x.py"})) is None
+    second.close()
+
+
+def test_a_table_dropped_without_close_leaves_no_lock_behind(tmp_path: Path):
+    dropped = WorkspaceLocks(tmp_path)
+    assert dropped.try_acquire("crashed-run", "t", K({"x.py"})) is None
+    del dropped
+    gc.collect()
+    broken: list[str] = []
+    locks = WorkspaceLocks(tmp_path, on_broken=lambda k, o: broken.append(f"{k}:{o.run_id}"))
+    assert locks.try_acquire("next-run", "t", K({"x.py"})) is None
+    assert broken == ["x.py:crashed-run"]
     locks.close()
