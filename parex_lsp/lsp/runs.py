@@ -18,9 +18,10 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.uris import to_fs_path
 
-from parex_lsp.engine import Event, Run, RunError, RunOptions
+from parex_lsp.engine import Run, RunError, RunOptions
 from parex_lsp.engine.journal import replay, runs_dir
 from parex_lsp.lsp.diagnostics import TaskDiagnostics
+from parex_lsp.lsp.notify import TaskEventNotifier
 from parex_lsp.lsp.params import PlanRef, RunRequest, TaskRef, invalid
 from parex_lsp.lsp.progress import RunProgress, client_supports_progress
 from parex_lsp.plan import Plan, PlanError, is_plan_file, plan_from_calls, plan_from_inline, plan_from_text
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid but cannot be done now
-TASK_EVENT = "parex/taskEvent"
 KEEP_FINISHED = 50  # finished runs remembered for status, retry and logs
 
 
@@ -131,7 +131,7 @@ class Runs:
             raise invalid([str(e)]) from None
         progress = RunProgress(self.ls, run.run_id, req.work_done_token, client_supports_progress(self.ls))
         live = LiveRun(run, req, uri, key, progress)
-        run.add_sink(self._notify)
+        run.add_sink(TaskEventNotifier(self.ls.protocol.notify))
         run.add_sink(progress)
         run.add_sink(TaskDiagnostics(self.ls.diagnostics, plan, uri, key))
         self.live[run.run_id] = live
@@ -139,9 +139,6 @@ class Runs:
         if req.detach:
             live.task.add_done_callback(self._detached_done)
         return live
-
-    def _notify(self, ev: Event) -> None:
-        self.ls.protocol.notify(TASK_EVENT, ev.to_wire())
 
     async def _execute(self, live: LiveRun) -> dict[str, Any]:
         run = live.run

@@ -116,3 +116,20 @@ async def test_detached_run_answers_at_once_and_goes_on(client: LanguageClient, 
 
     finished = await wait_until(lambda: events(client, answer["runId"], kind="runFinished"), "runFinished")
     assert finished[0]["data"]["status"] == "succeeded"
+
+
+async def test_output_flood_arrives_whole_and_in_order(client: LanguageClient, tmp_path):
+    # line-by-line writes from two tasks at once: every line arrives, in order, before the task's end
+    loop = 'i=0; while [ $i -lt 3000 ]; do echo "{t} line $i"; i=$((i+1)); done'
+    await initialize(client, tmp_path)
+    result = await request(client, "parex/run", {"plan": {"tasks": [
+        {"id": t, "prompt": loop.format(t=t)} for t in ("x", "y")]}})
+
+    for t in ("x", "y"):
+        mine = events(client, result["runId"], t)
+        text = "".join(e["data"]["text"] for e in mine if e["kind"] == "output")
+        assert text == "".join(f"{t} line {i}\n" for i in range(3000))
+        assert [e["kind"] for e in mine if e["kind"] != "output"] == ["queued", "started", "succeeded"]
+        assert mine[-1]["kind"] == "succeeded"
+        reports = client.progress_reports[f"parex/{result['runId']}/{t}"]
+        assert reports[-2].message == f"{t} line 2999" and reports[-1].message == "succeeded"
