@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = REPO / "tests" / "clients" / "nvim"
 
 EXPECTED_OK = [
-    "ok - parex-lsp started and attached to the plan buffer",
+    "ok - parex-lsp started from the workspace's .venv and attached to the plan buffer",
     "ok - :ParexRun returned the RunResult (good succeeded, bad failed)",
     "ok - progress begin/end for each task, notified, with a run summary",
     "ok - quickfix entry for bad at parex.toml:",

@@ -43,6 +43,7 @@ local state = {
   diagnostics = {}, -- uri -> the raw LSP diagnostics last published there
   progress = {}, -- progress token -> { kinds seen, in order } (for tests and :ParexStatus)
   shown = {}, -- log uri -> true when window/showDocument opened it
+  cmd_warned = {}, -- server commands found missing (said once)
 }
 
 M._state = state
@@ -335,10 +336,14 @@ end
 local function ensure_client(root_dir, bufnr, on_ready)
   local config = make_config(root_dir)
   if vim.fn.executable(config.cmd[1]) ~= 1 then
-    ui.notify(
-      "cannot start the server: `" .. config.cmd[1] .. "` is not executable (install parex-lsp or set cmd)",
-      levels.ERROR
-    )
+    -- Said once per command (every buffer of the workspace would repeat it), always on a run.
+    if on_ready or not state.cmd_warned[config.cmd[1]] then
+      state.cmd_warned[config.cmd[1]] = true
+      ui.notify(
+        "cannot start the server: `" .. config.cmd[1] .. "` is not executable (install parex-lsp or set cmd)",
+        levels.ERROR
+      )
+    end
     return nil
   end
   local id = compat.start(config, bufnr, state.clients[root_dir])
@@ -444,10 +449,15 @@ local function finish_run(entry, result)
   compat.exec_user_autocmd("ParexRunDone")
 end
 
+local INVALID_PARAMS = -32602
+
 local function plan_from_invalid(entry, err)
-  -- An invalid plan: the server names every problem and also publishes them as diagnostics.
   local message = type(err) == "table" and err.message or tostring(err)
   ui.notify("plan not run: " .. tostring(message), levels.ERROR)
+  if type(err) ~= "table" or err.code ~= INVALID_PARAMS then
+    return -- e.g. the plan is running already: the last run's quickfix list stays
+  end
+  -- An invalid plan: the server names every problem and also publishes them as diagnostics.
   local diags = state.diagnostics[entry.plan_uri] or {}
   local items = {}
   local fname = entry.plan_uri and vim.uri_to_fname(entry.plan_uri)
@@ -605,17 +615,26 @@ function M.cancel(task_id)
   end
 end
 
+-- RunStatus: {runId, plan, status, startedAt, tasks: [{id, status, attempt, elapsedMs, lastLine, ...}]}
 local function format_status(runs)
   local out = {}
   for _, r in ipairs(runs or {}) do
-    local line = string.format("run %s: %s", tostring(r.runId or r.id), tostring(r.status or "running"))
-    if type(r.tasks) == "table" then
-      local counts = ui.count_statuses(r.tasks)
-      if counts ~= "" then
-        line = line .. " (" .. counts .. ")"
-      end
+    local line = string.format("run %s: %s", tostring(r.runId), tostring(r.status or "running"))
+    if type(r.plan) == "string" then
+      line = line .. " " .. vim.fn.fnamemodify(r.plan, ":t")
+    end
+    local tasks = type(r.tasks) == "table" and r.tasks or {}
+    local counts = ui.count_statuses(tasks)
+    if counts ~= "" then
+      line = line .. " (" .. counts .. ")"
     end
     table.insert(out, line)
+    for _, t in ipairs(tasks) do
+      if t.status == "running" or t.status == "waiting" then
+        local last = type(t.lastLine) == "string" and t.lastLine ~= "" and (": " .. t.lastLine) or ""
+        table.insert(out, string.format("  %s %s %s%s", t.id, t.status, ui.seconds(t.elapsedMs), last))
+      end
+    end
   end
   return out
 end

@@ -125,8 +125,21 @@ local function test(ws)
   local bad_line = line_of(plan_path, '^%s*id%s*=%s*"bad"')
   local call2_line = line_of(notes_path, "^call2:")
 
+  -- The plugin's default command is the workspace's .venv/bin/parex-lsp: make one that
+  -- runs the server under test, and give setup() no cmd.
+  local venv_server = ws .. "/.venv/bin/parex-lsp"
+  vim.fn.mkdir(ws .. "/.venv/bin", "p")
+  local words = {}
+  for _, word in ipairs(server_cmd()) do
+    if word ~= "--stdio" then
+      table.insert(words, vim.fn.shellescape(word))
+    end
+  end
+  vim.fn.writefile({ "#!/bin/sh", "exec " .. table.concat(words, " ") .. ' "$@"' }, venv_server)
+  vim.fn.setfperm(venv_server, "rwxr-xr-x")
+
   local parex = require("parex")
-  parex.setup({ cmd = server_cmd() })
+  parex.setup({})
 
   -- 1. Opening the plan starts the server and attaches the buffer.
   vim.cmd("edit " .. vim.fn.fnameescape(plan_path))
@@ -139,7 +152,9 @@ local function test(ws)
     end
     return false
   end, "parex-lsp to start and attach to parex.toml")
-  out("ok - parex-lsp started and attached to the plan buffer")
+  local client = vim.lsp.get_client_by_id(next(parex._state.ready))
+  check(client.config.cmd[1] == venv_server, "server command: " .. vim.inspect(client.config.cmd))
+  out("ok - parex-lsp started from the workspace's .venv and attached to the plan buffer")
 
   -- 2. :ParexRun on the plan file.
   local result = run_and_wait(parex, "ParexRun", nil)
@@ -243,6 +258,17 @@ local function test(ws)
   end, "the slow task to start")
   local running = parex.statusline()
   check(running:match("1 running") ~= nil, "statusline while slow runs: " .. running)
+  local before_status = #notifications
+  vim.cmd("ParexStatus")
+  wait(TIMEOUT_SMALL, function()
+    for i = before_status + 1, #notifications do
+      local msg = notifications[i].msg
+      if msg:find("run " .. slow_run .. ": running", 1, true) and msg:find("slow running", 1, true) then
+        return true
+      end
+    end
+    return false
+  end, ":ParexStatus to list the live slow run")
   vim.cmd("ParexCancel")
   wait(TIMEOUT_SMALL, function()
     local last = parex._state.last
@@ -253,7 +279,7 @@ local function test(ws)
   check(result.status == "cancelled", "slow run status: " .. tostring(result.status))
   local slow = task_of(result, "slow")
   check(slow and slow.status == "cancelled", "task slow: " .. vim.inspect(slow))
-  out("ok - :ParexRun slow.parex.toml, statusline '" .. running .. "', :ParexCancel cancelled it")
+  out("ok - :ParexRun slow.parex.toml, statusline '" .. running .. "', :ParexStatus listed it, :ParexCancel cancelled it")
 
   -- 10. :ParexStatus answers.
   local before = #notifications
