@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from lsp_helpers import events, first_run_id, initialize, request, wait_until, write_plan
@@ -98,3 +99,19 @@ async def test_progress_cancel_on_task_token_and_run_token(client: LanguageClien
     assert result["status"] == "cancelled"
     assert statuses(result) == {"a": "cancelled", "b": "cancelled", "c": "cancelled"}
     assert client.progress_reports[f"parex/{run_id}/b"][-1].message == "cancelled"
+
+
+async def test_shutdown_ends_running_runs_cleanly(client: LanguageClient, tmp_path):
+    plan = write_plan(tmp_path, SLOW)
+    await initialize(client, tmp_path)
+    answer = await request(client, "parex/run", {"plan": {"uri": plan.as_uri()}, "detach": True})
+    await both_started(client, answer["runId"])
+
+    await asyncio.wait_for(client.shutdown_session(), 30)
+    client.capabilities = None  # the session is over: the fixture must not shut it down again
+
+    journal = (tmp_path / ".parex" / "runs" / answer["runId"] / "journal.jsonl").read_text().splitlines()
+    last = json.loads(journal[-1])
+    assert last["kind"] == "runFinished" and last["data"]["status"] == "cancelled"
+    assert {t["id"]: t["status"] for t in last["data"]["tasks"]} == {"a": "cancelled", "b": "cancelled",
+                                                                     "c": "cancelled"}
