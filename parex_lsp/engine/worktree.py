@@ -10,7 +10,6 @@ conflict is aborted at once (the base branch and working tree stay as they were)
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from dataclasses import dataclass, field
