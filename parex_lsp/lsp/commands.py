@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 RUN, CANCEL, RETRY_TASK, SHOW_LOG = "parex.run", "parex.cancel", "parex.retryTask", "parex.showLog"
 
 
+def _cancel_with_request(ls, live) -> None:
+    """`$/cancelRequest` on an executeCommand cancels pygls' future of that request, not this handler's
+    task (commands run one step removed); watch that future so the run is cancelled with it."""
+    request = getattr(ls.protocol, "_request_futures", {}).get(ls.protocol.msg_id)
+    if request is not None:
+        request.add_done_callback(lambda f: live.run.cancel() if f.cancelled() else None)
+
+
 def register(server) -> None:
     # Handlers carry no annotations: pygls reads them to convert arguments, and these take raw JSON.
 
@@ -26,6 +34,7 @@ def register(server) -> None:
         live = ls.runs.start(run_request(list(args)))
         if live.request.detach:
             return {"runId": live.run.run_id}
+        _cancel_with_request(ls, live)
         return await ls.runs.wait(live)
 
     @server.command(CANCEL)

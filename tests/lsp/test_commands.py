@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from lsp_helpers import events, first_run_id, initialize, request, wait_until, write_plan
 from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
 
 PLAN = """
@@ -58,5 +62,21 @@ async def test_cancel_command_on_a_detached_run(client: LanguageClient, tmp_path
 
     cancelled = await request(client, "workspace/executeCommand", command("parex.cancel", {"runId": run_id}))
     assert cancelled == {"cancelled": ["slow"]}
+    finished = await wait_until(lambda: events(client, run_id, kind="runFinished"), "runFinished")
+    assert finished[0]["data"]["status"] == "cancelled"
+
+
+async def test_cancel_request_on_the_run_command_cancels_the_run(client: LanguageClient, tmp_path):
+    plan = write_plan(tmp_path, SLOW)
+    await initialize(client, tmp_path)
+    pending = asyncio.ensure_future(client.protocol.send_request_async(
+        "workspace/executeCommand", command("parex.run", {"plan": {"uri": plan.as_uri()}}), msg_id="cmd-1"))
+    run_id = await first_run_id(client)
+    await wait_until(lambda: events(client, run_id, "slow", "started"), "slow to start")
+
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cmd-1"))
+
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wait_for(pending, 30)
     finished = await wait_until(lambda: events(client, run_id, kind="runFinished"), "runFinished")
     assert finished[0]["data"]["status"] == "cancelled"
