@@ -41,7 +41,8 @@ local state = {
   current = nil, -- runId of the run the statusline follows
   last = nil, -- { result, plan_uri, client_id } of the last finished run
   diagnostics = {}, -- uri -> the raw LSP diagnostics last published there
-  progress = {}, -- progress token -> { kinds seen, in order } (for tests and :ParexStatus)
+  run_order = {}, -- runIds, oldest first (only the last KEEP_RUNS are kept)
+  progress = {}, -- progress token -> { kinds seen, in order }
   shown = {}, -- log uri -> true when window/showDocument opened it
   cmd_warned = {}, -- server commands found missing (said once)
 }
@@ -73,11 +74,29 @@ end
 
 local TERMINAL = { succeeded = true, failed = true, skipped = true, cancelled = true }
 
+local KEEP_RUNS = 20
+
+local function forget_old_runs()
+  while #state.run_order > KEEP_RUNS do
+    local old = table.remove(state.run_order, 1)
+    state.runs[old] = nil
+    local prefix = "parex/" .. old
+    for token in pairs(state.progress) do
+      local t = tostring(token)
+      if t == prefix or t:sub(1, #prefix + 1) == prefix .. "/" then
+        state.progress[token] = nil
+      end
+    end
+  end
+end
+
 local function run_record(run_id, client_id)
   local run = state.runs[run_id]
   if not run then
     run = { id = run_id, client_id = client_id, tasks = {}, order = {}, started = {} }
     state.runs[run_id] = run
+    table.insert(state.run_order, run_id)
+    forget_old_runs()
     state.current = run_id
     -- The first news of a run answers which pending request it belongs to.
     for _, p in ipairs(state.pending) do
