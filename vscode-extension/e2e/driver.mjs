@@ -39,12 +39,30 @@ async function waitForText(page, selector, predicate, timeoutMs) {
   return undefined;
 }
 
+/**
+ * F1 and type `text` into the quick input. Retried: the palette closes when something takes the
+ * focus right after it opened (an editor that is still opening, a view that reveals itself).
+ */
+async function quickInput(page, text) {
+  const input = page.locator('.quick-input-widget input.input');
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('F1');
+    try {
+      await input.waitFor({ state: 'visible', timeout: 10000 });
+      await input.fill(text, { timeout: 5000 });
+      return input;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      log(`the quick input closed before "${text}" was typed; again`);
+      await page.keyboard.press('Escape');
+      await page.waitForTimeout(500);
+    }
+  }
+}
+
 /** F1, type, and run the entry whose label contains `label`. */
 async function runCommand(page, text, label = text) {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input.input');
-  await input.waitFor({ state: 'visible', timeout: 15000 });
-  await input.fill(`>${text}`);
+  const input = await quickInput(page, `>${text}`);
   const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first();
   await row.waitFor({ state: 'visible', timeout: 15000 });
   await page.waitForTimeout(150);
@@ -53,15 +71,21 @@ async function runCommand(page, text, label = text) {
 
 /** Quick Open (F1 without the `>`): opens a file of the workspace by name. */
 async function openFile(page, name) {
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input.input');
-  await input.waitFor({ state: 'visible', timeout: 15000 });
-  await input.fill(name);
+  const input = await quickInput(page, name);
   const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: name }).first();
   await row.waitFor({ state: 'visible', timeout: 15000 });
   await page.waitForTimeout(150);
   await input.press('Enter');
   await page.locator(`.tabs-container .tab.active[aria-label*="${name}"]`).waitFor({ timeout: 15000 });
+}
+
+/** Quick Open's `:N`: puts the cursor at the start of line N (1-based) of the active editor. */
+async function goToLine(page, line) {
+  const input = await quickInput(page, `:${line}`);
+  await page.waitForTimeout(150);
+  await input.press('Enter');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 15000 });
+  await page.waitForTimeout(200);
 }
 
 const browser = await chromium.launch({
@@ -155,6 +179,70 @@ try {
     .then(() => true, () => false);
   const logText = logTab ? await waitForText(page, '.editor-instance .view-lines', (t) => t.includes('about to fail'), 10000) : undefined;
   check(logTab && logText !== undefined, 'Show Parallel Task Log opens broken.log with its output');
+
+  // "Retry Failed Parallel Tasks": a resume of the last run; the succeeded task is kept.
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await runCommand(page, 'Retry Failed Parallel Tasks');
+  const retried = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks failed: 0 succeeded, 1 failed, 1 kept from the earlier run/.test(t),
+    60000,
+  );
+  check(retried !== undefined, `Retry Failed Parallel Tasks reruns only the failed task: ${JSON.stringify(retried?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+
+  // The server's "Retry task" quick fix on the diagnostic: a run this window did not start,
+  // shown all the same (view, output, summary).
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await openFile(page, 'parex.toml');
+  await goToLine(page, 9);
+  await page.keyboard.press('Control+.');
+  const fix = page.locator('.action-widget .monaco-list-row', { hasText: 'Retry task broken' }).first();
+  const fixShown = await fix.waitFor({ state: 'visible', timeout: 15000 }).then(() => true, () => false);
+  check(fixShown, 'the failure offers the "Retry task broken" quick fix');
+  if (fixShown) {
+    // The menu takes keys, not clicks: move to the entry, then Enter.
+    for (let i = 0; i < 4; i++) {
+      const focused = await textOf(page, '.action-widget .monaco-list-row.focused');
+      if (focused.includes('Retry task broken')) break;
+      await page.keyboard.press('ArrowDown');
+    }
+    await page.keyboard.press('Enter');
+    const fixed = await waitForText(
+      page,
+      '.notifications-toasts .notification-toast .notification-list-item-message',
+      (t) => /Parallel tasks failed: 0 succeeded, 1 failed, 1 kept from the earlier run/.test(t),
+      60000,
+    );
+    check(fixed !== undefined, 'the quick fix reran the task and the run was shown to its end');
+  }
+
+  // callN: lines of a selection in any document: the selected calls run, the others do not.
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await openFile(page, 'notes.md');
+  log('notes.md is open');
+  await goToLine(page, 3);
+  await page.keyboard.press('Home');
+  await page.keyboard.press('Shift+ArrowDown');
+  await page.keyboard.press('Shift+ArrowDown');
+  log('selected the call1 and call2 lines');
+  await runCommand(page, 'Run Parallel Tasks');
+  log('ran "Run Parallel Tasks"');
+  const calls = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks done: 2 succeeded in /.test(t),
+    60000,
+  );
+  check(calls !== undefined, `the selected call1 and call2 ran (not call3): ${JSON.stringify(calls?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+  await runCommand(page, 'Explorer: Focus on Parallel Tasks View', 'Focus on Parallel Tasks View');
+  const callTree = await waitForText(
+    page,
+    '[id="workbench.view.explorer"] .pane:has(.pane-header:has-text("Parallel Tasks")) .monaco-list',
+    (t) => /call1\s*succeeded/.test(t) && /call2\s*succeeded/.test(t),
+    15000,
+  );
+  check(callTree !== undefined && !/call3/.test(callTree), `Parallel Tasks view lists call1 and call2 only: ${JSON.stringify(callTree?.replace(/\n+/g, ' | '))}`);
 
   const runs = path.join(workspace, '.parex', 'runs');
   check(existsSync(runs) && readdirSync(runs).length > 0, `the server kept the run in ${runs}`);

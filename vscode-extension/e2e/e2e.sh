@@ -96,6 +96,13 @@ prompt = "echo hello from parex; sleep 2; echo hello done"
 id = "broken"
 prompt = "echo about to fail; sleep 2; echo giving up >&2; exit 3"
 EOF
+cat > "$WS/notes.md" <<'EOF'
+# Notes
+
+call1: echo one
+call2: echo two
+call3: exit 1
+EOF
 node -e 'process.stdout.write(JSON.stringify({"parex.serverCommand": [process.argv[1]]}, null, 2) + "\n")' \
   "$PAREX_LSP" > "$WS/.vscode/settings.json"
 

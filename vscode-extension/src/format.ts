@@ -28,10 +28,14 @@ function plural(n: number, word: string): string {
 }
 
 /** Counts of a result's tasks by status. */
-export function countResult(result: RunResult): Record<'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'other', number> {
-  const counts = { succeeded: 0, failed: 0, skipped: 0, cancelled: 0, other: 0 };
+export function countResult(
+  result: RunResult,
+): Record<'succeeded' | 'kept' | 'failed' | 'skipped' | 'cancelled' | 'other', number> {
+  const counts = { succeeded: 0, kept: 0, failed: 0, skipped: 0, cancelled: 0, other: 0 };
   for (const t of result.tasks) {
-    if (t.status === 'succeeded' || t.status === 'failed' || t.status === 'skipped' || t.status === 'cancelled') {
+    if (t.status === 'succeeded' && t.reusedFrom) {
+      counts.kept++;
+    } else if (t.status === 'succeeded' || t.status === 'failed' || t.status === 'skipped' || t.status === 'cancelled') {
       counts[t.status]++;
     } else counts.other++;
   }
@@ -46,6 +50,7 @@ export function tasksToRetry(result: RunResult): TaskResult[] {
 /**
  * The notification at the end of a run, e.g.
  * `Parallel tasks failed: 1 succeeded, 1 failed in 1.2s (2.3s of work, 1.9× speedup)`.
+ * Tasks a resume did not run again (they succeeded before) are counted apart, as "kept".
  */
 export function summaryMessage(result: RunResult): string {
   const c = countResult(result);
@@ -53,6 +58,7 @@ export function summaryMessage(result: RunResult): string {
   if (c.failed > 0 || result.status === 'failed') parts.push(`${c.failed} failed`);
   if (c.skipped > 0) parts.push(`${c.skipped} skipped`);
   if (c.cancelled > 0) parts.push(`${c.cancelled} cancelled`);
+  if (c.kept > 0) parts.push(`${c.kept} kept from the earlier run`);
   const verdict =
     result.status === 'succeeded' ? 'done' : result.status === 'cancelled' ? 'cancelled' : result.status === 'failed' ? 'failed' : result.status;
   return (
@@ -106,9 +112,13 @@ export function stateLine(task: TaskView, state: TaskState, elapsedMs: number | 
     case 'skipped':
       text = `skipped${task.error ? `: ${task.error}` : ''}`;
       break;
+    case 'succeeded':
+      text = task.reusedFrom ? `succeeded in run ${task.reusedFrom}; not run again` : 'succeeded';
+      break;
     default:
       text = state;
   }
+  if (task.reusedFrom && state === 'succeeded') return `[${task.id}] ── ${text}`;
   if (elapsedMs !== undefined && (state === 'succeeded' || state === 'failed' || state === 'cancelled')) {
     text += ` after ${formatDuration(elapsedMs)}`;
   }
@@ -153,6 +163,7 @@ const STATE_LABEL: Record<TaskState, string> = {
 /** The description next to a task in the tree: `running · 4.2s · last output line`. */
 export function taskDescription(task: TaskView, elapsedMs: number | undefined, maxLine = 60): string {
   const parts: string[] = [STATE_LABEL[task.state]];
+  if (task.reusedFrom && task.state === 'succeeded') return `succeeded earlier · kept from run ${task.reusedFrom}`;
   if (task.attempt > 1) parts[0] += ` (attempt ${task.attempt})`;
   if (elapsedMs !== undefined) parts.push(formatDuration(elapsedMs));
   const detail = task.state === 'failed' || task.state === 'skipped' ? (task.error ?? task.lastLine) : task.lastLine;

@@ -47,6 +47,8 @@ export interface TaskResult {
   /** Reason code of a failure (`exit-code`, `timeout`, ...), as in the diagnostics. */
   code?: string;
   logUri?: string;
+  /** On a resume: the earlier run this task succeeded in; it did not run again. */
+  reusedFrom?: string;
 }
 
 export interface RunResult {
@@ -126,6 +128,7 @@ function parseTaskResult(value: unknown): TaskResult | undefined {
   if (typeof value.error === 'string') result.error = value.error;
   if (typeof value.code === 'string') result.code = value.code;
   if (typeof value.logUri === 'string') result.logUri = value.logUri;
+  if (typeof value.reusedFrom === 'string' && value.reusedFrom !== '') result.reusedFrom = value.reusedFrom;
   return result;
 }
 

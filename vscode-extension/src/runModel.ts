@@ -32,6 +32,8 @@ export interface TaskView {
   code?: string;
   exitCode?: number;
   logUri?: string;
+  /** On a resume: the earlier run this task succeeded in (it did not run again). */
+  reusedFrom?: string;
 }
 
 export interface RunCounts {
@@ -162,6 +164,8 @@ export class RunModel {
       if (code !== undefined) task.code = code;
       const exitCode = finiteNumber(data.exitCode);
       if (exitCode !== undefined) task.exitCode = exitCode;
+      const reusedFrom = str(data.reusedFrom);
+      if (reusedFrom !== undefined) task.reusedFrom = reusedFrom;
       const logUri = str(data.logUri) ?? fileUri(str(data.logPath));
       if (logUri !== undefined) task.logUri = logUri;
     } else if (state === 'retrying') {
@@ -190,6 +194,7 @@ export class RunModel {
     if (r.code) task.code = r.code;
     if (r.exitCode !== undefined && r.exitCode !== null) task.exitCode = r.exitCode;
     if (r.logUri) task.logUri = r.logUri;
+    if (r.reusedFrom) task.reusedFrom = r.reusedFrom;
   }
 
   /** How long a task has been running (live), or took (finished); undefined before it started. */
@@ -244,6 +249,7 @@ export class RunModel {
       if (t.error !== undefined) r.error = t.error;
       if (t.code !== undefined) r.code = t.code;
       if (t.logUri !== undefined) r.logUri = t.logUri;
+      if (t.reusedFrom !== undefined) r.reusedFrom = t.reusedFrom;
       return r;
     });
     const c = this.counts();

@@ -76,6 +76,17 @@ describe('summaryMessage', () => {
     assert.equal(summaryMessage(r), 'Parallel tasks cancelled: 0 succeeded, 1 skipped, 1 cancelled in 1.2s (2.3s of work, 1.9× speedup)');
     assert.equal(summarySeverity(r), 'warning');
   });
+  it('counts the tasks a resume kept apart', () => {
+    const r: RunResult = {
+      ...result,
+      tasks: [{ id: 'ok', status: 'succeeded', attempts: 0, durationMs: 0, reusedFrom: 'r0' }, result.tasks[1]],
+      workMs: 800,
+      speedup: 800 / 1200,
+    };
+    assert.equal(summaryMessage(r), 'Parallel tasks failed: 0 succeeded, 1 failed, 1 kept from the earlier run in 1.2s (800ms of work, 0.67× speedup)');
+    assert.equal(taskDescription({ id: 'ok', state: 'succeeded', attempt: 0, reusedFrom: 'r0' }, 0), 'succeeded earlier · kept from run r0');
+    assert.equal(stateLine({ id: 'ok', state: 'succeeded', attempt: 0, reusedFrom: 'r0' }, 'succeeded', 0), '[ok] ── succeeded in run r0; not run again');
+  });
   it('tasksToRetry keeps all but the succeeded', () => {
     assert.deepEqual(tasksToRetry(result).map((t) => t.id), ['bad']);
   });

@@ -79,6 +79,7 @@ describe('RunModel', () => {
       status: 'failed',
       tasks: [
         { id: 'ok', status: 'succeeded', attempts: 1, durationMs: 40, logUri: 'file:///w/.parex/runs/r1/ok.log' },
+        { id: 'old', status: 'succeeded', attempts: 0, durationMs: 0, reusedFrom: 'r0' },
         { id: 'bad', status: 'skipped', attempts: 0, durationMs: 0, code: 'dependency-failed' },
       ],
       wallMs: 50,
@@ -91,6 +92,8 @@ describe('RunModel', () => {
     assert.equal(m.elapsedMs(m.get('ok')!, 1000), 40);
     assert.equal(m.get('bad')!.state, 'skipped');
     assert.equal(m.get('bad')!.code, 'dependency-failed');
+    assert.equal(m.get('old')!.reusedFrom, 'r0');
+    assert.equal(m.get('ok')!.reusedFrom, undefined);
     assert.equal(m.summary(1000), result);
     // A late event of the same attempt does not pull the task back.
     m.apply(ev('ok', 'started'), 70);
