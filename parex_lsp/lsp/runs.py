@@ -54,8 +54,9 @@ class Runs:
     # -- where things are -----------------------------------------------------------------------
 
     def roots(self) -> list[Path]:
-        ws = self.ls.protocol._workspace
-        if ws is None:
+        try:
+            ws = self.ls.workspace
+        except RuntimeError:  # not initialized yet
             return []
         uris = [ws.root_uri] if ws.root_uri else []
         uris += [f.uri for f in ws.folders.values()]
