@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -16,7 +17,7 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
-        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        if _NUMBER.fullmatch(text):
             seconds = float(text)
         elif text and _PART.sub("", text) == "":
             seconds = sum(float(n) * _UNIT[u] for n, u in _PART.findall(text))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from parex_lsp.plan.model import Plan, Problem, TaskSpec
 
@@ -14,24 +15,40 @@ _GLOB_CHARS = set("*?[")
 def literal_prefix(pattern: str) -> str:
     """The part of a glob before its first wildcard segment: `api/**/*.py` → `api`."""
     parts = []
-    for part in PurePosixPath(pattern).parts:
-        if _GLOB_CHARS & set(part):
+    for part in pattern.split("/"):
+        if not _GLOB_CHARS.isdisjoint(part):
             break
-        parts.append(part)
+        if part and part != ".":
+            parts.append(part)
     return "/".join(parts)
 
 
-def escape_problem(pattern: str, workspace: Path) -> str | None:
+class RealPaths:
+    """`realpath` of workspace-relative paths, resolving each directory once (plans repeat directories)."""
+
+    def __init__(self, workspace: Path):
+        self.root = os.path.realpath(workspace)
+        self._dirs: dict[str, str] = {"": self.root}
+
+    def __call__(self, rel: str) -> str:
+        head, tail = os.path.split(rel)
+        if head not in self._dirs:
+            self._dirs[head] = self(head)
+        full = os.path.join(self._dirs[head], tail) if tail else self._dirs[head]
+        return os.path.realpath(full) if os.path.islink(full) else full
+
+
+def escape_problem(pattern: str, workspace: Path | RealPaths) -> str | None:
     """Why a `files` pattern leaves the workspace (through an absolute path, `..` or a symlink), or None."""
     if not pattern.strip():
         return "empty `files` pattern"
     if pattern.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", pattern):
         return f"`files` pattern {pattern!r} is absolute: write it relative to the workspace"
-    if ".." in PurePosixPath(pattern.replace("\\", "/")).parts:
+    if ".." in pattern.replace("\\", "/").split("/"):
         return f"`files` pattern {pattern!r} leaves the workspace through `..`"
-    root = workspace.resolve()
-    target = (root / literal_prefix(pattern)).resolve()
-    if target != root and root not in target.parents:
+    real = workspace if isinstance(workspace, RealPaths) else RealPaths(workspace)
+    target = real(literal_prefix(pattern))
+    if target != real.root and not target.startswith(real.root.rstrip("/") + "/"):
         return f"`files` pattern {pattern!r} leaves the workspace through a symlink (to {target})"
     return None
 
@@ -72,6 +89,7 @@ def validate(plan: Plan) -> list[Problem]:
             agent_problem('output_format must be "text" or "json-lines"')
 
     seen: dict[str, TaskSpec] = {}
+    real = RealPaths(plan.workspace)
     for t in plan.tasks:
         if not TASK_ID.match(t.id):
             add("bad-id", f"task id {t.id!r} may only contain letters, digits, `_`, `.` and `-`", t, "id")
@@ -93,7 +111,7 @@ def validate(plan: Plan) -> list[Problem]:
             if dep == t.id:
                 add("dependency-cycle", f"task `{t.id}` depends on itself", t, "depends_on")
         for pattern in t.files:
-            why = escape_problem(pattern, plan.workspace)
+            why = escape_problem(pattern, real)
             if why:
                 add("path-escape", f"task `{t.id}`: {why}", t, "files")
     ids = {t.id for t in plan.tasks}
