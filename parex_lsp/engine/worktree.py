@@ -102,6 +102,9 @@ class Worktrees:
         self.dir = worktrees_dir(self.workspace) / run_id
         self._trees: dict[str, _Tree] = {}
         self._lock = threading.Lock()  # guards _trees
+        # git reads every worktree's metadata when it adds, removes or prunes one, or deletes a branch; two of
+        # those at once can see a worktree half made ("failed to read .git/worktrees/<name>/commondir")
+        self._admin_lock = threading.RLock()
         self._merge_lock = threading.Lock()  # one merge into the main checkout at a time
         self.repo: git.Repo | None = None
         self.root = self.workspace
@@ -231,8 +234,10 @@ class Worktrees:
             self._trees[task_id] = tree
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._set_aside_old_branch(tree.branch)
-            self.repo.git.worktree("add", "--quiet", "-b", tree.branch, str(tree.path), base)
+            with self._admin_lock:
+                self._set_aside_old_branch(tree.branch)
+                self.repo.git.worktree("add", "--quiet", "--no-checkout", "-b", tree.branch, str(tree.path), base)
+            _git(tree.path).reset("--quiet", "--hard")  # the checkout itself, in parallel with other tasks'
             self._copy_in(tree)
         except Exception as e:
             with self._lock:
@@ -305,11 +310,12 @@ class Worktrees:
         return g.rev_parse("HEAD")
 
     def _remove(self, path: Path) -> None:
-        try:
-            self.repo.git.worktree("remove", "--force", "--force", str(path))
-        except GitCommandError:
-            shutil.rmtree(path, ignore_errors=True)  # not (or no longer) a worktree git knows: just the files
-            self.repo.git.worktree("prune")
+        with self._admin_lock:
+            try:
+                self.repo.git.worktree("remove", "--force", "--force", str(path))
+            except GitCommandError:
+                shutil.rmtree(path, ignore_errors=True)  # not (or no longer) a worktree git knows: just the files
+                self.repo.git.worktree("prune")
 
     def finish(self, task_id: str, succeeded: bool) -> MergeOutcome | None:
         """Commit the task's work to its branch and remove its worktree; when it succeeded, merge the branch
@@ -330,7 +336,8 @@ class Worktrees:
         with self._merge_lock:
             outcome = self._merge(tree)
         if outcome.ok:
-            self.repo.git.branch("-D", tree.branch)
+            with self._admin_lock:
+                self.repo.git.branch("-D", tree.branch)
         return outcome
 
     def _merge(self, tree: _Tree) -> MergeOutcome:
@@ -386,7 +393,8 @@ class Worktrees:
             finally:
                 self._remove(tree.path)
         _rmdir_if_empty(self.dir)
-        self.repo.git.worktree("prune")
+        with self._admin_lock:
+            self.repo.git.worktree("prune")
 
     def _require_prepared(self) -> None:
         if self.repo is None:
