@@ -19,6 +19,7 @@ import httpx
 from parex_lsp.agents.base import API_ERROR, EXIT_CODE, LOCK_TIMEOUT, SETUP_FAILED, AgentContext, Outcome
 from parex_lsp.agents.sse import DONE, sse_data
 from parex_lsp.agents.tools import COMMAND_TIMEOUT, FileTools
+from parex_lsp.engine.events import LOCK_WAIT
 from parex_lsp.engine.locks import LockOwner, LockTimeout
 from parex_lsp.plan.model import AgentSpec
 
@@ -116,10 +117,11 @@ class OpenAIAgent:
         screen = _Screen(ctx.output.write)
 
         def on_lock_wait(key: str, owner: LockOwner) -> None:
-            message = f"waiting for {key}, held by task {owner.task_id}"
+            theirs = owner.task_id if owner.run_id == ctx.run_id else f"{owner.task_id} of run {owner.run_id}"
+            message = f"waiting for {key}, held by task {theirs}"
             screen.end_line()
             screen.write(f"  {message}\n")
-            ctx.emit("lockWait", {"path": key, "holder": owner.to_dict(), "message": message})
+            ctx.emit(LOCK_WAIT, {"path": key, "holder": owner.to_dict(), "message": message})
 
         tools = FileTools(ctx.workdir, run_id=ctx.run_id, task_id=ctx.task.id, workspace=ctx.workspace,
                           locks=ctx.locks, lock_timeout=ctx.task.lock_timeout, on_wait=on_lock_wait,
@@ -142,7 +144,7 @@ class OpenAIAgent:
             return Outcome(ok, usage=usage.to_wire(spec.prices), **kw)
 
         async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
-            for step in range(spec.max_steps):
+            for _ in range(spec.max_steps):
                 try:
                     reply = await stream_completion(client, url, {**body, "messages": messages}, screen.write)
                 except ApiError as e:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from parex_lsp.agents.base import API_ERROR, LOCK_TIMEOUT, SETUP_FAILED, AgentContext, Outcome
-from parex_lsp.agents.openai_agent import OpenAIAgent
+from parex_lsp.agents.openai_agent import OpenAIAgent, retry_after_seconds
+from parex_lsp.agents.sse import sse_data
 from parex_lsp.engine.locks import WorkspaceLocks
 from parex_lsp.engine.output import TaskOutput
 from parex_lsp.plan.model import AgentSpec, TaskSpec
@@ -407,3 +411,23 @@ async def test_the_fake_server_reports_an_unscripted_request(tmp_path: Path, ws:
     assert not outcome.ok and not outcome.transient
     assert "no reply scripted for request #2" in outcome.reason
     assert json.loads(json.dumps(srv.requests))  # bodies are plain JSON, reusable by other tests
+
+
+# -- protocol details ------------------------------------------------------------------------------
+
+async def test_sse_events_skip_comments_and_join_multi_line_data():
+    async def lines():
+        for line in [": keep-alive", "", "event: message", "data: {\"a\":", "data: 1}", "", "id: 7",
+                     "data:[DONE]", ""]:
+            yield line
+
+    assert [d async for d in sse_data(lines())] == ['{"a":\n1}', "[DONE]"]
+
+
+def test_retry_after_in_milliseconds_seconds_or_as_a_date():
+    assert retry_after_seconds(httpx.Headers({"retry-after-ms": "1500", "retry-after": "9"})) == 1.5
+    assert retry_after_seconds(httpx.Headers({"retry-after": "12"})) == 12.0
+    later = email.utils.formatdate(time.time() + 120, usegmt=True)
+    assert 100 < retry_after_seconds(httpx.Headers({"retry-after": later})) <= 120
+    assert retry_after_seconds(httpx.Headers({"retry-after": "soon"})) is None
+    assert retry_after_seconds(httpx.Headers({})) is None
