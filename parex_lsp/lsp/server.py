@@ -1,12 +1,11 @@
 """The parex language server: requests in, engine runs, events out as progress, taskEvents and diagnostics.
 
 Handlers parse their params (params.py), call the engine through `Runs` (runs.py) and return; what a
-run reports reaches the client through event sinks (progress.py, diagnostics.py).
+run reports reaches the client through event sinks (notify.py, progress.py, diagnostics.py).
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ from parex_lsp.lsp.diagnostics import DiagnosticStore
 from parex_lsp.lsp.params import invalid, plain_converter, run_request, task_ref
 from parex_lsp.lsp.runs import Runs
 from parex_lsp.plan import PlanError, is_plan_file, plan_from_text
-
-log = logging.getLogger(__name__)
 
 
 class ParexServer(LanguageServer):

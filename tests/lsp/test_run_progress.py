@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp_helpers import events, initialize, kinds, request, write_plan
+from lsp_helpers import events, initialize, kinds, request, wait_until, write_plan
 from pytest_lsp import LanguageClient
 
 PLAN = """
@@ -112,8 +112,6 @@ async def test_detached_run_answers_at_once_and_goes_on(client: LanguageClient, 
     answer = await request(client, "parex/run", {"plan": {"uri": plan.as_uri()}, "detach": True})
 
     assert set(answer) == {"runId"}
-    from lsp_helpers import wait_until
-
     finished = await wait_until(lambda: events(client, answer["runId"], kind="runFinished"), "runFinished")
     assert finished[0]["data"]["status"] == "succeeded"
 
