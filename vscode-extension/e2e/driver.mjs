@@ -244,6 +244,26 @@ try {
   );
   check(callTree !== undefined && !/call3/.test(callTree), `Parallel Tasks view lists call1 and call2 only: ${JSON.stringify(callTree?.replace(/\n+/g, ' | '))}`);
 
+  // Cancel Parallel Tasks: a long task ends as cancelled, and the summary says so.
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await openFile(page, 'slow.parex.toml');
+  await runCommand(page, 'Run Parallel Tasks');
+  const slowRunning = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast',
+    (t) => /Parallel Tasks \(slow\.parex\.toml\)/.test(t) && /0\/1 done · 1 running/.test(t),
+    30000,
+  );
+  check(slowRunning !== undefined, 'the long task runs');
+  await runCommand(page, 'Cancel Parallel Tasks');
+  const cancelled = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks cancelled: 0 succeeded, 1 cancelled in /.test(t),
+    30000,
+  );
+  check(cancelled !== undefined, `Cancel Parallel Tasks: ${JSON.stringify(cancelled?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+
   const runs = path.join(workspace, '.parex', 'runs');
   check(existsSync(runs) && readdirSync(runs).length > 0, `the server kept the run in ${runs}`);
 } catch (err) {

@@ -96,6 +96,11 @@ prompt = "echo hello from parex; sleep 2; echo hello done"
 id = "broken"
 prompt = "echo about to fail; sleep 2; echo giving up >&2; exit 3"
 EOF
+cat > "$WS/slow.parex.toml" <<'EOF'
+[[task]]
+id = "slow"
+prompt = "echo waiting; sleep 60"
+EOF
 cat > "$WS/notes.md" <<'EOF'
 # Notes
 
