@@ -52,6 +52,9 @@ class CommandAgent:
                 ctx.output.show(text if text.endswith("\n") else text + "\n")
 
         outcome = await run_process(argv, ctx, line_filter=show)
+        rest = parser.finish()  # text a CLI streamed without a final newline or closing event
+        if rest:
+            ctx.output.show(rest if rest.endswith("\n") else rest + "\n")
         outcome.usage, outcome.answer = parser.usage, parser.answer
         if not outcome.ok and parser.error:
             outcome.reason = f"{outcome.reason}: {parser.error}"

@@ -20,8 +20,11 @@ LineFilter = Callable[[str], None]  # receives complete stdout lines instead of 
 async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilter | None = None) -> Outcome:
     env = {**os.environ, **ctx.agent.env, **ctx.env}
     try:
-        proc = await anyio.open_process(argv, cwd=ctx.workdir, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        # Shielded: a cancel landing between fork and return would leak a process we hold no handle to.
+        with anyio.CancelScope(shield=True):
+            proc = await anyio.open_process(argv, cwd=ctx.workdir, env=env, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
     except FileNotFoundError:
         return Outcome(False, code=AGENT_NOT_FOUND,
                        reason=f"agent `{ctx.agent.name}`: executable `{argv[0]}` not found on PATH")

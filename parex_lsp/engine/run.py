@@ -346,6 +346,8 @@ class Run:
         agent_spec = self.plan.agents[t.agent]
         agent = agent_for(agent_spec)
         env = {"PAREX_RUN_ID": self.run_id, "PAREX_TASK_ID": spec.id, "PAREX_WORKSPACE": str(self.workspace)}
+        # Agents that write files themselves lock each write; in a worktree nothing is shared, so no locks.
+        file_locks = self._lock_table() if agent_spec.kind == "openai" and self._worktrees is None else None
 
         async def attempt() -> Outcome:
             t.attempt += 1
@@ -353,10 +355,7 @@ class Run:
                 t.output.mark(f"attempt {t.attempt}")
             ctx = AgentContext(self.run_id, spec, agent_spec, workdir, self.workspace, t.attempt, t.output,
                                lambda kind, data: self._emit(spec.id, kind, data, t.attempt),
-                               self._locks if agent_spec.kind == "openai" else None, self.plan.run.kill_grace,
-                               {**env, "PAREX_ATTEMPT": str(t.attempt)})
-            if agent_spec.kind == "openai":
-                ctx.locks = self._lock_table()
+                               file_locks, self.plan.run.kill_grace, {**env, "PAREX_ATTEMPT": str(t.attempt)})
             with anyio.move_on_after(spec.timeout) as deadline:
                 return await agent.run(ctx)
             assert deadline.cancelled_caught

@@ -32,7 +32,10 @@ AGENT_KEYS = {
     "kind": str, "command": list, "max_concurrency": int, "retry_on": list, "retry_timeouts": bool,
     "env": dict, "output_format": str, "base_url": str, "model": str, "api_key_env": str,
     "max_steps": int, "allow_commands": bool, "prices": dict,
+    # model agents' finer settings, kept in AgentSpec.extra
+    "system_prompt": str, "temperature": (int, float), "request_timeout": (int, float), "command_timeout": (int, float),
 }
+EXTRA_AGENT_KEYS = {"system_prompt", "temperature", "request_timeout", "command_timeout"}
 TASK_KEYS = {
     "id": str, "prompt": str, "agent": str, "depends_on": list, "files": list, "retries": int,
     "timeout": "duration", "lock_timeout": "duration",
@@ -166,7 +169,10 @@ def parse_toml_plan(text: str, path: str, workspace: Path) -> tuple[Plan | None,
         base = agents.get(name)
         agent = AgentSpec(name=name) if base is None else _copy_agent(base)
         for key, value in fields.items():
-            setattr(agent, key, value)
+            if key in EXTRA_AGENT_KEYS:
+                agent.extra[key] = value
+            else:
+                setattr(agent, key, value)
         if "command" in fields and "kind" not in fields and agent.kind == "shell":
             agent.kind = "command"
         if "base_url" in fields and "kind" not in fields:
