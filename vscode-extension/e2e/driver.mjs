@@ -244,6 +244,27 @@ try {
   );
   check(callTree !== undefined && !/call3/.test(callTree), `Parallel Tasks view lists call1 and call2 only: ${JSON.stringify(callTree?.replace(/\n+/g, ' | '))}`);
 
+  // callN: lines of an untitled document, which the server cannot read from disk: sent inline.
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await runCommand(page, 'File: New Untitled Text File', 'New Untitled Text File');
+  await page.locator('.tabs-container .tab.active[aria-label*="Untitled"]').waitFor({ timeout: 15000 });
+  await page.waitForTimeout(300);
+  await page.keyboard.type('call1: echo from an untitled document\n');
+  await runCommand(page, 'Run Parallel Tasks');
+  const untitled = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks done: 1 succeeded in /.test(t),
+    30000,
+  );
+  const untitledTree = await waitForText(
+    page,
+    '[id="workbench.view.explorer"] .pane:has(.pane-header:has-text("Parallel Tasks")) .monaco-list',
+    (t) => /call1\s*succeeded · .* · from an untitled document/.test(t),
+    10000,
+  );
+  check(untitled !== undefined && untitledTree !== undefined, `the calls of an untitled document ran: ${JSON.stringify(untitledTree?.replace(/\n+/g, ' | '))}`);
+
   // Cancel Parallel Tasks: a long task ends as cancelled, and the summary says so.
   await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
   await openFile(page, 'slow.parex.toml');
