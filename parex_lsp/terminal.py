@@ -22,6 +22,7 @@ from parex_lsp.engine.result import RunResult
 STYLE = {"succeeded": "green", "failed": "bold red", "skipped": "yellow", "cancelled": "magenta",
          "running": "cyan", "waiting": "blue", "pending": "dim"}
 TAIL_SHOWN = 5
+SUMMARY_ROWS = 40  # bigger runs list only the tasks that did not succeed
 
 
 def _secs(ms: int | float | None) -> str:
@@ -31,6 +32,7 @@ def _secs(ms: int | float | None) -> str:
 class TerminalView:
     def __init__(self, run, stream: IO[str], quiet: bool = False):
         self.run = run
+        self.stream = stream
         self.console = Console(file=stream, highlight=False, soft_wrap=True)
         self.interactive = self.console.is_terminal
         self.quiet = quiet
@@ -65,9 +67,7 @@ class TerminalView:
             self._line(e.task_id, f"{e.kind} in {_secs(data.get('durationMs'))}{why}", STYLE[e.kind])
 
     def _line(self, task_id: str, text: str, style: str | None = None) -> None:
-        line = Text(f"[{task_id}] ", style="bold")
-        line.append(text, style=style)
-        self.console.print(line)
+        self.stream.write(f"[{task_id}] {text}\n")  # plain output: no markup, and cheap for big runs
 
     def _table(self) -> Table:
         st = self.run.status()
@@ -88,7 +88,10 @@ class TerminalView:
         table = Table(title=f"parex run {result.run_id}: {result.status}", title_justify="left")
         for col in ("task", "status", "attempts", "time", "reason / log"):
             table.add_column(col)
-        for t in result.tasks:
+        shown = result.tasks if len(result.tasks) <= SUMMARY_ROWS else [t for t in result.tasks if t.status != "succeeded"]
+        if len(shown) < len(result.tasks):
+            table.caption = f"{len(result.tasks) - len(shown)} succeeded tasks not listed"
+        for t in shown:
             note = (t.error or "") if t.status != "succeeded" else ("reused from " + t.reused_from if t.reused_from else "")
             table.add_row(t.id, Text(t.status, style=STYLE.get(t.status)), str(t.attempts), _secs(t.duration_ms), note)
         self.console.print(table)

@@ -6,10 +6,11 @@ lines (for the failure message) and at most one partial line.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 TAIL_LINES = 20
 MAX_PARTIAL = 64 * 1024  # a "line" longer than this is emitted in pieces
@@ -31,7 +32,7 @@ class TaskOutput:
     def __init__(self, log_path: Path, emit: Callable[[dict[str, Any]], None],
                  retry_on: re.Pattern[str] | None = None, tail_lines: int = TAIL_LINES):
         self.log_path = log_path
-        self._log = log_path.open("a", encoding="utf-8", errors="replace")
+        self._log: IO[str] | None = None  # opened at the first output: most short tasks print little
         self._emit = emit
         self._retry_on = retry_on
         self._partial = ""
@@ -46,6 +47,8 @@ class TaskOutput:
 
     def log(self, text: str) -> None:
         """To the log file only (e.g. an agent's raw JSON events, shown parsed)."""
+        if self._log is None:
+            self._log = self.log_path.open("a", encoding="utf-8", errors="replace")
         self._log.write(text)
 
     def show(self, text: str) -> None:
@@ -71,11 +74,15 @@ class TaskOutput:
         if self._partial:
             rest, self._partial = self._partial, ""
             self._lines(rest + "\n")
-        self._log.flush()
+        if self._log is not None:
+            self._log.flush()
 
     def close(self) -> None:
         self.flush()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
+        else:  # a task that printed nothing still has its (empty) log
+            os.close(os.open(self.log_path, os.O_WRONLY | os.O_CREAT, 0o644))
 
     @property
     def last_line(self) -> str:

@@ -23,9 +23,10 @@ from parex_lsp.agents.base import (CANCELLED, DEPENDENCY_FAILED, LOCK_TIMEOUT, M
 from parex_lsp.agents.command import SHELL
 from parex_lsp.agents.process import run_process
 from parex_lsp.engine import events as ev
+from parex_lsp.engine.children import use_pidfd_watcher
 from parex_lsp.engine.events import Event, Sink
 from parex_lsp.engine.graph import critical_path, dependents_of
-from parex_lsp.engine.journal import Journal, ensure_state_dir, find_run, new_run_id, replay
+from parex_lsp.engine.journal import Journal, ensure_state_dir, find_run, new_run_id, replay, runs_dir
 from parex_lsp.engine.output import TaskOutput, compile_patterns
 from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.retry import with_retries
@@ -102,6 +103,8 @@ class Run:
         self.reused: dict[str, TaskResult] = {}
         self.resumed_from: str | None = None
         self._earlier: dict[str, Any] = {}
+        self._finished = 0  # tasks of this run in a terminal state
+        self._run_dir = runs_dir(self.workspace) / self.run_id
         self.tasks = self._select_tasks()
 
     # -- setting up ----------------------------------------------------------------------------
@@ -169,9 +172,7 @@ class Run:
         self._sinks.append(sink)
 
     def log_path(self, task_id: str) -> Path:
-        from parex_lsp.engine.journal import runs_dir
-
-        return runs_dir(self.workspace) / self.run_id / f"{task_id}.log"
+        return self._run_dir / f"{task_id}.log"
 
     def cancel(self, task_id: str | None = None) -> list[str]:
         """Cancel the whole run, or one task (running or not yet started)."""
@@ -203,6 +204,7 @@ class Run:
                 "startedAt": self.started, "tasks": rows}
 
     async def execute(self) -> RunResult:
+        use_pidfd_watcher()
         ensure_state_dir(self.workspace)
         await self._open_isolation()
         self._journal = Journal(self.workspace, self.run_id)
@@ -223,11 +225,10 @@ class Run:
                     self._push(t)
             async with anyio.create_task_group() as tg:
                 while not self._all_done():
-                    self._dispatch(tg)
+                    lock_waiting = self._dispatch(tg)
                     if self._all_done():
                         break
-                    waiting = any(t.status == "waiting" for t in self.tasks.values())
-                    with anyio.move_on_after(LOCK_POLL if waiting else None):
+                    with anyio.move_on_after(LOCK_POLL if lock_waiting else None):
                         await self._wake.wait()
                     self._wake = anyio.Event()
             result = self._result()
@@ -245,7 +246,7 @@ class Run:
         heapq.heappush(self._ready, (-t.priority, self._index[t.spec.id], t.spec.id))
 
     def _all_done(self) -> bool:
-        return all(t.status in ev.TERMINAL for t in self.tasks.values())
+        return self._finished == len(self.tasks)
 
     def _skip_unmet(self) -> None:
         """With `only`, a dependency outside the run must have succeeded before."""
@@ -255,8 +256,8 @@ class Run:
                 self._finish(t, ev.SKIPPED, Outcome(False, code=DEPENDENCY_FAILED,
                              reason=f"dependency {missing[0]} has not succeeded in an earlier run"))
 
-    def _dispatch(self, tg) -> None:
-        """Start every ready task that fits, best first; the rest stay ready."""
+    def _dispatch(self, tg) -> bool:
+        """Start every ready task that fits, best first; the rest stay ready. True if one waits for a lock."""
         deferred = []
         while self._ready and self._global.available_tokens >= 1:
             item = heapq.heappop(self._ready)
@@ -275,6 +276,7 @@ class Run:
             tg.start_soon(self._run_task, t)
         for item in deferred:
             heapq.heappush(self._ready, item)
+        return any(self.tasks[tid].status == "waiting" for _, _, tid in deferred)
 
     def _take_locks(self, t: _Task) -> bool:
         """Lock the task's files, or note whom it waits for; never holds a slot while waiting."""
@@ -367,6 +369,8 @@ class Run:
                                               "reason": failed.reason}, t.attempt)
             t.output.log(f"[parex] attempt {t.attempt} failed ({failed.reason}); retrying in {delay:.1f}s\n")
 
+        if not spec.retries:
+            return await attempt()
         return await with_retries(attempt, spec.retries, self.plan.run.retry_backoff,
                                   self.plan.run.retry_backoff_max, on_retry)
 
@@ -454,6 +458,7 @@ class Run:
 
     def _record(self, t: _Task, status: str, outcome: Outcome) -> None:
         t.status, t.ended = status, time.time()
+        self._finished += 1
         duration = int((t.ended - t.started) * 1000) if t.started else 0
         if t.output is not None:
             t.output.close()
