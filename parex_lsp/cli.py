@@ -99,17 +99,17 @@ def _run(args: argparse.Namespace) -> int:
     async def go():
         async with anyio.create_task_group() as tg:
             tg.start_soon(_cancel_on_signal, run, tg.cancel_scope)
-            with view.live():
-                try:
-                    result = await run.execute()
-                finally:
-                    tg.cancel_scope.cancel()
-        return result
+            try:
+                with view.live():
+                    return await run.execute()
+            except RunError as e:  # e.g. worktree isolation refused: nothing ran
+                return e
+            finally:
+                tg.cancel_scope.cancel()
 
-    try:
-        result = anyio.run(go)
-    except RunError as e:
-        print(f"parex: {e}", file=sys.stderr)
+    result = anyio.run(go)
+    if isinstance(result, RunError):
+        print(f"parex: {result}", file=sys.stderr)
         return EXIT_INVALID
     view.summary(result)
     if args.json:

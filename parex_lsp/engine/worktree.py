@@ -145,6 +145,7 @@ class Worktrees:
                     f"uncommitted changes to tracked files in {self.root}: {shown}. Tasks start from the last "
                     "commit of " + self.base_branch + " and would not see them: commit or stash them first, "
                     "or set allow_dirty = true (merges that would touch those files are then refused)")
+        self._commit_parex_ignore()
         state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
         ignore = state_dir(self.workspace) / ".gitignore"
         if not ignore.exists():
@@ -168,6 +169,14 @@ class Worktrees:
                 i += 1  # the rename's source path follows
             paths.append(path)
         return [p for p in paths if not self._only_parex_ignored(p)]
+
+    def _commit_parex_ignore(self) -> None:
+        """Worktree runs commit to the base branch anyway; the `.parex/` ignore line goes in as its own commit
+        so the checkout stays clean and no merge trips over it."""
+        gitignore = (self.sub / ".gitignore").as_posix().removeprefix("./")
+        changed = self.repo.git.status("--porcelain=v1", "--untracked-files=no", "--", gitignore)
+        if changed and self._only_parex_ignored(gitignore):
+            self.repo.git.commit("-q", "--no-verify", "-m", "Ignore .parex/ (parex run state)", "--", gitignore)
 
     def _only_parex_ignored(self, path: str) -> bool:
         gitignore = (self.sub / ".gitignore").as_posix().removeprefix("./")
