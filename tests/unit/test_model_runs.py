@@ -1,0 +1,82 @@
+"""Model agents through the whole engine, against a local OpenAI-compatible server on 127.0.0.1:
+per-agent limits, Retry-After honoured by the engine's retries, and `callN:` fan-out answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import Recorder
+from parex_lsp.engine import Run
+from parex_lsp.plan import plan_from_calls, plan_from_text
+from tests.support.fake_openai import FakeOpenAI, by_prompt, rate_limited, text
+
+
+def model_plan(workspace: Path, base_url: str, tasks: str, run: str = "", agent: str = "") -> str:
+    toml = (f'[run]\nretry_backoff = 0.05\ndefault_agent = "local"\n{run}\n'
+            f'[agents.local]\nkind = "openai"\nbase_url = "{base_url}"\nmodel = "fake"\n{agent}\n'
+            f'prices = {{ input = 1.0, output = 2.0 }}\n{tasks}')
+    (workspace / "parex.toml").write_text(toml)
+    return toml
+
+
+async def test_per_agent_limit_caps_requests_in_flight(workspace: Path):
+    with FakeOpenAI(lambda req: text(["Answer ", "to ", req.prompt], delay=0.05)) as srv:
+        tasks = "".join(f'[[task]]\nid = "q{i}"\nprompt = "question {i}"\n' for i in range(6))
+        toml = model_plan(workspace, srv.base_url, tasks, run="max_concurrency = 6", agent="max_concurrency = 2")
+        run = Run(plan_from_text(toml, str(workspace / "parex.toml"), workspace))
+        result = await run.execute()
+    assert result.status == "succeeded"
+    assert srv.max_in_flight == 2
+    answers = {t.id: t.answer for t in result.tasks}
+    assert answers == {f"q{i}": f"Answer to question {i}" for i in range(6)}
+    assert result.usage["promptTokens"] == 60 and result.usage["completionTokens"] == 30
+    assert result.to_wire()["usage"]["costUsd"] > 0
+
+
+async def test_rate_limit_is_retried_after_the_time_the_server_asked(workspace: Path):
+    with FakeOpenAI([rate_limited(retry_after=0.4), text("done")]) as srv:
+        toml = model_plan(workspace, srv.base_url, '[[task]]\nid = "t"\nprompt = "go"\nretries = 2\n')
+        rec = Recorder()
+        run = Run(plan_from_text(toml, str(workspace / "parex.toml"), workspace), sinks=[rec])
+        result = await run.execute()
+    t = result.tasks[0]
+    assert (t.status, t.attempts, t.answer) == ("succeeded", 2, "done")
+    retry = rec.of("retrying")[0]
+    assert retry.data["code"] == "api-error" and retry.data["delay"] >= 0.4
+
+
+async def test_a_bad_request_is_not_retried(workspace: Path):
+    from tests.support.fake_openai import error
+
+    with FakeOpenAI([error(400, "model 'fake' does not support tools")]) as srv:
+        toml = model_plan(workspace, srv.base_url, '[[task]]\nid = "t"\nprompt = "go"\nretries = 3\n')
+        result = await Run(plan_from_text(toml, str(workspace / "parex.toml"), workspace)).execute()
+    t = result.tasks[0]
+    assert (t.status, t.attempts, t.code) == ("failed", 1, "api-error")
+    assert "does not support tools" in t.error
+    assert len(srv.requests) == 1
+
+
+async def test_call_fan_out_runs_every_call_concurrently_and_returns_each_answer(workspace: Path):
+    calls = {"write unit tests for parser.py": [text(["tests ", "written"], delay=0.1)],
+             "add type hints to cli.py": [text(["hints ", "added"], delay=0.1)],
+             "update the README usage section": [text(["README ", "updated"], delay=0.1)]}
+    with FakeOpenAI(by_prompt(calls)) as srv:
+        model_plan(workspace, srv.base_url, "", run="max_concurrency = 4")
+        notes = workspace / "notes.md"
+        notes.write_text("# todo\ncall1: write unit tests for parser.py\ncall2: add type hints to cli.py\n"
+                         "call3: update the README usage section\n")
+        plan = plan_from_calls(notes.read_text(), str(notes), workspace, (0, 3))
+        rec = Recorder()
+        result = await Run(plan, sinks=[rec]).execute()
+    assert [t.id for t in result.tasks] == ["call1", "call2", "call3"]
+    assert {t.id: t.answer for t in result.tasks} == {
+        "call1": "tests written", "call2": "hints added", "call3": "README updated"}
+    assert srv.max_in_flight == 3
+    # every streamed chunk is tagged with its call
+    streamed = {}
+    for e in rec.of("output"):
+        streamed[e.task_id] = streamed.get(e.task_id, "") + e.data["text"]
+    assert "hints added" in streamed["call2"] and "hints added" not in streamed["call1"]
+    assert json.dumps(result.to_wire())  # answers travel in the wire result
