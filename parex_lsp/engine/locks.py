@@ -361,6 +361,7 @@ class WorkspaceLocks:
             self._registry = FileLock(self.dir / "registry.lock", timeout=REGISTRY_TIMEOUT, poll_interval=0.001)
             self._files: dict[Holder, Path] = {}
             self._parsed: dict[str, tuple[Path, LockOwner, frozenset[str], str | None]] = {}
+            self._refused: set[Holder] = set()  # holders whose last try was refused: they poll
             _LIVE_TABLES.add(self)
 
     # -- granting ------------------------------------------------------------------------------------------
@@ -411,15 +412,19 @@ class WorkspaceLocks:
 
     def _registry_grant(self, holder: Holder, keys: frozenset[str], lease: float | None,
                         broken: list[tuple[str, LockOwner]]) -> tuple[str, LockOwner] | None:
-        # A look without the registry lock first: an owner file that is there now conflicts now (a refusal on a
-        # view that is a moment old only delays a waiting task to its next poll). Only a grant needs the lock.
-        blocked = self._registry_conflict(holder, keys, None)
-        if blocked is not None:
-            return blocked
+        # A holder that was refused before first looks without the registry lock: an owner file that is there
+        # now conflicts now (a refusal on a view a moment old only delays a waiting task to its next poll), so
+        # polling waiters do not queue on the registry lock. A first try goes straight to the locked look.
+        if holder in self._refused:
+            blocked = self._registry_conflict(holder, keys, None)
+            if blocked is not None:
+                return blocked
         with self._registry:
             blocked = self._registry_conflict(holder, keys, broken)
             if blocked is not None:
+                self._refused.add(holder)
                 return blocked
+            self._refused.discard(holder)
             before = (Counter(self._held[holder]), self._owners[holder].expires_at) if holder in self._held else None
             owner = self._grant(holder, keys, lease)
             try:
@@ -494,8 +499,11 @@ class WorkspaceLocks:
         d["keys"] = sorted(self._keys[holder])
         d["pidStart"] = self._start
         path = self.dir / f"{_owner_file_stem(*holder)}.{secrets.token_hex(6)}.json"
-        with open(path, "x", encoding="utf-8") as f:
-            f.write(json.dumps(d, separators=(",", ":")))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)  # plain fds: on the hot path
+        try:
+            os.write(fd, json.dumps(d, separators=(",", ":")).encode())
+        finally:
+            os.close(fd)
         previous = self._files.get(holder)
         self._files[holder] = path
         if previous is not None:
@@ -519,6 +527,8 @@ class WorkspaceLocks:
         """Release every key the task holds (whatever the re-entrant count)."""
         holder = (run_id, task_id)
         with self._mutex:
+            if self.cross_process:
+                self._refused.discard(holder)
             if holder not in self._held:
                 return
             self._forget(holder)
