@@ -70,7 +70,8 @@ class _Task:
     result: TaskResult | None = None
 
 
-def _task_key(plan: Plan) -> str | None:
+def _plan_key(plan: Plan) -> str | None:
+    """What journals record as the plan, so `resume last` finds this plan's runs."""
     return str(Path(plan.source).resolve()) if plan.source and plan.kind == "toml" else plan.source
 
 
@@ -85,7 +86,7 @@ class Run:
         self.fail_fast = plan.run.fail_fast if opts.fail_fast is None else opts.fail_fast
         if self.isolation not in ("none", "worktree"):
             raise RunError(f'isolation must be "none" or "worktree", not "{self.isolation}"')
-        self.plan_key = _task_key(plan)
+        self.plan_key = _plan_key(plan)
         self._sinks: list[Sink] = list(sinks)
         self._journal: Journal | None = None
         self.started: float | None = None
@@ -263,6 +264,9 @@ class Run:
             item = heapq.heappop(self._ready)
             t = self.tasks[item[2]]
             if t.status in ev.TERMINAL:
+                continue
+            if t.cancel_requested:  # cancelled before the run had started
+                self._finish(t, ev.CANCELLED, Outcome(False, code=CANCELLED, reason="cancelled before it started"))
                 continue
             limit = self._agent_limits.get(t.agent)
             if (limit is not None and limit.available_tokens < 1) or not self._take_locks(t):
