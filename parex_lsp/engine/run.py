@@ -115,7 +115,7 @@ class Run:
         opts, plan = self.options, self.plan
         unknown = [t for t in opts.only or [] if t not in self._index]
         if unknown:
-            raise RunError(f"--only names unknown task(s): {', '.join(unknown)}")
+            raise RunError(f"`only` names unknown task(s): {', '.join(unknown)}")
         earlier = self._earlier_run(opts.resume) if opts.resume else None
         if opts.resume and earlier is None:
             raise RunError(f"no run to resume: {opts.resume}" + (f" (for {plan.source})" if plan.source else ""))

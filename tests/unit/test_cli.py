@@ -191,3 +191,12 @@ def test_status_lists_runs(workspace: Path):
     runs = json.loads(p.stdout)["runs"]
     assert len(runs) == 1 and runs[0]["status"] == "succeeded" and runs[0]["tasks"] == {"a": "succeeded"}
     assert parex("status", "no-such-run", cwd=workspace).returncode == 2
+
+
+def test_a_run_that_cannot_start_exits_2_and_says_why(workspace: Path):
+    write_plan(workspace, '[[task]]\nid = "a"\nprompt = "echo ran > ran"\n')
+    unknown = parex("run", "parex.toml", "--only", "ghost", cwd=workspace)
+    assert unknown.returncode == 2 and "ghost" in unknown.stderr
+    no_history = parex("run", "parex.toml", "--resume", "last", cwd=workspace)
+    assert no_history.returncode == 2 and "no run to resume" in no_history.stderr
+    assert not (workspace / "ran").exists()
