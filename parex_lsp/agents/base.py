@@ -48,6 +48,7 @@ class AgentContext:
     locks: WorkspaceLocks | None = None  # per-write file locks for agents with file tools
     kill_grace: float = 5.0
     env: dict[str, str] = field(default_factory=dict)  # extra environment (agent env + PAREX_* vars)
+    on_spawn: Callable[[int], None] | None = None  # told each agent process's pid (the journal keeps it)
 
 
 class Agent(Protocol):

@@ -31,6 +31,8 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
     except PermissionError:
         return Outcome(False, code=AGENT_NOT_FOUND,
                        reason=f"agent `{ctx.agent.name}`: `{argv[0]}` is not executable")
+    if ctx.on_spawn is not None:
+        ctx.on_spawn(proc.pid)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_pump, proc, ctx, line_filter)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 QUEUED, STARTED, OUTPUT, RETRYING = "queued", "started", "output", "retrying"
 SUCCEEDED, FAILED, SKIPPED, CANCELLED, LOCK_WAIT = "succeeded", "failed", "skipped", "cancelled", "lockWait"
 LOCK_BROKEN, MERGED = "lockBroken", "merged"
+ORPHANS_ENDED = "orphansEnded"  # run-level: agents of a runner that died were ended at this run's start
 RUN_STARTED, RUN_FINISHED = "runStarted", "runFinished"
 
 TERMINAL = frozenset({SUCCEEDED, FAILED, SKIPPED, CANCELLED})

@@ -92,6 +92,8 @@ class TaskRecord:
     exit_code: int | None = None
     code: str | None = None
     reason: str | None = None
+    pid: int | None = None  # the agent process of the latest attempt (leader of its own process group)
+    pid_start: str | None = None
 
 
 @dataclass
@@ -124,7 +126,9 @@ def replay(path: Path) -> RunRecord:
             continue
         t = rec.tasks.setdefault(ev.task_id, TaskRecord(ev.task_id))
         t.attempts = max(t.attempts, ev.attempt)
-        if ev.kind == "queued":
+        if ev.kind == "spawned":
+            t.pid, t.pid_start = data.get("pid"), data.get("startTime")
+        elif ev.kind == "queued":
             t.status = "queued"
         elif ev.kind == STARTED:
             t.status, t.started = "running", t.started or ev.ts

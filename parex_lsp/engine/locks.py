@@ -32,6 +32,7 @@ from typing import Any, AsyncIterator, Callable, Iterable
 import anyio
 from filelock import FileLock
 
+from parex_lsp.engine.orphans import process_start
 from parex_lsp.engine.journal import state_dir
 
 _GLOB_CHARS = frozenset("*?[")
@@ -287,16 +288,6 @@ class LockTimeout(Exception):
         super().__init__(f"{key} is locked by {holder}{waited}")
 
 
-def _process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks (from /proc), to tell a live owner from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return None if fields[0] == "Z" else fields[19]  # a zombie has exited already
-
-
 def _pid_alive(pid: int, start: str | None) -> bool:
     try:
         os.kill(pid, 0)
@@ -304,7 +295,7 @@ def _pid_alive(pid: int, start: str | None) -> bool:
         return False
     except PermissionError:
         pass
-    now_start = _process_start(pid)
+    now_start = process_start(pid)
     if Path("/proc/self/stat").exists():
         if now_start is None:
             return False  # gone, or a zombie
@@ -354,7 +345,7 @@ class WorkspaceLocks:
         self._keys: dict[Holder, frozenset[str]] = {}
         self._owners: dict[Holder, LockOwner] = {}
         self._pid = os.getpid()
-        self._start = _process_start(self._pid)
+        self._start = process_start(self._pid)
         if cross_process:
             self.dir = locks_dir(workspace)
             self.dir.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ from parex_lsp.engine.children import use_pidfd_watcher
 from parex_lsp.engine.events import Event, Sink
 from parex_lsp.engine.graph import critical_path, dependents_of
 from parex_lsp.engine.journal import Journal, ensure_state_dir, find_run, new_run_id, replay, runs_dir
+from parex_lsp.engine.orphans import SPAWNED, end_orphans, process_start
 from parex_lsp.engine.output import TaskOutput, compile_patterns
 from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.retry import with_retries
@@ -208,6 +209,7 @@ class Run:
         use_pidfd_watcher()
         ensure_state_dir(self.workspace)
         await self._open_isolation()
+        ended = await anyio.to_thread.run_sync(end_orphans, self.workspace)
         self._journal = Journal(self.workspace, self.run_id)
         self.started = time.time()
         self.status_text = "running"
@@ -216,6 +218,8 @@ class Run:
                 "plan": self.plan_key, "pid": os.getpid(), "tasks": list(self.tasks),
                 "maxConcurrency": self.max_concurrency, "isolation": self.isolation,
                 "resumedFrom": self.resumed_from})
+            if ended:
+                self._emit(None, ev.ORPHANS_ENDED, {"processes": ended})
             for tid, reused in self.reused.items():
                 self._emit(tid, ev.SUCCEEDED, {"durationMs": 0, "reusedFrom": reused.reused_from})
             for t in self.tasks.values():
@@ -361,7 +365,8 @@ class Run:
                 t.output.mark(f"attempt {t.attempt}")
             ctx = AgentContext(self.run_id, spec, agent_spec, workdir, self.workspace, t.attempt, t.output,
                                lambda kind, data: self._emit(spec.id, kind, data, t.attempt),
-                               file_locks, self.plan.run.kill_grace, {**env, "PAREX_ATTEMPT": str(t.attempt)})
+                               file_locks, self.plan.run.kill_grace, {**env, "PAREX_ATTEMPT": str(t.attempt)},
+                               lambda pid: self._record_spawn(spec.id, pid, t.attempt))
             with anyio.move_on_after(spec.timeout) as deadline:
                 return await agent.run(ctx)
             assert deadline.cancelled_caught
@@ -410,7 +415,8 @@ class Run:
             return None
         t.output.mark(f"setup: {command}")
         ctx = AgentContext(self.run_id, t.spec, self.plan.agents[t.agent], workdir, self.workspace, 0, t.output,
-                           lambda kind, data: None, kill_grace=self.plan.run.kill_grace)
+                           lambda kind, data: None, kill_grace=self.plan.run.kill_grace,
+                           on_spawn=lambda pid: self._record_spawn(t.spec.id, pid, 0))
         done = await run_process([SHELL, "-c", command], ctx)
         if done.ok:
             return None
@@ -485,6 +491,11 @@ class Run:
         status = (ev.CANCELLED if self._cancelled
                   else ev.SUCCEEDED if all(r.status == ev.SUCCEEDED for r in results) else ev.FAILED)
         return RunResult(self.run_id, status, results, int((time.time() - self.started) * 1000))
+
+    def _record_spawn(self, task_id: str, pid: int, attempt: int) -> None:
+        """Journal-only: lets the next run end this agent's process group if this runner dies."""
+        self._journal.append(Event(self.run_id, task_id, SPAWNED, attempt, time.time(),
+                                   {"pid": pid, "startTime": process_start(pid)}))
 
     def _emit(self, task_id: str | None, kind: str, data: dict[str, Any] | None, attempt: int = 0) -> None:
         event = Event(self.run_id, task_id, kind, attempt, time.time(), data)

@@ -101,6 +101,14 @@ def test_a_cycle_is_named(workspace: Path):
     assert "a → b → a" in p.stderr or "a -> b -> a" in p.stderr or "b → a → b" in p.stderr, p.stderr
 
 
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
 def _wait_for(predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -123,8 +131,7 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(workspace: Path):
     assert proc.returncode == 130, (out, err)
     assert "cancelled" in out
     pid = int((workspace / "child.pid").read_text())
-    _wait_for(lambda: not Path(f"/proc/{pid}").exists()
-              or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", 5)
+    _wait_for(lambda: _ended(pid), 5)
     journal = next((workspace / ".parex" / "runs").glob("*/journal.jsonl"))
     last = json.loads(journal.read_text().splitlines()[-1])
     assert last["kind"] == "runFinished" and last["data"]["status"] == "cancelled"
@@ -147,14 +154,17 @@ def test_resume_after_the_runner_was_sigkilled(workspace: Path):
         depends_on = ["one"]
         [[task]]
         id = "slow"
-        prompt = "echo slow >> ran; test -e go || sleep 60"
+        prompt = "echo slow >> ran; test -e go || { echo $$ > slow.pid; exec sleep 60; }"
     """)
     proc = subprocess.Popen([*PAREX, "run", "parex.toml"], cwd=workspace, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    _wait_for(lambda: (workspace / "ran").exists() and len((workspace / "ran").read_text().split()) == 4)
+    _wait_for(lambda: (workspace / "ran").exists() and len((workspace / "ran").read_text().split()) == 4
+              and (workspace / "slow.pid").exists() and (workspace / "slow.pid").read_text().strip())
     time.sleep(0.3)  # the three quick ones have ended and been journaled
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its agents die at once, as in a crash
+    os.kill(proc.pid, signal.SIGKILL)  # the runner dies, as in a crash; its agent lives on in its own group
     proc.wait()
+    orphan = int((workspace / "slow.pid").read_text())
+    assert not _ended(orphan)
     (workspace / "go").touch()
     status = parex("status", "last", "--json", cwd=workspace)
     assert json.loads(status.stdout)["status"] == "interrupted"
@@ -165,6 +175,9 @@ def test_resume_after_the_runner_was_sigkilled(workspace: Path):
     result = json.loads(p.stdout.splitlines()[-1])
     assert {t["id"]: t.get("reusedFrom") is not None for t in result["tasks"]} == {
         "one": True, "two": True, "three": True, "slow": False}
+    _wait_for(lambda: _ended(orphan), 5)  # the next run ended the dead runner's agent
+    again = json.loads(parex("status", "--json", cwd=workspace).stdout)["runs"]
+    assert [r["status"] for r in again] == ["interrupted", "succeeded"]
 
 
 def test_two_runners_on_one_workspace_never_overlap_on_shared_files(workspace: Path):

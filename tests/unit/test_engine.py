@@ -236,9 +236,12 @@ async def test_journal_rebuilds_the_run_and_ignores_parex_dir_in_git(workspace: 
     assert record.status == "failed"
     assert {t.id: (t.status, t.exit_code) for t in record.tasks.values()} == {"ok": ("succeeded", 0), "no": ("failed", 4)}
     assert ".parex/" in (workspace / ".gitignore").read_text().splitlines()
-    # every event a sink saw was already in the journal
+    # every event a sink saw is in the journal, in order; the journal also keeps each agent's pid for crash recovery
     lines = (workspace / ".parex" / "runs" / run.run_id / "journal.jsonl").read_text().splitlines()
-    assert len(lines) == len(rec.events)
+    journaled = [json.loads(line) for line in lines]
+    assert [(e["kind"], e["taskId"]) for e in journaled if e["kind"] != "spawned"] == [
+        (e.kind, e.task_id) for e in rec.events]
+    assert {e["taskId"] for e in journaled if e["kind"] == "spawned"} == {"ok", "no"}
 
 
 async def test_resume_skips_succeeded_tasks_and_reruns_the_rest(workspace: Path):

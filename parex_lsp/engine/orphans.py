@@ -1,0 +1,62 @@
+"""Agents outlive a runner that died abruptly (SIGKILL, power loss): each runs in its own process group.
+The next run in the workspace ends them, so a crash never leaves an agent working unseen."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from parex_lsp.engine.events import RUN_FINISHED, Event
+from parex_lsp.engine.journal import Journal, list_runs, replay
+
+SPAWNED = "spawned"  # journal-only record of an agent process: {pid, startTime}
+_TAIL = 64 * 1024
+
+
+def process_start(pid: int) -> str | None:
+    """The process's start time in clock ticks (from /proc), telling a live process from a reused pid;
+    None when it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _finished(journal: Path) -> bool:
+    """Whether the journal's last line is `runFinished`, without reading the whole journal."""
+    with journal.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - _TAIL))
+        tail = f.read().rstrip(b"\n")
+    start = tail.rfind(b"\n") + 1
+    if start == 0 and size > _TAIL:
+        return False  # a last line longer than the tail: let replay decide
+    return b'"kind":"runFinished"' in tail[start:start + 200]
+
+
+def end_orphans(workspace: Path) -> list[dict]:
+    """SIGKILL the process groups of agents whose runner died; what was ended, for the record."""
+    ended = []
+    for journal in list_runs(workspace):
+        if _finished(journal):
+            continue
+        record = replay(journal)
+        if record.status != "interrupted":
+            continue
+        for task in record.tasks.values():
+            if task.status != "running" or not task.pid or process_start(task.pid) != task.pid_start:
+                continue
+            try:
+                os.killpg(task.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+            ended.append({"runId": record.run_id, "taskId": task.id, "pid": task.pid})
+        # Close the dead run's journal so that later runs need not look at it again; its tasks keep their states.
+        journal_of_dead = Journal(workspace, record.run_id)
+        journal_of_dead.append(Event(record.run_id, None, RUN_FINISHED, 0, time.time(), {"status": "interrupted"}))
+        journal_of_dead.close()
+    return ended
