@@ -208,8 +208,9 @@ class Run:
     async def execute(self) -> RunResult:
         use_pidfd_watcher()
         ensure_state_dir(self.workspace)
-        await self._open_isolation()
+        # First: a dead runner's agents must stop before anything (worktree pruning included) touches their work.
         ended = await anyio.to_thread.run_sync(end_orphans, self.workspace)
+        await self._open_isolation()
         self._journal = Journal(self.workspace, self.run_id)
         self.started = time.time()
         self.status_text = "running"
