@@ -1,0 +1,102 @@
+"""Plans in their three forms become one Plan; problems are all reported, each at its place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parex_lsp.plan import PlanError, load_plan, plan_from_calls, plan_from_inline, plan_from_text
+from parex_lsp.plan.durations import parse_duration
+
+
+def problems_of(call) -> list[str]:
+    with pytest.raises(PlanError) as e:
+        call()
+    return [p.format() for p in e.value.problems]
+
+
+def test_call_lines_become_tasks_with_multi_line_prompts_and_their_lines(workspace: Path):
+    text = ("# notes\n"
+            "call1: write unit tests for parser.py\n"
+            "  cover the error paths too\n"
+            "\n"
+            "- call2: add type hints to cli.py\n"
+            "// call10: update the README\n")
+    plan = plan_from_calls(text, "notes.md", workspace)
+    assert [(t.id, t.prompt, t.range.start_line) for t in plan.tasks] == [
+        ("call1", "write unit tests for parser.py\n  cover the error paths too", 1),
+        ("call2", "add type hints to cli.py", 4),
+        ("call10", "update the README", 5),
+    ]
+    assert all(not t.depends_on for t in plan.tasks) and plan.kind == "calls"
+
+
+def test_a_range_takes_only_its_calls(workspace: Path):
+    text = "call1: one\ncall2: two\ncall3: three\n"
+    assert [t.id for t in plan_from_calls(text, "n.md", workspace, (1, 1)).tasks] == ["call2"]
+
+
+def test_a_range_without_calls_is_a_problem_at_the_range(workspace: Path):
+    found = problems_of(lambda: plan_from_calls("just prose\nmore prose\n", "n.md", workspace, (1, 1)))
+    assert len(found) == 1 and found[0].startswith("n.md:2:1:") and "call1:" in found[0]
+
+
+def test_call_plans_use_the_workspace_plan_agents_and_settings(workspace: Path):
+    (workspace / "parex.toml").write_text('[run]\nmax_concurrency = 7\ndefault_agent = "mine"\n'
+                                          '[agents.mine]\ncommand = ["echo", "{prompt}"]\n')
+    plan = plan_from_calls("call1: hi\n", "n.md", workspace)
+    assert plan.run.max_concurrency == 7 and plan.agent_for(plan.tasks[0]).command == ["echo", "{prompt}"]
+
+
+def test_inline_tasks_are_checked_field_by_field(workspace: Path):
+    plan = plan_from_inline([{"id": "a", "prompt": "true", "dependsOn": [], "timeout": 90},
+                             {"id": "b", "prompt": "true", "dependsOn": ["a"], "retries": 2}], workspace)
+    assert [(t.id, t.depends_on, t.timeout, t.retries) for t in plan.tasks] == [
+        ("a", [], 90.0, 0), ("b", ["a"], None, 2)]
+    found = problems_of(lambda: plan_from_inline(
+        [{"id": 3, "prompt": "x"}, {"id": "b", "dependsOn": "a", "colour": 1, "prompt": "x"}, "nope"], workspace))
+    text = "\n".join(found)
+    for expected in ("tasks[0].id must be a string", "tasks[1].dependsOn must be an array",
+                     "unknown field `colour`", "tasks[2] must be an object"):
+        assert expected in text, text
+
+
+def test_a_preset_table_overrides_only_what_it_names(workspace: Path):
+    plan = plan_from_text('[agents.claude]\nmax_concurrency = 2\n[[task]]\nid = "t"\nprompt = "p"\nagent = "claude"\n',
+                          str(workspace / "parex.toml"), workspace)
+    claude = plan.agents["claude"]
+    assert claude.max_concurrency == 2 and claude.command[0] == "claude" and "{prompt}" in claude.command
+
+
+def test_wrong_types_are_named_with_their_line(workspace: Path):
+    text = '[run]\nmax_concurrency = "four"\n[[task]]\nid = "t"\nprompt = "p"\nretries = true\n'
+    found = problems_of(lambda: plan_from_text(text, "parex.toml", workspace))
+    assert any(f.startswith("parex.toml:2:1:") and "max_concurrency" in f for f in found), found
+    assert any(f.startswith("parex.toml:6:1:") and "retries" in f for f in found), found
+
+
+def test_a_symlink_out_of_the_workspace_is_an_escape(workspace: Path, tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (workspace / "link").symlink_to(outside)
+    text = '[[task]]\nid = "t"\nprompt = "p"\nfiles = ["link/*.py"]\n'
+    found = problems_of(lambda: plan_from_text(text, "parex.toml", workspace))
+    assert len(found) == 1 and "symlink" in found[0] and found[0].startswith("parex.toml:4:")
+
+
+def test_an_unreadable_plan_says_so(workspace: Path):
+    found = problems_of(lambda: load_plan(workspace / "missing.parex.toml"))
+    assert "cannot read plan" in found[0]
+
+
+@pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("1h30m", 5400), ("250ms", 0.25), (12, 12),
+                                          ("2.5", 2.5)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "-5s", 0, True, "10 parsecs", ""])
+def test_bad_durations_say_how_to_write_one(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
