@@ -31,9 +31,9 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
     except PermissionError:
         return Outcome(False, code=AGENT_NOT_FOUND,
                        reason=f"agent `{ctx.agent.name}`: `{argv[0]}` is not executable")
-    if ctx.on_spawn is not None:
-        ctx.on_spawn(proc.pid)
     try:
+        if ctx.on_spawn is not None:
+            ctx.on_spawn(proc.pid)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_pump, proc, ctx, line_filter)
             rc = await proc.wait()
@@ -47,8 +47,10 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
     if rc == 0:
         return Outcome(True, exit_code=0)
     reason = f"exited with code {rc}" if rc > 0 else f"killed by {signal.Signals(-rc).name}"
-    return Outcome(False, exit_code=rc, code=EXIT_CODE, reason=reason,
-                   transient=ctx.output.transient_match is not None)
+    transient = ctx.output.transient_match
+    if transient is not None:
+        reason += f" after `{transient[:200]}`"  # why it is worth another attempt
+    return Outcome(False, exit_code=rc, code=EXIT_CODE, reason=reason, transient=transient is not None)
 
 
 async def _pump(proc: Process, ctx: AgentContext, line_filter: LineFilter | None) -> None:
