@@ -27,8 +27,9 @@ def runs_dir(workspace: Path) -> Path:
 
 
 def new_run_id() -> str:
-    """Sortable by start time, unique across processes."""
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    """Sortable by start time to the millisecond (so `last` is the latest), unique across processes."""
+    now = time.time()
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}-" + secrets.token_hex(3)
 
 
 def ensure_state_dir(workspace: Path) -> Path:

@@ -318,3 +318,15 @@ async def test_many_tasks_appending_to_one_file_keep_every_line_contiguous(works
     owners = [ln.split()[0] for ln in lines]
     runs_of_owner = [o for i, o in enumerate(owners) if i == 0 or owners[i - 1] != o]
     assert sorted(runs_of_owner) == sorted(f"a{i}" for i in range(n))  # each task's lines in one block
+
+
+async def test_last_is_the_latest_run_even_within_one_second(workspace: Path):
+    from parex_lsp.engine.journal import find_run
+
+    ids = []
+    for _ in range(4):
+        run, _ = make_run(workspace, task("quick", "true"))
+        await run.execute()
+        ids.append(run.run_id)
+    assert ids == sorted(ids)
+    assert find_run(workspace, "last", run.plan_key).parent.name == ids[-1]
