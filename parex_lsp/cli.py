@@ -63,8 +63,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     server = build_server()
     if args.tcp:
+        print(f"parex-lsp: serving LSP on {args.host}:{args.port}", file=sys.stderr)
         server.start_tcp(args.host, args.port)
     else:
+        if sys.stdin.isatty():  # a person, not an editor: say what this is
+            print("parex-lsp: serving LSP on stdin/stdout, for an editor to talk to. "
+                  "To run a plan here: parex-lsp run PLAN (see --help).", file=sys.stderr)
         server.start_io()
     return EXIT_OK
 
