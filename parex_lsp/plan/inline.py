@@ -47,8 +47,8 @@ def parse_inline(tasks: Any, where: str = "<inline>") -> tuple[list[TaskSpec], l
                 bad(f"{at}.{key} must be an array of strings")
             else:
                 setattr(spec, attr, list(value))
-        retries = t.get("retries", 0)
-        if not isinstance(retries, int) or isinstance(retries, bool):
+        retries = t.get("retries")
+        if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool)):
             bad(f"{at}.retries must be an integer")
         else:
             spec.retries = retries

@@ -81,7 +81,7 @@ class TaskSpec:
     agent: str | None = None  # None: the plan's default agent
     depends_on: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
-    retries: int = 0
+    retries: int | None = None  # None: the plan's `[run] retries`
     timeout: float | None = None  # seconds
     lock_timeout: float | None = None
     range: SourceRange | None = None  # the task's `id` line, or its `callN:` line
@@ -95,7 +95,7 @@ class TaskSpec:
             d["dependsOn"] = list(self.depends_on)
         if self.files:
             d["files"] = list(self.files)
-        if self.retries:
+        if self.retries is not None:
             d["retries"] = self.retries
         if self.timeout is not None:
             d["timeout"] = self.timeout
@@ -111,6 +111,8 @@ class RunConfig:
     lock_timeout: float | None = None
     copy_files: list[str] = field(default_factory=list)  # worktree: untracked files copied in
     setup: str | None = None  # worktree: a shell command run before the agent
+    retries: int = 2  # extra attempts on transient failure for tasks that do not set their own: a rate limit
+    # hit during a fan-out is waited out, not turned into failures; permanent failures are never retried
     retry_backoff: float = 1.0  # first backoff delay, seconds; doubles each attempt
     retry_backoff_max: float = 60.0
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL

@@ -26,7 +26,7 @@ _TOML_ERR_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 RUN_KEYS = {
     "max_concurrency": int, "isolation": str, "default_agent": str, "fail_fast": bool,
     "lock_timeout": "duration", "copy_files": list, "setup": str, "retry_backoff": (int, float),
-    "retry_backoff_max": (int, float), "kill_grace": (int, float), "allow_dirty": bool,
+    "retry_backoff_max": (int, float), "kill_grace": (int, float), "allow_dirty": bool, "retries": int,
 }
 AGENT_KEYS = {
     "kind": str, "command": list, "max_concurrency": int, "retry_on": list, "retry_timeouts": bool,
@@ -201,7 +201,7 @@ def parse_toml_plan(text: str, path: str, workspace: Path) -> tuple[Plan | None,
         tasks.append(TaskSpec(
             id=task_id, prompt=fields.get("prompt", ""), agent=fields.get("agent"),
             depends_on=list(fields.get("depends_on", [])), files=list(fields.get("files", [])),
-            retries=fields.get("retries", 0), timeout=fields.get("timeout"),
+            retries=fields.get("retries"), timeout=fields.get("timeout"),
             lock_timeout=fields.get("lock_timeout"),
             range=field_ranges.get("id") or pos.tables.get(table), field_ranges=field_ranges,
         ))

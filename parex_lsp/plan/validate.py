@@ -71,6 +71,8 @@ def validate(plan: Plan) -> list[Problem]:
                                 run_at("isolation"), path))
     if run.max_concurrency < 1:
         problems.append(Problem("bad-value", "[run] max_concurrency must be at least 1", run_at("max_concurrency"), path))
+    if run.retries < 0:
+        problems.append(Problem("bad-value", "[run] retries must be 0 or more", run_at("retries"), path))
     if run.default_agent not in plan.agents:
         problems.append(Problem("unknown-agent", f"[run] default_agent {run.default_agent!r} is not defined "
                                 f"(known: {', '.join(sorted(plan.agents))})", run_at("default_agent"), path))
@@ -105,7 +107,7 @@ def validate(plan: Plan) -> list[Problem]:
         if agent not in plan.agents:
             add("unknown-agent", f"task `{t.id}`: unknown agent `{agent}` (known: {', '.join(sorted(plan.agents))})",
                 t, "agent")
-        if t.retries < 0:
+        if t.retries is not None and t.retries < 0:
             add("bad-value", f"task `{t.id}`: retries must be 0 or more", t, "retries")
         for dep in t.depends_on:
             if dep == t.id:

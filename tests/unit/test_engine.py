@@ -112,6 +112,19 @@ async def test_transient_failure_exhausts_its_retries(workspace: Path):
     assert "gave up after 3 attempts" in t.error
 
 
+async def test_transient_failures_are_retried_by_default_and_the_plan_can_say_otherwise(workspace: Path):
+    flaky = "echo try >> tries; echo 'HTTP 429 rate limit'; exit 1"
+    toml = '[run]\nretry_backoff = 0.01\n[agents.shell]\nretry_on = ["429"]\n' + task("fanout", flaky)
+    run, _ = make_run(workspace, toml)
+    t = (await run.execute()).tasks[0]
+    assert (t.attempts, t.code) == (3, "retries-exhausted")  # [run] retries defaults to 2
+    (workspace / "tries").unlink()
+    run, _ = make_run(workspace, toml.replace("[run]\n", "[run]\nretries = 0\n"))
+    t = (await run.execute()).tasks[0]
+    assert (t.attempts, t.code) == (1, "exit-code")
+    assert (workspace / "tries").read_text().split() == ["try"]
+
+
 async def test_permanent_failure_is_tried_once(workspace: Path):
     toml = ('[run]\nretry_backoff = 0.01\n[agents.shell]\nretry_on = ["rate limit"]\n'
             + task("broken", "echo 'syntax error'; exit 2", retries=3))

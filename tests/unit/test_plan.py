@@ -53,7 +53,7 @@ def test_inline_tasks_are_checked_field_by_field(workspace: Path):
     plan = plan_from_inline([{"id": "a", "prompt": "true", "dependsOn": [], "timeout": 90},
                              {"id": "b", "prompt": "true", "dependsOn": ["a"], "retries": 2}], workspace)
     assert [(t.id, t.depends_on, t.timeout, t.retries) for t in plan.tasks] == [
-        ("a", [], 90.0, 0), ("b", ["a"], None, 2)]
+        ("a", [], 90.0, None), ("b", ["a"], None, 2)]  # None: the plan's `[run] retries`
     found = problems_of(lambda: plan_from_inline(
         [{"id": 3, "prompt": "x"}, {"id": "b", "dependsOn": "a", "colour": 1, "prompt": "x"}, "nope"], workspace))
     text = "\n".join(found)
