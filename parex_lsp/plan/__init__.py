@@ -61,10 +61,24 @@ def _workspace_base(workspace: Path) -> Plan:
 def plan_from_calls(text: str, source: str, workspace: Path, line_range: tuple[int, int] | None = None) -> Plan:
     base = _workspace_base(workspace)
     tasks = parse_calls(text, line_range)
+    agent = call_agent(base)
+    for t in tasks:
+        t.agent = agent
     problems = [] if tasks else [Problem("no-tasks", "no `callN:` lines found (write e.g. `call1: add tests`)",
                                          SourceRange.line(line_range[0] if line_range else 0), source)]
     plan = Plan(tasks=tasks, agents=base.agents, run=base.run, workspace=workspace, source=source, kind="calls")
     return check(plan, problems)
+
+
+def call_agent(plan: Plan) -> str:
+    """`callN:` lines are prompts in prose: `[run] call_agent`, else a default agent other than the shell,
+    else the first model agent, else the shell."""
+    if plan.run.call_agent:
+        return plan.run.call_agent
+    if plan.run.default_agent != "shell":
+        return plan.run.default_agent
+    models = [name for name, a in plan.agents.items() if a.kind == "openai"]
+    return models[0] if models else plan.run.default_agent
 
 
 def plan_from_inline(tasks: Any, workspace: Path) -> Plan:

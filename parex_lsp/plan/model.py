@@ -107,6 +107,7 @@ class RunConfig:
     max_concurrency: int = field(default_factory=lambda: os.cpu_count() or 2)
     isolation: str = "none"  # "none" | "worktree"
     default_agent: str = "shell"
+    call_agent: str | None = None  # for `callN:` prompts; None: see plan.call_agent()
     fail_fast: bool = False
     lock_timeout: float | None = None
     copy_files: list[str] = field(default_factory=list)  # worktree: untracked files copied in

@@ -25,7 +25,7 @@ _TOML_ERR_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 RUN_KEYS = {
     "max_concurrency": int, "isolation": str, "default_agent": str, "fail_fast": bool,
-    "lock_timeout": "duration", "copy_files": list, "setup": str, "retry_backoff": (int, float),
+    "lock_timeout": "duration", "call_agent": str, "copy_files": list, "setup": str, "retry_backoff": (int, float),
     "retry_backoff_max": (int, float), "kill_grace": (int, float), "allow_dirty": bool, "retries": int,
 }
 AGENT_KEYS = {

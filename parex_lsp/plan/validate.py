@@ -76,6 +76,9 @@ def validate(plan: Plan) -> list[Problem]:
     if run.default_agent not in plan.agents:
         problems.append(Problem("unknown-agent", f"[run] default_agent {run.default_agent!r} is not defined "
                                 f"(known: {', '.join(sorted(plan.agents))})", run_at("default_agent"), path))
+    if run.call_agent is not None and run.call_agent not in plan.agents:
+        problems.append(Problem("unknown-agent", f"[run] call_agent {run.call_agent!r} is not defined "
+                                f"(known: {', '.join(sorted(plan.agents))})", run_at("call_agent"), path))
     for name, agent in plan.agents.items():
         def agent_problem(msg: str) -> None:
             problems.append(Problem("bad-agent", f"agent `{name}`: {msg}", agent.range, path))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import intervals, max_overlap, stamped
+from engine_helpers import intervals, max_overlap, stamped
 
 PAREX = [sys.executable, "-m", "parex_lsp"]
 

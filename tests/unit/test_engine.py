@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conftest import intervals, make_run, max_overlap, stamped
+from engine_helpers import intervals, make_run, max_overlap, stamped
 from parex_lsp.engine import RunOptions
 from parex_lsp.engine.journal import replay
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import Recorder
+from engine_helpers import Recorder
 from parex_lsp.engine import Run
 from parex_lsp.plan import plan_from_calls, plan_from_text
 from tests.support.fake_openai import FakeOpenAI, by_prompt, rate_limited, text

@@ -49,6 +49,18 @@ def test_call_plans_use_the_workspace_plan_agents_and_settings(workspace: Path):
     assert plan.run.max_concurrency == 7 and plan.agent_for(plan.tasks[0]).command == ["echo", "{prompt}"]
 
 
+def test_call_prompts_go_to_a_model_agent_unless_the_plan_names_another(workspace: Path):
+    base = workspace / "parex.toml"
+    base.write_text('[agents.local]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n')
+    assert plan_from_calls("call1: explain this\n", "n.md", workspace).tasks[0].agent == "local"
+    base.write_text(base.read_text() + '[run]\ndefault_agent = "claude"\n')
+    assert plan_from_calls("call1: explain this\n", "n.md", workspace).tasks[0].agent == "claude"
+    base.write_text(base.read_text().replace('default_agent = "claude"', 'call_agent = "shell"'))
+    assert plan_from_calls("call1: ls\n", "n.md", workspace).tasks[0].agent == "shell"
+    base.unlink()
+    assert plan_from_calls("call1: ls\n", "n.md", workspace).tasks[0].agent == "shell"
+
+
 def test_inline_tasks_are_checked_field_by_field(workspace: Path):
     plan = plan_from_inline([{"id": "a", "prompt": "true", "dependsOn": [], "timeout": 90},
                              {"id": "b", "prompt": "true", "dependsOn": ["a"], "retries": 2}], workspace)

@@ -1,0 +1,55 @@
+"""Helpers for engine tests: plans written as TOML into a temporary workspace, run with real subprocesses."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from parex_lsp.engine import Run, RunOptions
+from parex_lsp.engine.events import Event
+from parex_lsp.plan import plan_from_text
+
+
+class Recorder:
+    def __init__(self):
+        self.events: list[Event] = []
+
+    def __call__(self, e: Event) -> None:
+        self.events.append(e)
+
+    def kinds(self, task_id: str) -> list[str]:
+        return [e.kind for e in self.events if e.task_id == task_id and e.kind != "output"]
+
+    def of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+
+def make_run(workspace: Path, toml: str, options: RunOptions | None = None) -> tuple[Run, Recorder]:
+    text = textwrap.dedent(toml)
+    (workspace / "parex.toml").write_text(text)
+    plan = plan_from_text(text, str(workspace / "parex.toml"), workspace)
+    rec = Recorder()
+    return Run(plan, options, sinks=[rec]), rec
+
+
+def intervals(folder: Path) -> dict[str, tuple[float, float]]:
+    """Start/end times the tasks wrote themselves (`date +%s.%N` into <id>.start / <id>.end)."""
+    out = {}
+    for start in folder.glob("*.start"):
+        end = start.with_suffix(".end")
+        out[start.stem] = (float(start.read_text()), float(end.read_text()))
+    return out
+
+
+def max_overlap(spans) -> int:
+    points = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans], key=lambda p: (p[0], p[1]))
+    best = cur = 0
+    for _, d in points:
+        cur += d
+        best = max(best, cur)
+    return best
+
+
+def stamped(task_id: str, body: str) -> str:
+    """A shell command that records when it ran (GNU date, ns), for ordering and concurrency assertions."""
+    return f"mkdir -p t; date +%s.%N > t/{task_id}.start; {body}; date +%s.%N > t/{task_id}.end"
