@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a plan in the terminal")
-    run.add_argument("plan", help="a parex.toml (or *.parex.toml), or a folder holding parex.toml")
+    run.add_argument("plan", help="a parex.toml (or *.parex.toml), a folder holding parex.toml, "
+                     "or any document whose `callN:` lines are the tasks")
     run.add_argument("--max-concurrency", type=int, metavar="N")
     run.add_argument("--isolation", choices=["none", "worktree"])
     run.add_argument("--only", nargs="+", metavar="ID", help="run these tasks only")
@@ -78,13 +79,30 @@ def _plan_path(arg: str) -> Path:
     return p / "parex.toml" if p.is_dir() else p
 
 
+def _load(arg: str):
+    """A plan file; or any other document, whose `callN:` lines are the plan (in the workspace holding it)."""
+    from parex_lsp.plan import PlanError, Problem, is_plan_file, load_plan, plan_from_calls
+
+    path = _plan_path(arg)
+    if is_plan_file(path) or path.suffix == ".toml":
+        return load_plan(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PlanError([Problem("unreadable", f"cannot read {path}: {getattr(e, 'strerror', None) or e}",
+                                 None, str(path))]) from e
+    folder = path.resolve().parent
+    workspace = next((d for d in (folder, *folder.parents) if (d / "parex.toml").is_file()), folder)
+    return plan_from_calls(text, str(path), workspace)
+
+
 def _run(args: argparse.Namespace) -> int:
     from parex_lsp.engine import Run, RunError, RunOptions
-    from parex_lsp.plan import PlanError, load_plan
+    from parex_lsp.plan import PlanError
     from parex_lsp.terminal import TerminalView
 
     try:
-        plan = load_plan(_plan_path(args.plan))
+        plan = _load(args.plan)
         run = Run(plan, RunOptions(max_concurrency=args.max_concurrency, isolation=args.isolation, only=args.only,
                                    resume=args.resume, fail_fast=args.fail_fast))
     except PlanError as e:

@@ -213,3 +213,18 @@ def test_a_run_that_cannot_start_exits_2_and_says_why(workspace: Path):
     no_history = parex("run", "parex.toml", "--resume", "last", cwd=workspace)
     assert no_history.returncode == 2 and "no run to resume" in no_history.stderr
     assert not (workspace / "ran").exists()
+
+
+def test_a_document_with_call_lines_runs_them(workspace: Path):
+    (workspace / "parex.toml").write_text('[run]\nmax_concurrency = 2\n')
+    (workspace / "docs").mkdir()
+    notes = workspace / "docs" / "todo.md"
+    notes.write_text("# todo\ncall1: echo first > one.txt\ncall2: echo second > two.txt\n")
+    p = parex("run", "docs/todo.md", "--json", cwd=workspace)
+    assert p.returncode == 0, p.stderr
+    assert [t["id"] for t in json.loads(p.stdout.splitlines()[-1])["tasks"]] == ["call1", "call2"]
+    assert (workspace / "one.txt").exists() and (workspace / "two.txt").exists()  # run in the workspace
+    empty = workspace / "empty.md"
+    empty.write_text("nothing to run\n")
+    p = parex("run", "empty.md", cwd=workspace)
+    assert p.returncode == 2 and "empty.md:1:1:" in p.stderr and "call1:" in p.stderr
