@@ -96,11 +96,18 @@ class TerminalView:
             table.add_row(t.id, Text(t.status, style=STYLE.get(t.status)), str(t.attempts), _secs(t.duration_ms), note)
         self.console.print(table)
         for t in result.tasks:
+            if t.answer:  # model agents' final answers, one after the other (e.g. a callN: fan-out)
+                self.console.print(Text(f"── {t.id} answered:", style="bold"))
+                self.console.print(Text(t.answer.rstrip()))
+        for t in result.tasks:
             if t.status == "failed":
                 self._failure(t)
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
+        usage = result.usage
+        tokens = (f", {usage.get('promptTokens', 0)}+{usage.get('completionTokens', 0)} tokens"
+                  + (f" (${usage['costUsd']:.4f})" if "costUsd" in usage else "")) if usage else ""
         self.console.print(f"{counts} — wall {_secs(result.wall_ms)}, work {_secs(result.work_ms)}, "
-                           f"speedup {result.speedup:.2f}×")
+                           f"speedup {result.speedup:.2f}×{tokens}")
         if result.status != "succeeded":
             self.console.print(f"resume with: parex-lsp run {self.run.plan.source or 'PLAN'} --resume {result.run_id}")
 

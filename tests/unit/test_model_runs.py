@@ -80,3 +80,20 @@ async def test_call_fan_out_runs_every_call_concurrently_and_returns_each_answer
         streamed[e.task_id] = streamed.get(e.task_id, "") + e.data["text"]
     assert "hints added" in streamed["call2"] and "hints added" not in streamed["call1"]
     assert json.dumps(result.to_wire())  # answers travel in the wire result
+
+
+def test_the_terminal_summary_shows_each_answer_and_the_tokens(workspace: Path):
+    import subprocess
+    import sys
+
+    calls = {"name a colour": [text("teal")], "name a fruit": [text("quince")]}
+    with FakeOpenAI(by_prompt(calls)) as srv:
+        model_plan(workspace, srv.base_url, "")
+        (workspace / "ask.md").write_text("call1: name a colour\ncall2: name a fruit\n")
+        p = subprocess.run([sys.executable, "-m", "parex_lsp", "run", "ask.md"], cwd=workspace,
+                           capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    summary = p.stdout[p.stdout.index("call1 answered:"):]  # after the streamed lines
+    assert summary.index("teal") < summary.index("call2 answered:") < summary.index("quince")
+    out = p.stdout
+    assert "20+10 tokens" in out and "($" in out
