@@ -20,6 +20,14 @@ def _transient(outcome: Outcome) -> bool:
 async def with_retries(attempt: Callable[[], Awaitable[Outcome]], retries: int, backoff: float, backoff_max: float,
                        on_retry: Callable[[float, Outcome], None]) -> Outcome:
     """Run `attempt` until it succeeds, fails permanently, or `retries` extra attempts are spent."""
+    first = await attempt()  # most tasks end here; the retry machinery is set up only for a transient failure
+    if not retries or not _transient(first):
+        return first
+    pending = [first]
+
+    async def next_attempt() -> Outcome:
+        return pending.pop() if pending else await attempt()
+
     backoff_wait = wait_exponential_jitter(multiplier=backoff, max=backoff_max, jitter=backoff)
 
     def wait(state: RetryCallState) -> float:
@@ -31,11 +39,10 @@ async def with_retries(attempt: Callable[[], Awaitable[Outcome]], retries: int, 
 
     def gave_up(state: RetryCallState) -> Outcome:
         outcome: Outcome = state.outcome.result()
-        if retries:
-            outcome.code = RETRIES_EXHAUSTED
-            outcome.reason = f"{outcome.reason} (gave up after {state.attempt_number} attempts)"
+        outcome.code = RETRIES_EXHAUSTED
+        outcome.reason = f"{outcome.reason} (gave up after {state.attempt_number} attempts)"
         return outcome
 
     retrying = AsyncRetrying(stop=stop_after_attempt(retries + 1), wait=wait, retry=retry_if_result(_transient),
                              sleep=anyio.sleep, before_sleep=before_sleep, retry_error_callback=gave_up)
-    return await retrying(attempt)
+    return await retrying(next_attempt)

@@ -380,8 +380,6 @@ class Run:
             t.output.log(f"[parex] attempt {t.attempt} failed ({failed.reason}); retrying in {delay:.1f}s\n")
 
         retries = self.plan.run.retries if spec.retries is None else spec.retries
-        if not retries:
-            return await attempt()
         return await with_retries(attempt, retries, self.plan.run.retry_backoff,
                                   self.plan.run.retry_backoff_max, on_retry)
 
