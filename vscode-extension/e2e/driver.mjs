@@ -1,13 +1,15 @@
 // Drives code-server in Chromium as a user would; run by e2e.sh. Exit code = verdict.
-// Env: E2E_URL, E2E_WORKSPACE, E2E_SCREENSHOT, E2E_ARTIFACTS.
+// Env: E2E_URL, E2E_WORKSPACE, E2E_SCREENSHOT, E2E_ARTIFACTS, E2E_MODEL_URL (an OpenAI-compatible
+// server that answers the callN: prompts of answers.md: e2e/fake_model.py).
 import { chromium } from 'playwright-core';
-import { existsSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 
 const url = process.env.E2E_URL;
 const workspace = process.env.E2E_WORKSPACE;
 const screenshot = process.env.E2E_SCREENSHOT;
 const artifacts = process.env.E2E_ARTIFACTS ?? '.';
+const modelUrl = process.env.E2E_MODEL_URL;
 if (!url || !workspace || !screenshot) {
   console.error('driver: E2E_URL, E2E_WORKSPACE and E2E_SCREENSHOT are required');
   process.exit(2);
@@ -284,6 +286,93 @@ try {
     30000,
   );
   check(cancelled !== undefined, `Cancel Parallel Tasks: ${JSON.stringify(cancelled?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+
+  // A callN: fan-out to a model agent: the answers open beside the editor, one section per call.
+  const answersTab = '.tabs-container .tab[aria-label*="parex answers — "]';
+  check((await page.locator(answersTab).count()) === 0, 'runs without model answers open no answers document');
+  check(Boolean(modelUrl), `the fake model server is up: ${modelUrl}`);
+  // The workspace gains a model agent: callN: prompts go to the first one it declares.
+  appendFileSync(
+    path.join(workspace, 'parex.toml'),
+    `\n[agents.local]\nkind = "openai"\nbase_url = "${modelUrl}"\nmodel = "fake"\n`,
+  );
+  log('declared [agents.local] in parex.toml');
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await openFile(page, 'answers.md');
+  await runCommand(page, 'Run Parallel Tasks');
+  log('ran "Run Parallel Tasks" on answers.md');
+  const fanout = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks failed: 2 succeeded, 1 failed in /.test(t),
+    60000,
+  );
+  check(fanout !== undefined, `the fan-out ran (call3 has no answer on the model server): ${JSON.stringify(fanout?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+  const answersLines = '.editor-group-container:has(.tab.active[aria-label*="parex answers — "]) .view-lines';
+  const expected = [
+    /^# parex answers — \S+/m,
+    /^## call1$/m,
+    /^> summarise what parex\.toml declares$/m,
+    /^It declares two shell tasks, hello and broken\.$/m,
+    /^\*12 prompt \+ 8 completion tokens\*$/m,
+    /^## call2$/m,
+    /^> name two risks of running tasks in parallel$/m,
+    /^Two tasks writing one file, and flaky tests\.$/m,
+    /^## call3$/m,
+    /^\*\*failed\*\* \(api-error\): HTTP 400/m, // markdown editors wrap long lines: only its start
+  ];
+  const answers = await waitForText(page, answersLines, (t) => expected.every((re) => re.test(t)), 15000);
+  const seen = answers ?? (await textOf(page, answersLines).catch(() => ''));
+  check(answers !== undefined, `the answers document shows both answers and the failed call: ${JSON.stringify(seen.split('\n').slice(0, 40).join(' | '))}`);
+  const order = ['## call1', '## call2', '## call3'].map((h) => seen.indexOf(h));
+  check(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1])), `sections in plan order: ${order}`);
+  const groups = await page.locator('.editor-group-container').count();
+  const notesBeside = await page.locator('.editor-group-container:has(.tab.active[aria-label*="answers.md"]) .tab.active[aria-label*="answers.md"]').count();
+  check(groups >= 2 && notesBeside === 1, `the answers open beside answers.md (${groups} editor groups)`);
+
+  // Closed, then reopened with "Show Parallel Task Answers"; it is markdown.
+  const tab = page.locator(answersTab).first();
+  await tab.hover();
+  await tab.locator('.tab-actions .action-label').first().click();
+  const closed = await page.locator(answersTab).waitFor({ state: 'detached', timeout: 15000 }).then(() => true, () => false);
+  check(closed, 'the answers document was closed');
+  await runCommand(page, 'Show Parallel Task Answers');
+  const reopened = await waitForText(page, answersLines, (t) => expected.every((re) => re.test(t)), 15000);
+  check(reopened !== undefined, 'Show Parallel Task Answers reopened the answers of the last run');
+  // The code editor's element names its document's language.
+  const markdown = await page
+    .locator('.editor-group-container:has(.tab.active[aria-label*="parex answers — "]) [data-mode-id="markdown"]')
+    .first()
+    .waitFor({ timeout: 10000 })
+    .then(() => true, () => false);
+  check(markdown, 'the answers document is markdown');
+
+  // Retry Failed: call3 runs again (and fails again); call1 and call2 are kept, and their
+  // answers, which the server does not send again, come from the run before.
+  const firstRun = seen.match(/^# parex answers — (\S+)/m)?.[1];
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await runCommand(page, 'Retry Failed Parallel Tasks');
+  const retriedFanout = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks failed: 0 succeeded, 1 failed, 2 kept from the earlier run/.test(t),
+    60000,
+  );
+  check(retriedFanout !== undefined, `Retry Failed reran call3 only: ${JSON.stringify(retriedFanout?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+  const kept = await waitForText(
+    page,
+    answersLines,
+    (t) => {
+      const run = t.match(/^# parex answers — (\S+)/m)?.[1];
+      const keptLines = t.split('\n').filter((l) => l === `_kept from run ${firstRun}_`).length;
+      return run !== undefined && run !== firstRun && keptLines === 2 && expected.filter((re) => !/completion/.test(re.source)).every((re) => re.test(t));
+    },
+    15000,
+  );
+  check(kept !== undefined, `the retried run's answers keep call1's and call2's from run ${firstRun}: ${JSON.stringify(kept ?? (await textOf(page, answersLines).catch(() => '')))}`);
+  const answerTabs = await page.locator(answersTab).count();
+  const answerGroups = await page.locator('.editor-group-container:has(.tab[aria-label*="parex answers — "])').count();
+  check(answerTabs === 2 && answerGroups === 1, `the new answers open where the last ones are (${answerTabs} tabs in ${answerGroups} group)`);
 
   const runs = path.join(workspace, '.parex', 'runs');
   check(existsSync(runs) && readdirSync(runs).length > 0, `the server kept the run in ${runs}`);

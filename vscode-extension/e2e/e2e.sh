@@ -3,13 +3,17 @@
 # installs the packaged .vsix, opens a workspace whose parex.toml has a passing and a failing
 # shell task, runs "Run Parallel Tasks" from the command palette and checks what a user sees
 # (progress, summary with speedup, task view, tagged output, the failure in the Problems panel,
-# the task's log). Saves a screenshot to docs/img/vscode-run.png. Exit code = verdict.
+# the task's log); then gives the workspace a model agent (a local OpenAI-compatible server,
+# e2e/fake_model.py) and checks that a callN: fan-out opens its answers beside the editor.
+# Saves a screenshot to docs/img/vscode-run.png. Exit code = verdict.
 #
 # Environment:
 #   PAREX_LSP            the server to use (default: <repo>/.venv/bin/parex-lsp)
 #   PAREX_E2E_CACHE      where code-server is installed once (default: ~/.cache/parex-e2e)
 #   PAREX_E2E_SCREENSHOT where the screenshot goes (default: <repo>/docs/img/vscode-run.png)
 #   PAREX_E2E_KEEP=1     keep the temporary workspace, profile and logs
+#   PAREX_E2E_PYTHON     the Python that runs the fake model server (default: the one next to
+#                        $PAREX_LSP, else <repo>/.venv/bin/python, else python3)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -59,8 +63,10 @@ VSIX=$EXT/parex.vsix
 # 3. A fresh profile, extensions folder and workspace.
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/parex-e2e.XXXXXX")
 CS_PID=
+MODEL_PID=
 cleanup() {
   if [ -n "$CS_PID" ]; then kill "$CS_PID" 2>/dev/null || true; wait "$CS_PID" 2>/dev/null || true; fi
+  if [ -n "$MODEL_PID" ]; then kill "$MODEL_PID" 2>/dev/null || true; wait "$MODEL_PID" 2>/dev/null || true; fi
   if [ "${PAREX_E2E_KEEP:-}" = 1 ]; then echo "e2e: kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -108,6 +114,15 @@ call1: echo one
 call2: echo two
 call3: exit 1
 EOF
+# callN: prompts for a model agent; the driver declares the agent in parex.toml once the shell
+# checks are done (until then, callN: lines go to the shell).
+cat > "$WS/answers.md" <<'EOF'
+# Questions
+
+call1: summarise what parex.toml declares
+call2: name two risks of running tasks in parallel
+call3: a question the model has no answer for
+EOF
 node -e 'process.stdout.write(JSON.stringify({"parex.serverCommand": [process.argv[1]]}, null, 2) + "\n")' \
   "$PAREX_LSP" > "$WS/.vscode/settings.json"
 
@@ -116,7 +131,25 @@ node "$ENTRY" --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" --inst
   > "$TMP/install.log" 2>&1 || { cat "$TMP/install.log" >&2; die "code-server --install-extension failed"; }
 ls "$EXTENSIONS" | grep -q '^parex\.parex-' || { cat "$TMP/install.log" >&2; die "the extension is not in $EXTENSIONS"; }
 
-# 4. code-server on a free loopback port.
+# 4. The model server: tests/support/fake_openai.py on a free loopback port.
+PY=${PAREX_E2E_PYTHON:-}
+for candidate in "$(dirname "$PAREX_LSP")/python" "$ROOT/.venv/bin/python" python3; do
+  if [ -z "$PY" ] && command -v "$candidate" >/dev/null; then PY=$candidate; fi
+done
+step "starting the fake model server ($PY e2e/fake_model.py)"
+"$PY" "$HERE/fake_model.py" > "$TMP/model-url" 2> "$TMP/model.log" &
+MODEL_PID=$!
+MODEL_URL=
+for _ in $(seq 1 100); do
+  MODEL_URL=$(head -n 1 "$TMP/model-url" 2>/dev/null || true)
+  [ -n "$MODEL_URL" ] && break
+  kill -0 "$MODEL_PID" 2>/dev/null || { cat "$TMP/model.log" >&2; die "the fake model server exited"; }
+  sleep 0.1
+done
+[ -n "$MODEL_URL" ] || { cat "$TMP/model.log" >&2; die "the fake model server did not say its URL"; }
+step "fake model server at $MODEL_URL"
+
+# 5. code-server on a free loopback port.
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 step "starting code-server on 127.0.0.1:$PORT"
 node "$ENTRY" --auth none --disable-telemetry --disable-update-check --disable-workspace-trust \
@@ -130,11 +163,11 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$TMP/code-server.log" >&2; die "code-server did not come up"; }
 
-# 5. Drive it.
+# 6. Drive it.
 step "driving VS Code with chromium"
 mkdir -p "$(dirname "$SCREENSHOT")"
 status=0
-E2E_URL="http://127.0.0.1:$PORT/?folder=$WS" E2E_WORKSPACE="$WS" E2E_SCREENSHOT="$SCREENSHOT" \
+E2E_URL="http://127.0.0.1:$PORT/?folder=$WS" E2E_WORKSPACE="$WS" E2E_SCREENSHOT="$SCREENSHOT" E2E_MODEL_URL="$MODEL_URL" \
   E2E_ARTIFACTS="$TMP" node "$HERE/driver.mjs" || status=$?
 if [ "$status" != 0 ]; then
   echo "---- code-server log (tail)" >&2; tail -n 40 "$TMP/code-server.log" >&2

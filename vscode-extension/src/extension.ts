@@ -14,6 +14,7 @@ import {
   type WorkDoneProgressEnd,
   type WorkDoneProgressReport,
 } from 'vscode-languageclient/node';
+import { answersMarkdown, answersTitle, hasAnswers, withEarlierAnswers } from './answers';
 import {
   formatDuration,
   progressMessage,
@@ -49,6 +50,36 @@ import { type TaskNode, TaskTreeProvider } from './taskTree';
 
 const INVALID_PARAMS = -32602;
 
+/** Read-only documents holding the answers of a run's model tasks (`parex-answers:/parex answers — <runId>`). */
+const ANSWERS_SCHEME = 'parex-answers';
+const KEEP_ANSWERS = 20;
+
+class AnswersProvider implements vscode.TextDocumentContentProvider {
+  private readonly texts = new Map<string, string>();
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
+
+  uriFor(runId: string): vscode.Uri {
+    return vscode.Uri.from({ scheme: ANSWERS_SCHEME, path: `/${answersTitle(runId)}` });
+  }
+
+  set(uri: vscode.Uri, text: string): void {
+    const key = uri.toString();
+    this.texts.delete(key);
+    this.texts.set(key, text);
+    while (this.texts.size > KEEP_ANSWERS) this.texts.delete(this.texts.keys().next().value as string);
+    this.changed.fire(uri);
+  }
+
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.texts.get(uri.toString()) ?? '_The answers of this run are no longer kept in this window._\n';
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+  }
+}
+
 /** One run shown in the editor: started here (own) or seen through its events (a retry from a code action). */
 interface Session {
   readonly own: boolean;
@@ -56,6 +87,8 @@ interface Session {
   readonly model: RunModel;
   /** What was asked, for "Retry Failed Parallel Tasks" (own runs). */
   readonly params: Omit<RunParams, 'workDoneToken'> | undefined;
+  /** The prompts of the `callN:` lines that were run, by task id (for the answers document). */
+  readonly prompts: ReadonlyMap<string, string> | undefined;
   readonly requestCancel: vscode.CancellationTokenSource;
   progress?: vscode.Progress<{ message?: string; increment?: number }>;
   reported: number;
@@ -71,6 +104,7 @@ interface LastRun {
   label: string;
   plan: PlanRef | undefined;
   model: RunModel;
+  prompts: ReadonlyMap<string, string> | undefined;
 }
 
 let extension: ParexExtension | undefined;
@@ -95,6 +129,11 @@ class ParexExtension {
   private readonly statusBar = vscode.window.createStatusBarItem('parex.run', vscode.StatusBarAlignment.Left, 10);
   private session: Session | undefined;
   private lastRun: LastRun | undefined;
+  private readonly answers = new AnswersProvider();
+  /** The answers document of the last run that had answers. */
+  private lastAnswers: vscode.Uri | undefined;
+  /** Results with answers, by run id (the last KEEP_ANSWERS): a resume takes its kept tasks' answers from there. */
+  private readonly answered = new Map<string, RunResult>();
   /** Runs whose end was shown: their late events are not taken for a new run. */
   private readonly endedRuns = new Set<string>();
   private ticker: NodeJS.Timeout | undefined;
@@ -112,6 +151,9 @@ class ParexExtension {
       vscode.commands.registerCommand('parex.cancelParallelTasks', () => this.cancelCommand()),
       vscode.commands.registerCommand('parex.retryFailedParallelTasks', () => this.retryFailedCommand()),
       vscode.commands.registerCommand('parex.showParallelTaskLog', (node?: TaskNode) => this.showLogCommand(node)),
+      vscode.commands.registerCommand('parex.showParallelTaskAnswers', () => this.showAnswersCommand()),
+      vscode.workspace.registerTextDocumentContentProvider(ANSWERS_SCHEME, this.answers),
+      this.answers,
       vscode.commands.registerCommand('parex.cancelParallelTask', (node?: TaskNode) => this.cancelTaskCommand(node)),
       vscode.commands.registerCommand('parex.retryParallelTask', (node?: TaskNode) => this.retryTaskCommand(node)),
       vscode.commands.registerCommand('parex.restartServer', () => this.restartClient()),
@@ -207,11 +249,13 @@ class ParexExtension {
   private async runCommand(): Promise<void> {
     const target = await this.pickPlan();
     if (!target) return;
-    await this.run({ plan: target.plan }, target.label, target.taskIds);
+    await this.run({ plan: target.plan }, target.label, target.taskIds, target.prompts);
   }
 
   /** The plan "Run Parallel Tasks" means: the active plan file, callN: lines, or one picked. */
-  private async pickPlan(): Promise<{ plan: PlanRef; label: string; taskIds: string[] } | undefined> {
+  private async pickPlan(): Promise<
+    { plan: PlanRef; label: string; taskIds: string[]; prompts?: ReadonlyMap<string, string> } | undefined
+  > {
     const editor = vscode.window.activeTextEditor;
     const doc = editor?.document;
     const choice = choosePlan(
@@ -229,11 +273,13 @@ class ParexExtension {
     }
     if (choice.kind === 'calls' && doc) {
       const label = `${vscode.workspace.asRelativePath(doc.uri)}: ${choice.taskIds.join(', ')}`;
+      const tasks = callTasks(splitLines(doc.getText()), choice.range);
+      const prompts = new Map(tasks.map((t) => [t.id, t.prompt]));
       if (doc.uri.scheme !== 'file') {
         // The server cannot read an untitled document from disk: send its calls inline.
-        return { plan: { tasks: callTasks(splitLines(doc.getText()), choice.range) }, label, taskIds: choice.taskIds };
+        return { plan: { tasks }, label, taskIds: choice.taskIds, prompts };
       }
-      return { plan: { uri: choice.uri, range: choice.range }, label, taskIds: choice.taskIds };
+      return { plan: { uri: choice.uri, range: choice.range }, label, taskIds: choice.taskIds, prompts };
     }
     const files = await vscode.workspace.findFiles(PLAN_FILE_GLOB, PLAN_FILE_EXCLUDE, 200);
     if (files.length === 0) {
@@ -256,7 +302,12 @@ class ParexExtension {
   }
 
   /** Sends `parex/run` and shows the run until its result comes back. */
-  private async run(params: Omit<RunParams, 'workDoneToken'>, label: string, taskIds: readonly string[]): Promise<void> {
+  private async run(
+    params: Omit<RunParams, 'workDoneToken'>,
+    label: string,
+    taskIds: readonly string[],
+    prompts?: ReadonlyMap<string, string>,
+  ): Promise<void> {
     if (this.session && !this.session.ended) {
       const choice = await vscode.window.showWarningMessage(
         `parex: a run is going on (${this.session.label}).`,
@@ -276,7 +327,7 @@ class ParexExtension {
     }
     const token = `parex-vscode/${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     request.workDoneToken = token;
-    const session = this.beginSession(true, label, new RunModel(taskIds, Date.now()), request);
+    const session = this.beginSession(true, label, new RunModel(taskIds, Date.now()), request, prompts);
     const progressListener = client.onProgress(WorkDoneProgress.type, token, (value) => this.onRunProgress(session, value));
     let result: RunResult | undefined;
     try {
@@ -292,7 +343,13 @@ class ParexExtension {
     this.finishSession(session, result);
   }
 
-  private beginSession(own: boolean, label: string, model: RunModel, params: Omit<RunParams, 'workDoneToken'> | undefined): Session {
+  private beginSession(
+    own: boolean,
+    label: string,
+    model: RunModel,
+    params: Omit<RunParams, 'workDoneToken'> | undefined,
+    prompts?: ReadonlyMap<string, string>,
+  ): Session {
     let end!: () => void;
     const ended = new Promise<void>((resolve) => (end = resolve));
     const session: Session = {
@@ -300,6 +357,7 @@ class ParexExtension {
       label,
       model,
       params,
+      prompts,
       requestCancel: new vscode.CancellationTokenSource(),
       reported: 0,
       cancelRequested: false,
@@ -407,9 +465,26 @@ class ParexExtension {
     session.model.applyResult(result, now);
     session.end();
     this.endedRuns.add(result.runId);
-    this.lastRun = { runId: result.runId, label: session.label, plan: session.params?.plan, model: session.model };
+    this.lastRun = {
+      runId: result.runId,
+      label: session.label,
+      plan: session.params?.plan,
+      model: session.model,
+      prompts: session.prompts,
+    };
     this.stopTicker();
     this.updateViews(session);
+    // The answers of model tasks (a callN: fan-out), side by side with the document.
+    const withAnswers = withEarlierAnswers(session.model.summary(now), (runId) => this.answered.get(runId));
+    if (hasAnswers(withAnswers)) {
+      this.answered.set(result.runId, withAnswers);
+      while (this.answered.size > KEEP_ANSWERS) this.answered.delete(this.answered.keys().next().value as string);
+      const uri = this.answers.uriFor(result.runId);
+      this.answers.set(uri, answersMarkdown(withAnswers, { label: session.label, prompts: session.prompts }));
+      this.lastAnswers = uri;
+      void vscode.commands.executeCommand('setContext', 'parex.hasAnswers', true);
+      void this.showAnswers(uri, true);
+    }
     const message = summaryMessage(result);
     this.output.appendLine(`=== ${message}`);
     const failed = result.tasks.some((t) => t.status !== 'succeeded');
@@ -492,7 +567,7 @@ class ParexExtension {
       // server's last run of the plan at hand.
       const target = await this.pickPlan();
       if (!target) return;
-      await this.run({ plan: target.plan, resume: last?.runId ?? 'last' }, `retry: ${target.label}`, []);
+      await this.run({ plan: target.plan, resume: last?.runId ?? 'last' }, `retry: ${target.label}`, [], target.prompts);
       return;
     }
     const retry = last.model.unfinishedOrFailed();
@@ -500,7 +575,7 @@ class ParexExtension {
       void vscode.window.showInformationMessage(`parex: every task of the last run (${last.label}) succeeded.`);
       return;
     }
-    await this.run({ plan: last.plan, resume: last.runId }, `retry: ${last.label}`, retry.map((t) => t.id));
+    await this.run({ plan: last.plan, resume: last.runId }, `retry: ${last.label}`, retry.map((t) => t.id), last.prompts);
   }
 
   /** The run a task command is about: the one shown, or the last one. */
@@ -566,6 +641,33 @@ class ParexExtension {
       await vscode.window.showTextDocument(doc, { preview: true });
     } catch (err) {
       void vscode.window.showWarningMessage(`parex: cannot open the log of ${task.id} (${uri}): ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Show Parallel Task Answers: the answers document of the last run that had model answers. */
+  private async showAnswersCommand(): Promise<void> {
+    if (!this.lastAnswers) {
+      void vscode.window.showInformationMessage(
+        'parex: no answers yet. Runs of model tasks (e.g. callN: lines with a model agent) show their answers.',
+      );
+      return;
+    }
+    await this.showAnswers(this.lastAnswers, false);
+  }
+
+  private async showAnswers(uri: vscode.Uri, preserveFocus: boolean): Promise<void> {
+    try {
+      let doc = await vscode.workspace.openTextDocument(uri);
+      if (doc.languageId !== 'markdown') doc = await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
+      // Where it (or another run's answers) is shown already, there; else beside the active editor.
+      const visible = vscode.window.visibleTextEditors;
+      const shown =
+        visible.find((e) => e.document.uri.toString() === uri.toString()) ??
+        visible.find((e) => e.document.uri.scheme === ANSWERS_SCHEME);
+      const viewColumn = shown?.viewColumn ?? vscode.ViewColumn.Beside;
+      await vscode.window.showTextDocument(doc, { viewColumn, preview: false, preserveFocus });
+    } catch (err) {
+      void vscode.window.showWarningMessage(`parex: cannot show the answers: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
 

@@ -49,6 +49,16 @@ export interface TaskResult {
   logUri?: string;
   /** On a resume: the earlier run this task succeeded in; it did not run again. */
   reusedFrom?: string;
+  /** A model agent's final text (e.g. of a `callN:` prompt); shell tasks have none. */
+  answer?: string;
+  /** Token counts (and cost, when the agent has prices) of a model agent's task. */
+  usage?: Usage;
+}
+
+export interface Usage {
+  promptTokens?: number;
+  completionTokens?: number;
+  costUsd?: number;
 }
 
 export interface RunResult {
@@ -58,6 +68,8 @@ export interface RunResult {
   wallMs: number;
   workMs: number;
   speedup: number;
+  /** The tasks' usage added up, when any task had some. */
+  usage?: Usage;
 }
 
 /** Task-level kinds; run-level events (`runStarted`, `runFinished`) carry `taskId: null`. */
@@ -129,7 +141,21 @@ function parseTaskResult(value: unknown): TaskResult | undefined {
   if (typeof value.code === 'string') result.code = value.code;
   if (typeof value.logUri === 'string') result.logUri = value.logUri;
   if (typeof value.reusedFrom === 'string' && value.reusedFrom !== '') result.reusedFrom = value.reusedFrom;
+  if (typeof value.answer === 'string') result.answer = value.answer;
+  const usage = parseUsage(value.usage);
+  if (usage) result.usage = usage;
   return result;
+}
+
+/** `{promptTokens, completionTokens, costUsd?}`, keeping only the finite numbers; undefined when none is. */
+export function parseUsage(value: unknown): Usage | undefined {
+  if (!isRecord(value)) return undefined;
+  const usage: Usage = {};
+  for (const key of ['promptTokens', 'completionTokens', 'costUsd'] as const) {
+    const n = value[key];
+    if (typeof n === 'number' && Number.isFinite(n)) usage[key] = n;
+  }
+  return Object.keys(usage).length > 0 ? usage : undefined;
 }
 
 /** A `RunResult`, or undefined when `value` does not look like one (no runId or no tasks list). */
@@ -138,7 +164,7 @@ export function parseRunResult(value: unknown): RunResult | undefined {
   const tasks = value.tasks.map(parseTaskResult).filter((t): t is TaskResult => t !== undefined);
   const wallMs = num(value.wallMs);
   const workMs = num(value.workMs, tasks.reduce((sum, t) => sum + t.durationMs, 0));
-  return {
+  const result: RunResult = {
     runId: value.runId,
     status: typeof value.status === 'string' ? value.status : 'unknown',
     tasks,
@@ -146,6 +172,9 @@ export function parseRunResult(value: unknown): RunResult | undefined {
     workMs,
     speedup: num(value.speedup, wallMs > 0 ? workMs / wallMs : 0),
   };
+  const usage = parseUsage(value.usage);
+  if (usage) result.usage = usage;
+  return result;
 }
 
 /**

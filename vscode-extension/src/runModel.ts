@@ -2,7 +2,7 @@
 // `RunResult`: pure, no `vscode`, clock passed in.
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { RunResult, TaskEvent, TaskResult } from './protocol';
+import { parseUsage, type RunResult, type TaskEvent, type TaskResult, type Usage } from './protocol';
 
 export type TaskState =
   | 'pending' // known from the plan, no event yet
@@ -34,6 +34,9 @@ export interface TaskView {
   logUri?: string;
   /** On a resume: the earlier run this task succeeded in (it did not run again). */
   reusedFrom?: string;
+  /** A model agent's final text. */
+  answer?: string;
+  usage?: Usage;
 }
 
 export interface RunCounts {
@@ -154,6 +157,7 @@ export class RunModel {
       task.endedAt = undefined;
       task.error = undefined;
       task.code = undefined;
+      task.answer = undefined;
     } else if (FINAL_STATES.has(state)) {
       task.endedAt = now;
       const duration = finiteNumber(data.durationMs);
@@ -168,6 +172,9 @@ export class RunModel {
       if (reusedFrom !== undefined) task.reusedFrom = reusedFrom;
       const logUri = str(data.logUri) ?? fileUri(str(data.logPath));
       if (logUri !== undefined) task.logUri = logUri;
+      if (typeof data.answer === 'string') task.answer = data.answer;
+      const usage = parseUsage(data.usage);
+      if (usage !== undefined) task.usage = usage;
     } else if (state === 'retrying') {
       const error = str(data.error) ?? str(data.reason);
       if (error !== undefined) task.error = error;
@@ -195,6 +202,8 @@ export class RunModel {
     if (r.exitCode !== undefined && r.exitCode !== null) task.exitCode = r.exitCode;
     if (r.logUri) task.logUri = r.logUri;
     if (r.reusedFrom) task.reusedFrom = r.reusedFrom;
+    if (r.answer !== undefined) task.answer = r.answer;
+    if (r.usage) task.usage = r.usage;
   }
 
   /** How long a task has been running (live), or took (finished); undefined before it started. */
@@ -250,6 +259,8 @@ export class RunModel {
       if (t.code !== undefined) r.code = t.code;
       if (t.logUri !== undefined) r.logUri = t.logUri;
       if (t.reusedFrom !== undefined) r.reusedFrom = t.reusedFrom;
+      if (t.answer !== undefined) r.answer = t.answer;
+      if (t.usage !== undefined) r.usage = t.usage;
       return r;
     });
     const c = this.counts();
