@@ -1,8 +1,11 @@
 """The Neovim plugin (editors/nvim) in a real headless Neovim, against the real parex-lsp.
 
 The test itself is Lua (tests/clients/nvim/lua/parex_test.lua); this wrapper makes a fresh
-workspace from tests/clients/nvim/workspace, runs Neovim on it with nothing of the user's
-configuration, and judges by the exit code and the "ok - ..." lines it printed.
+workspace from tests/clients/nvim/workspace, and a second one from
+tests/clients/nvim/model_workspace whose parex.toml declares a model agent served by a local
+OpenAI-compatible server (tests/support/fake_openai.py, a real HTTP server on 127.0.0.1), runs
+Neovim on them with nothing of the user's configuration, and judges by the exit code and the
+"ok - ..." lines it printed.
 
 Env: PAREX_NVIM (the nvim binary, default `nvim` on PATH), PAREX_LSP_CMD (the server
 command, default the parex-lsp next to the Python running pytest, then the repo's .venv).
@@ -18,6 +21,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.fake_openai import FakeOpenAI, by_prompt, text
 
 pytestmark = pytest.mark.nvim
 
@@ -35,6 +40,10 @@ EXPECTED_OK = [
     "ok - callN: range run: call2 failed",
     "ok - :ParexRun slow.parex.toml, statusline ",
     "ok - :ParexStatus answered",
+    "ok - :ParexRun on calls.md: call1 and call2 answered by the model agent, call3 failed (api-error)",
+    "ok - answers buffer parex://answers/",
+    "ok - :ParexAnswers reopened the last run's answers",
+    "ok - a resume of the fan-out shows the kept calls' answers from run ",
     "ok - all checks passed",
 ]
 
@@ -61,11 +70,46 @@ def _server_cmd() -> str:
     pytest.fail("parex-lsp is not installed (pip install -e .)")
 
 
+# What the model server answers, by a piece of each call's prompt (model_workspace/calls.md);
+# call3's prompt matches none, so the server answers it with an HTTP 400.
+MODEL_ANSWERS = {
+    "summarise what the good task prints": "The good task prints good-task-output, then sleeps.",
+    "list two risks of": "Two tasks writing one file; tests that share a database.",
+}
+
+
+def _model_workspace(path: Path, base_url: str) -> Path:
+    shutil.copytree(HERE / "model_workspace", path)
+    (path / "parex.toml").write_text(
+        "# callN: prompts of this workspace go to its model agent.\n"
+        "[run]\nretry_backoff = 0.05\n\n"
+        f'[agents.local]\nkind = "openai"\nbase_url = "{base_url}"\nmodel = "fake"\n'
+    )
+    return path
+
+
 def test_plugin_in_headless_neovim(tmp_path: Path) -> None:
     nvim = _nvim()
     workspace = tmp_path / "workspace"
     shutil.copytree(HERE / "workspace", workspace)
+    script = by_prompt({key: [text(answer, usage=(12, 8))] for key, answer in MODEL_ANSWERS.items()})
+    with FakeOpenAI(script) as model:
+        model_workspace = _model_workspace(tmp_path / "model_workspace", model.base_url)
+        proc = _run_nvim(nvim, tmp_path, workspace, model_workspace)
+    report = f"exit code {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    print(report)
+    assert proc.returncode == 0, report
+    lines = proc.stdout.splitlines()
+    for expected in EXPECTED_OK:
+        assert any(line.startswith(expected) for line in lines), f"missing {expected!r}\n{report}"
+    assert "FAIL" not in proc.stderr, report
+    prompts = [r.prompt for r in model.received]
+    for key in MODEL_ANSWERS:
+        assert any(key in p for p in prompts), f"the model server never got {key!r}: {prompts}"
+    assert any("has no answer for" in p for p in prompts), prompts
 
+
+def _run_nvim(nvim: str, tmp_path: Path, workspace: Path, model_workspace: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     # Nothing of the user's Neovim (config, plugins under site/, state) takes part.
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
@@ -76,8 +120,10 @@ def test_plugin_in_headless_neovim(tmp_path: Path) -> None:
     env.pop("VIMINIT", None)
     env["PAREX_TEST_WORKSPACE"] = str(workspace)
     env["PAREX_LSP_CMD"] = _server_cmd()
+    env["PAREX_TEST_MODEL_WORKSPACE"] = str(model_workspace)
+    env["PAREX_TEST_MODEL_ANSWERS"] = json.dumps(MODEL_ANSWERS)
 
-    proc = subprocess.run(
+    return subprocess.run(
         [
             nvim,
             "--headless",
@@ -95,10 +141,3 @@ def test_plugin_in_headless_neovim(tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    report = f"exit code {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-    print(report)
-    assert proc.returncode == 0, report
-    lines = proc.stdout.splitlines()
-    for expected in EXPECTED_OK:
-        assert any(line.startswith(expected) for line in lines), f"missing {expected!r}\n{report}"
-    assert "FAIL" not in proc.stderr, report

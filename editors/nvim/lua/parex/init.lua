@@ -1,6 +1,7 @@
 -- parex for Neovim: starts `parex-lsp` for workspaces that hold a plan, runs plans
--- (`:ParexRun`), shows per-task progress, and puts failed tasks in the quickfix list.
--- Works on Neovim 0.7.2 through 0.11.
+-- (`:ParexRun`), shows per-task progress, puts failed tasks in the quickfix list, and shows
+-- the answers of model tasks side by side (`:ParexAnswers`). Works on Neovim 0.7.2 through 0.11.
+local answers = require("parex.answers")
 local compat = require("parex.compat")
 local root = require("parex.root")
 local ui = require("parex.ui")
@@ -23,6 +24,8 @@ local defaults = {
   open_quickfix = false,
   -- How :ParexLog opens the log: "split", "vsplit", "tabedit" or "edit".
   log_open = "split",
+  -- Open the answers of a run's model tasks (a callN: fan-out) in a vertical split when it ends.
+  open_answers = true,
   -- Passed through to the client.
   on_attach = nil,
   capabilities = nil,
@@ -40,6 +43,7 @@ local state = {
   pending = {}, -- list of { client_id, request_id, plan_uri, run_id? } for parex/run requests in flight
   current = nil, -- runId of the run the statusline follows
   last = nil, -- { result, plan_uri, client_id } of the last finished run
+  last_answers = nil, -- { result, prompts, label } of the last finished run that had answers
   diagnostics = {}, -- uri -> the raw LSP diagnostics last published there
   run_order = {}, -- runIds, oldest first (only the last KEEP_RUNS are kept)
   progress = {}, -- progress token -> { kinds seen, in order }
@@ -464,6 +468,17 @@ local function finish_run(entry, result)
   end
   ui.notify(msg, level)
   ui.set_quickfix(items, "run " .. tostring(result.runId), state.opts.open_quickfix)
+  local answered = answers.with_earlier(result, answers.result)
+  if answers.has_answers(answered) then
+    local label = entry.label
+      or (entry.plan_uri and entry.plan_uri:match("^file:") and vim.fn.fnamemodify(vim.uri_to_fname(entry.plan_uri), ":t"))
+      or nil
+    answers.remember(answered)
+    state.last_answers = { result = answered, prompts = entry.prompts, label = label }
+    if state.opts.open_answers then
+      answers.open(answered, { prompts = entry.prompts, label = label }, false)
+    end
+  end
   redraw()
   compat.exec_user_autocmd("ParexRunDone")
 end
@@ -495,10 +510,12 @@ local function plan_from_invalid(entry, err)
 end
 
 -- Send parex/run with `params` to the server of root_dir (bufnr is attached first).
-local function start_run(root_dir, bufnr, params)
+-- extra: { prompts?, label? } kept for the answers buffer.
+local function start_run(root_dir, bufnr, params, extra)
   local plan_uri = params.plan and params.plan.uri
+  extra = extra or {}
   ensure_client(root_dir, bufnr, function(client)
-    local entry = { client_id = client.id, plan_uri = plan_uri }
+    local entry = { client_id = client.id, plan_uri = plan_uri, prompts = extra.prompts, label = extra.label }
     table.insert(state.pending, entry)
     local handler = guarded("parex/run", function(err, result)
       remove_pending(entry)
@@ -546,6 +563,7 @@ function M.run(opts)
   local bufnr = opts.bufnr or vim.api.nvim_get_current_buf()
   local params = vim.deepcopy(opts.params or {})
   local path, target_buf
+  local extra = {}
 
   if opts.plan and opts.plan ~= "" then
     path = vim.fn.fnamemodify(vim.fn.expand(opts.plan), ":p")
@@ -580,6 +598,12 @@ function M.run(opts)
           return
         end
       else
+        extra.prompts = answers.call_prompts(lines)
+        local ids = {}
+        for _, line in ipairs(lines) do
+          table.insert(ids, root.call_id(line))
+        end
+        extra.label = vim.fn.fnamemodify(path, ":t") .. ": " .. table.concat(ids, ", ")
         params.plan = {
           uri = vim.uri_from_bufnr(bufnr),
           range = {
@@ -598,7 +622,7 @@ function M.run(opts)
   end
 
   local dir = root.find_root(path) or root.fallback_root(path)
-  start_run(dir, target_buf, params)
+  start_run(dir, target_buf, params, extra)
 end
 
 --- Cancel the run the statusline follows (or a task of it); without a known run id,
@@ -746,6 +770,16 @@ function M.log(task_id)
   end))
 end
 
+--- Show the answers of the last run that had model answers, in a vertical split.
+function M.answers()
+  local last = state.last_answers
+  if not last then
+    ui.notify("no answers yet: runs of model tasks (e.g. callN: lines with a model agent) have them", levels.WARN)
+    return
+  end
+  answers.open(last.result, { prompts = last.prompts, label = last.label }, true)
+end
+
 function M.task_ids()
   local ids = {}
   local run = state.current and state.runs[state.current]
@@ -826,6 +860,9 @@ local function create_commands()
     end,
     desc = "parex: cancel the run, or one task",
   })
+  cmd("ParexAnswers", function()
+    M.answers()
+  end, { nargs = 0, desc = "parex: the answers of the last run's model tasks, side by side" })
   cmd("ParexStatus", function()
     M.status()
   end, { nargs = 0, desc = "parex: live runs" })

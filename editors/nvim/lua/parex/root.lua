@@ -7,18 +7,23 @@ local M = {}
 -- (`# call1: ...`, `// call2: ...`, `- call3: ...`); same shapes the server accepts.
 local CALL_PREFIXES = { "#+", "//+", "%-%-", ";+", "%*", "%-", ">" }
 
-function M.call_id(line)
-  local id = line:match("^%s*(call%d+)%s*:")
+-- The call's id and the rest of the line after its `callN:`, or nil.
+function M.call_split(line)
+  local id, rest = line:match("^%s*(call%d+)%s*:(.*)$")
   if id then
-    return id
+    return id, rest
   end
   for _, prefix in ipairs(CALL_PREFIXES) do
-    id = line:match("^%s*" .. prefix .. "%s*(call%d+)%s*:")
+    id, rest = line:match("^%s*" .. prefix .. "%s*(call%d+)%s*:(.*)$")
     if id then
-      return id
+      return id, rest
     end
   end
   return nil
+end
+
+function M.call_id(line)
+  return (M.call_split(line))
 end
 
 function M.is_plan_name(path)

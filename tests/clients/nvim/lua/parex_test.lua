@@ -1,6 +1,8 @@
 -- Headless end-to-end test of the parex Neovim plugin against the real parex-lsp.
 --
 --   PAREX_TEST_WORKSPACE=<copy of tests/clients/nvim/workspace> \
+--   PAREX_TEST_MODEL_WORKSPACE=<a workspace whose parex.toml declares a model agent> \
+--   PAREX_TEST_MODEL_ANSWERS=<JSON {prompt: answer} the model server gives> \
 --   nvim --headless -u tests/clients/nvim/minimal_init.lua -c "lua require('parex_test').run()"
 --
 -- Prints "ok - ..." lines on stdout; exits 0 when every check passed, 1 (with the reason on
@@ -119,16 +121,11 @@ local function run_and_wait(parex, command, previous)
   return parex._state.last.result
 end
 
-local function test(ws)
-  local plan_path = ws .. "/parex.toml"
-  local notes_path = ws .. "/notes.md"
-  local bad_line = line_of(plan_path, '^%s*id%s*=%s*"bad"')
-  local call2_line = line_of(notes_path, "^call2:")
-
-  -- The plugin's default command is the workspace's .venv/bin/parex-lsp: make one that
-  -- runs the server under test, and give setup() no cmd.
-  local venv_server = ws .. "/.venv/bin/parex-lsp"
-  vim.fn.mkdir(ws .. "/.venv/bin", "p")
+-- The plugin's default command is the workspace's .venv/bin/parex-lsp: make one that runs
+-- the server under test (setup() gets no cmd).
+local function make_venv_server(dir)
+  local venv_server = dir .. "/.venv/bin/parex-lsp"
+  vim.fn.mkdir(dir .. "/.venv/bin", "p")
   local words = {}
   for _, word in ipairs(server_cmd()) do
     if word ~= "--stdio" then
@@ -137,6 +134,171 @@ local function test(ws)
   end
   vim.fn.writefile({ "#!/bin/sh", "exec " .. table.concat(words, " ") .. ' "$@"' }, venv_server)
   vim.fn.setfperm(venv_server, "rwxr-xr-x")
+  return venv_server
+end
+
+local function answers_windows()
+  local found = {}
+  for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+    local name = vim.api.nvim_buf_get_name(vim.api.nvim_win_get_buf(win))
+    if name:find("parex://answers/", 1, true) then
+      table.insert(found, win)
+    end
+  end
+  return found
+end
+
+local function answers_buffers()
+  local found = {}
+  for _, b in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_get_name(b):find("parex://answers/", 1, true) then
+      table.insert(found, b)
+    end
+  end
+  return found
+end
+
+-- The index of the first of `lines` equal to `wanted` at or after `from`, or nil.
+local function index_of(lines, wanted, from)
+  for i = from or 1, #lines do
+    if lines[i] == wanted then
+      return i
+    end
+  end
+  return nil
+end
+
+local function model_fan_out(parex, mws, model_answers)
+  local calls_path = mws .. "/calls.md"
+  make_venv_server(mws)
+
+  -- Runs without answers (all the shell runs above) open nothing; :ParexAnswers says so.
+  check(#answers_buffers() == 0, "an answers buffer after runs without model answers")
+  local before = #notifications
+  vim.cmd("ParexAnswers")
+  local said = false
+  for i = before + 1, #notifications do
+    said = said or notifications[i].msg:match("^parex: no answers yet") ~= nil
+  end
+  check(said and #answers_windows() == 0, ":ParexAnswers before any answers: " .. vim.inspect(notifications[#notifications]))
+
+  vim.cmd("only")
+  vim.cmd("edit " .. vim.fn.fnameescape(calls_path))
+  local calls_win = vim.api.nvim_get_current_win()
+  local calls_buf = vim.api.nvim_get_current_buf()
+  local previous = parex._state.last and parex._state.last.result.runId
+  local result = run_and_wait(parex, "ParexRun", previous)
+  local c1, c2, c3 = task_of(result, "call1"), task_of(result, "call2"), task_of(result, "call3")
+  check(c1 and c1.status == "succeeded" and c1.answer == model_answers["summarise what the good task prints"],
+    "call1: " .. vim.inspect(c1))
+  check(c2 and c2.status == "succeeded" and c2.answer == model_answers["list two risks of"], "call2: " .. vim.inspect(c2))
+  check(c3 and c3.status == "failed" and c3.code == "api-error", "call3: " .. vim.inspect(c3))
+  out("ok - :ParexRun on calls.md: call1 and call2 answered by the model agent, call3 failed (api-error)")
+
+  -- The answers buffer, beside calls.md; the cursor stays in calls.md.
+  local wins = answers_windows()
+  check(#wins == 1, "answers windows: " .. #wins .. " " .. vim.inspect(vim.fn.winlayout()))
+  local win = wins[1]
+  local buf = vim.api.nvim_win_get_buf(win)
+  local name = vim.api.nvim_buf_get_name(buf)
+  check(name == "parex://answers/" .. result.runId, "answers buffer name: " .. name)
+  check(vim.bo[buf].filetype == "markdown", "filetype: " .. vim.bo[buf].filetype)
+  check(vim.bo[buf].buftype == "nofile", "buftype: " .. vim.bo[buf].buftype)
+  check(not vim.bo[buf].modifiable and not vim.bo[buf].modified, "the answers buffer is modifiable or modified")
+  local layout = vim.fn.winlayout()
+  check(layout[1] == "row" and #layout[2] == 2, "not a vertical split: " .. vim.inspect(layout))
+  check(vim.api.nvim_get_current_win() == calls_win and vim.api.nvim_get_current_buf() == calls_buf,
+    "the cursor left calls.md")
+
+  local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
+  local text = table.concat(lines, "\n")
+  check(lines[1] == "# parex answers — " .. result.runId, "title line: " .. tostring(lines[1]))
+  check(lines[3]:find("calls.md: call1, call2, call3", 1, true) and lines[3]:find("2 succeeded, 1 failed", 1, true)
+    and lines[3]:find("24 prompt + 16 completion tokens", 1, true), "summary line: " .. tostring(lines[3]))
+  local expected = {
+    "## call1",
+    "> summarise what the good task prints",
+    model_answers["summarise what the good task prints"],
+    "*12 prompt + 8 completion tokens*",
+    "## call2",
+    "> list two risks of",
+    "> running tasks in parallel",
+    model_answers["list two risks of"],
+    "*12 prompt + 8 completion tokens*",
+    "## call3",
+    "> a question the model server has no answer for",
+  }
+  local at = 1
+  for _, wanted in ipairs(expected) do
+    local i = index_of(lines, wanted, at)
+    check(i ~= nil, "the answers buffer lacks " .. vim.inspect(wanted) .. " (in order) in:\n" .. text)
+    at = i + 1
+  end
+  local failure = lines[at + 1] or ""
+  check(failure:match("^%*%*failed%*%* %(api%-error%): HTTP 400") ~= nil, "call3's failure line: " .. vim.inspect(failure) .. "\n" .. text)
+  out("ok - answers buffer parex://answers/" .. result.runId .. " (markdown, nofile, vertical split): both answers, their prompts and usage, call3's error")
+
+  -- :ParexAnswers brings it back once its window is closed, and moves the cursor there.
+  vim.api.nvim_win_close(win, true)
+  check(#answers_windows() == 0, "the answers window did not close")
+  vim.cmd("ParexAnswers")
+  wins = answers_windows()
+  check(#wins == 1 and vim.api.nvim_get_current_win() == wins[1], ":ParexAnswers did not show the answers: " .. vim.inspect(vim.fn.winlayout()))
+  check(vim.api.nvim_win_get_buf(wins[1]) == buf, ":ParexAnswers showed another buffer")
+  check(vim.fn.winlayout()[1] == "row", ":ParexAnswers did not split vertically")
+  check(table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n") == text, "the reopened answers differ")
+  -- Again while shown: no second window.
+  vim.cmd("wincmd p")
+  vim.cmd("ParexAnswers")
+  check(#answers_windows() == 1, "a second answers window")
+  out("ok - :ParexAnswers reopened the last run's answers")
+
+  -- A resume of the fan-out: call3 runs again (and fails again); call1 and call2 are kept,
+  -- and their answers, which the server does not send again, come from the run before.
+  vim.api.nvim_set_current_win(calls_win)
+  vim.cmd("only")
+  local first = result.runId
+  parex.run({ params = { resume = first } })
+  wait(TIMEOUT_RUN, function()
+    return parex._state.last.result.runId ~= first
+  end, "the RunResult of the resumed run")
+  local resumed = parex._state.last.result
+  local k1, k3 = task_of(resumed, "call1"), task_of(resumed, "call3")
+  check(k1 and k1.reusedFrom == first and k1.answer == nil, "call1 of the resumed run: " .. vim.inspect(k1))
+  check(k3 and k3.status == "failed", "call3 of the resumed run: " .. vim.inspect(k3))
+  wins = answers_windows()
+  check(#wins == 1, "answers windows after the resume: " .. #wins)
+  local rbuf = vim.api.nvim_win_get_buf(wins[1])
+  check(vim.api.nvim_buf_get_name(rbuf) == "parex://answers/" .. resumed.runId, "answers buffer of the resume: " .. vim.api.nvim_buf_get_name(rbuf))
+  lines = vim.api.nvim_buf_get_lines(rbuf, 0, -1, false)
+  text = table.concat(lines, "\n")
+  at = 1
+  for _, wanted in ipairs({
+    "## call1",
+    "> summarise what the good task prints",
+    "_kept from run " .. first .. "_",
+    model_answers["summarise what the good task prints"],
+    "## call2",
+    "_kept from run " .. first .. "_",
+    model_answers["list two risks of"],
+    "## call3",
+  }) do
+    local i = index_of(lines, wanted, at)
+    check(i ~= nil, "the resumed run's answers lack " .. vim.inspect(wanted) .. " (in order) in:\n" .. text)
+    at = i + 1
+  end
+  check(lines[3]:find("2 succeeded, 1 failed", 1, true) and not lines[3]:find("tokens", 1, true),
+    "summary of the resumed run (no tokens were used): " .. tostring(lines[3]))
+  out("ok - a resume of the fan-out shows the kept calls' answers from run " .. first)
+  vim.cmd("only")
+end
+
+local function test(ws, mws, model_answers)
+  local plan_path = ws .. "/parex.toml"
+  local notes_path = ws .. "/notes.md"
+  local bad_line = line_of(plan_path, '^%s*id%s*=%s*"bad"')
+  local call2_line = line_of(notes_path, "^call2:")
+  local venv_server = make_venv_server(ws)
 
   local parex = require("parex")
   parex.setup({})
@@ -293,6 +455,9 @@ local function test(ws)
     return false
   end, ":ParexStatus to answer")
   out("ok - :ParexStatus answered")
+
+  -- 11. callN: lines of a workspace with a model agent: the answers side by side.
+  model_fan_out(parex, mws, model_answers)
 end
 
 function M.run()
@@ -306,7 +471,13 @@ function M.run()
   local ws = os.getenv("PAREX_TEST_WORKSPACE")
   local ok, err = xpcall(function()
     check(ws and ws ~= "" and vim.fn.isdirectory(ws) == 1, "PAREX_TEST_WORKSPACE is not a directory: " .. tostring(ws))
-    test((vim.fn.fnamemodify(ws, ":p"):gsub("/$", "")))
+    local mws = os.getenv("PAREX_TEST_MODEL_WORKSPACE")
+    check(mws and mws ~= "" and vim.fn.isdirectory(mws) == 1, "PAREX_TEST_MODEL_WORKSPACE is not a directory: " .. tostring(mws))
+    local model_answers = vim.fn.json_decode(os.getenv("PAREX_TEST_MODEL_ANSWERS") or "{}")
+    local function dir(d)
+      return (vim.fn.fnamemodify(d, ":p"):gsub("/$", ""))
+    end
+    test(dir(ws), dir(mws), model_answers)
   end, function(e)
     if getmetatable(e) == Failure then
       return e.msg
