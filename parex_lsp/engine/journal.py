@@ -93,6 +93,7 @@ class TaskRecord:
     exit_code: int | None = None
     code: str | None = None
     reason: str | None = None
+    answer: str | None = None  # a model agent's final text
     pid: int | None = None  # the agent process of the latest attempt (leader of its own process group)
     pid_start: str | None = None
 
@@ -137,6 +138,7 @@ def replay(path: Path) -> RunRecord:
             t.status, t.ended = ev.kind, ev.ts
             t.duration_ms, t.exit_code = data.get("durationMs"), data.get("exitCode")
             t.code, t.reason = data.get("code"), data.get("reason")
+            t.answer = data.get("answer", t.answer)
     if rec.status == "running" and not _alive(rec.pid):
         rec.status = "interrupted"
     return rec

@@ -132,7 +132,8 @@ class Run:
         self.satisfied_before = done_before - wanted  # dependencies outside this run that already succeeded
         if opts.resume:
             for tid in sorted(self.satisfied_before & set(self._index), key=self._index.__getitem__):
-                self.reused[tid] = TaskResult(tid, ev.SUCCEEDED, 0, 0, reused_from=earlier.run_id)
+                self.reused[tid] = TaskResult(tid, ev.SUCCEEDED, 0, 0, answer=earlier.tasks[tid].answer,
+                                              reused_from=earlier.run_id)
         estimates = self._estimates()
         prio = critical_path(plan.tasks, estimates)
         tasks: dict[str, _Task] = {}
@@ -222,7 +223,10 @@ class Run:
             if ended:
                 self._emit(None, ev.ORPHANS_ENDED, {"processes": ended})
             for tid, reused in self.reused.items():
-                self._emit(tid, ev.SUCCEEDED, {"durationMs": 0, "reusedFrom": reused.reused_from})
+                kept = {"durationMs": 0, "reusedFrom": reused.reused_from}
+                if reused.answer is not None:
+                    kept["answer"] = reused.answer
+                self._emit(tid, ev.SUCCEEDED, kept)
             for t in self.tasks.values():
                 self._emit(t.spec.id, ev.QUEUED, {})
             self._skip_unmet()

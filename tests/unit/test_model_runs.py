@@ -97,3 +97,21 @@ def test_the_terminal_summary_shows_each_answer_and_the_tokens(workspace: Path):
     assert summary.index("teal") < summary.index("call2 answered:") < summary.index("quince")
     out = p.stdout
     assert "20+10 tokens" in out and "($" in out
+
+
+async def test_a_resumed_run_keeps_the_answers_of_the_calls_it_does_not_rerun(workspace: Path):
+    from parex_lsp.engine import RunOptions
+    from tests.support.fake_openai import error
+
+    calls = {"first question": [text("first answer")], "second question": [error(400, "refused")]}
+    with FakeOpenAI(by_prompt(calls)) as srv:
+        model_plan(workspace, srv.base_url, "", run="max_concurrency = 2")
+        notes = workspace / "q.md"
+        notes.write_text("call1: first question\ncall2: second question\n")
+        first = await Run(plan_from_calls(notes.read_text(), str(notes), workspace)).execute()
+        assert [t.status for t in first.tasks] == ["succeeded", "failed"]
+        again = await Run(plan_from_calls(notes.read_text(), str(notes), workspace),
+                          RunOptions(resume="last")).execute()
+    assert {t.id: (t.answer, t.reused_from) for t in again.tasks} == {
+        "call1": ("first answer", first.run_id), "call2": (None, None)}  # call2 ran again (and failed again)
+    assert sum(1 for r in srv.requests if "first question" in json.dumps(r)) == 1
