@@ -6,7 +6,6 @@ lines (for the failure message) and at most one partial line.
 
 from __future__ import annotations
 
-import os
 import re
 from collections import deque
 from pathlib import Path
@@ -77,12 +76,15 @@ class TaskOutput:
         if self._log is not None:
             self._log.flush()
 
-    def close(self) -> None:
+    def close(self, keep_empty: bool = False) -> None:
+        """`keep_empty`: create the log even if nothing was printed (a failure's log is linked from its
+        diagnostic). Otherwise a silent task has no log file: creating thousands of empty files costs more
+        than the tasks, and readers take a missing log as an empty one."""
         self.flush()
         if self._log is not None:
             self._log.close()
-        else:  # a task that printed nothing still has its (empty) log
-            os.close(os.open(self.log_path, os.O_WRONLY | os.O_CREAT, 0o644))
+        elif keep_empty:
+            self.log_path.touch()
 
     @property
     def last_line(self) -> str:

@@ -475,7 +475,7 @@ class Run:
         self._finished += 1
         duration = int((t.ended - t.started) * 1000) if t.started else 0
         if t.output is not None:
-            t.output.close()
+            t.output.close(keep_empty=status != ev.SUCCEEDED)
         tail = list(t.output.tail) if t.output else []
         t.result = TaskResult(t.spec.id, status, t.attempt, duration, outcome.exit_code,
                               None if outcome.ok else outcome.reason, None if outcome.ok else outcome.code,

@@ -236,11 +236,19 @@ class Runs:
             path = known.run.log_path(ref.task_id or "")
         else:
             path = next((p for root in self.roots() or [Path.cwd()]
-                         if (p := runs_dir(root) / (ref.run_id or "") / f"{ref.task_id}.log").is_file()),
-                        Path("/nonexistent"))
+                         if (p := runs_dir(root) / (ref.run_id or "") / f"{ref.task_id}.log").parent.is_dir()),
+                        Path("/nonexistent/log"))
         if not path.is_file():
-            raise invalid([f"no log for task {ref.task_id} in run {ref.run_id}"])
+            if not path.parent.is_dir() or not self._has_task(known, ref):
+                raise invalid([f"no log for task {ref.task_id} in run {ref.run_id}"])
+            path.touch()  # the task printed nothing: its log is empty
         return path
+
+    @staticmethod
+    def _has_task(known: LiveRun | None, ref: TaskRef) -> bool:
+        if known is not None:
+            return any(t.id == ref.task_id for t in known.run.plan.tasks)
+        return ref.task_id is not None  # a run of another process: its folder exists, trust the id
 
 
 def _plan_invalid(where: str, e: PlanError) -> JsonRpcException:
