@@ -19,8 +19,9 @@ from parex_lsp.plan.durations import parse_duration
 from parex_lsp.plan.model import AgentSpec, Plan, Problem, RunConfig, SourceRange, TaskSpec
 from parex_lsp.plan.presets import builtin_agents
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
-_KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)\s*=""")
+# A table header (`[run]`, `[[task]]`) or a key (`id = ...`) at the start of a line, and the rest of that line.
+_ENTRY = re.compile(r"""^[ \t]*(?:(?P<open>\[\[?)[ \t]*(?P<name>[^\]\n]+?)[ \t]*\]\]?"""
+                    r"""|(?P<key>"[^"\n]*"|'[^'\n]*'|[A-Za-z0-9_\-]+)[ \t]*=)[^\n]*""", re.M)
 _TOML_ERR_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 RUN_KEYS = {
@@ -56,39 +57,37 @@ class _Positions:
 
 
 def _scan(text: str) -> _Positions:
+    """One regex pass over the text (plans of 10,000 tasks are 60,000 lines): each header and key, with its line."""
     pos = _Positions()
     current: tuple = ()
     counts: dict[str, int] = {}
-    in_multiline: str | None = None
-    for n, line in enumerate(text.splitlines()):
-        if in_multiline:
-            if line.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            continue
-        first = line.lstrip()[:1]
-        if not first or first == "#":
-            continue
-        m = _HEADER.match(line) if first == "[" else None
-        if m:
-            name = m.group(2).strip()
+    line_no, counted_to, skip_until = 0, 0, -1
+    for m in _ENTRY.finditer(text):
+        start = m.start()
+        if start < skip_until:
+            continue  # inside a multi-line string
+        line_no += text.count("\n", counted_to, start)
+        counted_to = start
+        line = m.group(0)
+        end_col = len(line.rstrip())
+        if m.group("open"):
+            name = m.group("name").strip()
             parts = tuple(p.strip().strip("\"'") for p in name.split("."))
-            if m.group(1) == "[[":
+            if m.group("open") == "[[":
                 idx = counts.get(name, 0)
                 counts[name] = idx + 1
                 current = parts + (idx,)
             else:
                 current = parts
-            pos.tables[current] = SourceRange(n, m.start(2) - 1, n, len(line.rstrip()))
+            pos.tables[current] = SourceRange(line_no, m.start("name") - start - 1, line_no, end_col)
             pos.keys.setdefault(current, {})
             continue
-        k = _KEY.match(line)
-        if k:
-            key = k.group(1).strip("\"'")
-            pos.keys.setdefault(current, {})[key] = SourceRange(n, k.start(1), n, len(line.rstrip()))
-            if '"""' in line or "'''" in line:
-                for quote in ('"""', "'''"):
-                    if line.count(quote) % 2 == 1:
-                        in_multiline = quote
+        key = m.group("key").strip("\"'")
+        pos.keys.setdefault(current, {})[key] = SourceRange(line_no, m.start("key") - start, line_no, end_col)
+        for quote in ('"""', "'''"):
+            if quote in line and line.count(quote) % 2 == 1:
+                close = text.find(quote, m.end())
+                skip_until = len(text) if close < 0 else close + len(quote)
     return pos
 
 

@@ -112,3 +112,23 @@ def test_durations(text, seconds):
 def test_bad_durations_say_how_to_write_one(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_positions_skip_multi_line_strings_and_comments(workspace: Path):
+    text = ('# a plan\n'
+            '[[task]]\n'
+            'id = "a"\n'
+            'prompt = """\n'
+            'id = "not a key"\n'
+            '[[task]]\n'
+            '"""\n'
+            '\n'
+            '  [[task]]   # the second task\n'
+            'id = "b"\n'
+            'prompt = "p"\n'
+            'agent = "robot"\n')
+    found = problems_of(lambda: plan_from_text(text, "parex.toml", workspace))
+    assert len(found) == 1 and found[0].startswith("parex.toml:12:1:") and "robot" in found[0], found
+    plan = plan_from_text(text.replace('agent = "robot"\n', ""), "parex.toml", workspace)
+    assert [(t.id, t.range.start_line) for t in plan.tasks] == [("a", 2), ("b", 9)]
+    assert plan.tasks[0].prompt == 'id = "not a key"\n[[task]]\n'
