@@ -10,7 +10,7 @@ export function hasAnswers(result: RunResult): boolean {
 
 /**
  * The result with the answers of the tasks a resume kept (`reusedFrom`), taken from that
- * earlier run's result when `earlier` knows it: the server does not send them again.
+ * earlier run's result when `earlier` knows it and the result itself lacks them.
  */
 export function withEarlierAnswers(result: RunResult, earlier: (runId: string) => RunResult | undefined): RunResult {
   let changed = false;

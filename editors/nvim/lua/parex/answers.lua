@@ -16,7 +16,7 @@ function M.has_answers(result)
 end
 
 -- The result with the answers of the tasks a resume kept (`reusedFrom`), taken from that
--- earlier run's result when earlier(runId) knows it: the server does not send them again.
+-- earlier run's result when earlier(runId) knows it and the result itself lacks them.
 function M.with_earlier(result, earlier)
   local tasks, changed = {}, false
   for i, task in ipairs(result.tasks or {}) do
