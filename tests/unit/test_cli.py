@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine_helpers import intervals, max_overlap, stamped
+from parex_lsp.engine.orphans import process_start
 
 PAREX = [sys.executable, "-m", "parex_lsp"]
 
@@ -103,10 +104,7 @@ def test_a_cycle_is_named(workspace: Path):
 
 def _ended(pid: int) -> bool:
     """Gone, or a zombie waiting to be reaped."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
+    return process_start(pid) is None
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> None:

@@ -13,6 +13,7 @@ import pytest
 from engine_helpers import intervals, make_run, max_overlap, stamped
 from parex_lsp.engine import RunOptions
 from parex_lsp.engine.journal import replay
+from parex_lsp.engine.orphans import process_start
 
 
 def task(tid: str, prompt: str, **fields) -> str:
@@ -136,11 +137,7 @@ async def test_permanent_failure_is_tried_once(workspace: Path):
 
 def _gone(pid: int) -> bool:
     """No such process, or only a zombie waiting for init to reap it (it no longer runs)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    return process_start(pid) is None
 
 
 async def _wait_gone(pid: int, within: float = 5.0) -> bool:
