@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from parex_lsp.engine.events import (OUTPUT, RUN_FINISHED, RUN_STARTED, STARTED, TERMINAL, Event)
+from parex_lsp.engine.processes import pid_alive
 
 STATE_DIR = ".parex"
 
@@ -139,21 +140,9 @@ def replay(path: Path) -> RunRecord:
             t.duration_ms, t.exit_code = data.get("durationMs"), data.get("exitCode")
             t.code, t.reason = data.get("code"), data.get("reason")
             t.answer = data.get("answer", t.answer)
-    if rec.status == "running" and not _alive(rec.pid):
+    if rec.status == "running" and not (rec.pid and pid_alive(rec.pid)):
         rec.status = "interrupted"
     return rec
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def list_runs(workspace: Path) -> list[Path]:

@@ -32,7 +32,7 @@ from typing import Any, AsyncIterator, Callable, Iterable
 import anyio
 from filelock import FileLock
 
-from parex_lsp.engine.orphans import process_start
+from parex_lsp.engine.processes import pid_alive, process_start
 from parex_lsp.engine.journal import state_dir
 
 _GLOB_CHARS = frozenset("*?[")
@@ -288,22 +288,6 @@ class LockTimeout(Exception):
         super().__init__(f"{key} is locked by {holder}{waited}")
 
 
-def _pid_alive(pid: int, start: str | None) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    now_start = process_start(pid)
-    if Path("/proc/self/stat").exists():
-        if now_start is None:
-            return False  # gone, or a zombie
-        if start is not None and now_start != start:
-            return False  # the pid was reused by another process
-    return True
-
-
 def _is_stale(owner: LockOwner, start: str | None, now: float, path: Path) -> bool:
     if owner.expires_at is not None and owner.expires_at <= now:
         return True
@@ -312,7 +296,7 @@ def _is_stale(owner: LockOwner, start: str | None, now: float, path: Path) -> bo
     if owner.pid == os.getpid():
         # ours: stale when no lock table of this process still holds it (one dropped without close())
         return not any(t._files.get((owner.run_id, owner.task_id)) == path for t in list(_LIVE_TABLES))
-    return not _pid_alive(owner.pid, start)
+    return not pid_alive(owner.pid, start)
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")

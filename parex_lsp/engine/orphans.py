@@ -10,20 +10,10 @@ from pathlib import Path
 
 from parex_lsp.engine.events import RUN_FINISHED, Event
 from parex_lsp.engine.journal import Journal, list_runs, replay
+from parex_lsp.engine.processes import process_start
 
 SPAWNED = "spawned"  # journal-only record of an agent process: {pid, startTime}
 _TAIL = 64 * 1024
-
-
-def process_start(pid: int) -> str | None:
-    """The process's start time in clock ticks (from /proc), telling a live process from a reused pid;
-    None when it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return None if fields[0] == "Z" else fields[19]
 
 
 def _finished(journal: Path) -> bool:

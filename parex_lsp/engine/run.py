@@ -11,7 +11,7 @@ import heapq
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,7 +27,8 @@ from parex_lsp.engine.children import use_pidfd_watcher
 from parex_lsp.engine.events import Event, Sink
 from parex_lsp.engine.graph import critical_path, dependents_of
 from parex_lsp.engine.journal import Journal, ensure_state_dir, find_run, new_run_id, replay, runs_dir
-from parex_lsp.engine.orphans import SPAWNED, end_orphans, process_start
+from parex_lsp.engine.orphans import SPAWNED, end_orphans
+from parex_lsp.engine.processes import process_start
 from parex_lsp.engine.output import TaskOutput, compile_patterns
 from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.retry import with_retries

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine_helpers import intervals, max_overlap, stamped
-from parex_lsp.engine.orphans import process_start
+from parex_lsp.engine.processes import process_start
 
 PAREX = [sys.executable, "-m", "parex_lsp"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from engine_helpers import intervals, make_run, max_overlap, stamped
 from parex_lsp.engine import RunOptions
 from parex_lsp.engine.journal import replay
-from parex_lsp.engine.orphans import process_start
+from parex_lsp.engine.processes import process_start
 
 
 def task(tid: str, prompt: str, **fields) -> str:
