@@ -81,19 +81,10 @@ def _plan_path(arg: str) -> Path:
 
 def _load(arg: str):
     """A plan file; or any other document, whose `callN:` lines are the plan (in the workspace holding it)."""
-    from parex_lsp.plan import PlanError, Problem, is_plan_file, load_plan, plan_from_calls
+    from parex_lsp.plan import is_plan_file, load_calls, load_plan
 
     path = _plan_path(arg)
-    if is_plan_file(path) or path.suffix == ".toml":
-        return load_plan(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise PlanError([Problem("unreadable", f"cannot read {path}: {getattr(e, 'strerror', None) or e}",
-                                 None, str(path))]) from e
-    folder = path.resolve().parent
-    workspace = next((d for d in (folder, *folder.parents) if (d / "parex.toml").is_file()), folder)
-    return plan_from_calls(text, str(path), workspace)
+    return load_plan(path) if is_plan_file(path) or path.suffix == ".toml" else load_calls(path)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from parex_lsp.plan.toml_plan import parse_toml_plan
 from parex_lsp.plan.validate import validate
 
 __all__ = ["AgentSpec", "Plan", "PlanError", "Problem", "RunConfig", "SourceRange", "TaskSpec",
-           "is_plan_file", "load_plan", "plan_from_text", "plan_from_calls", "plan_from_inline", "check"]
+           "is_plan_file", "load_calls", "load_plan", "plan_from_text", "plan_from_calls", "plan_from_inline", "check"]
 
 WORKSPACE_PLAN = "parex.toml"
 
@@ -36,14 +36,27 @@ def plan_from_text(text: str, path: str, workspace: Path) -> Plan:
     return check(*parse_toml_plan(text, path, workspace))
 
 
+def _read(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PlanError([Problem("unreadable", f"cannot read plan: {getattr(e, 'strerror', None) or e}",
+                                 None, str(p))]) from e
+
+
 def load_plan(path: str | Path, workspace: Path | None = None) -> Plan:
     """A plan file from disk; its workspace is the file's folder unless given."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise PlanError([Problem("unreadable", f"cannot read plan: {e.strerror or e}", None, str(p))]) from e
-    return plan_from_text(text, str(p), (workspace or p.resolve().parent))
+    return plan_from_text(_read(p), str(p), (workspace or p.resolve().parent))
+
+
+def load_calls(path: str | Path) -> Plan:
+    """The `callN:` lines of a document on disk, in the nearest folder above it holding a parex.toml."""
+    p = Path(path)
+    text = _read(p)
+    folder = p.resolve().parent
+    workspace = next((d for d in (folder, *folder.parents) if (d / WORKSPACE_PLAN).is_file()), folder)
+    return plan_from_calls(text, str(p), workspace)
 
 
 def _workspace_base(workspace: Path) -> Plan:

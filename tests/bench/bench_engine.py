@@ -137,7 +137,7 @@ def main() -> None:
         raise SystemExit("GNU make is needed for the baseline (apt-get install make)")
     n, noop = (60, 300) if args.quick else (200, 2000)
     dags = [bench_dag(n, 8, seed, 0.1, 1.0) for seed in args.seeds]
-    print(f"\nrandom DAG of sleep tasks, concurrency 8 (ratio = wall / max(critical path, work / 8))")
+    print("\nrandom DAG of sleep tasks, concurrency 8 (ratio = wall / max(critical path, work / 8))")
     print("| seed | tasks | bound | make -j8 | parex cold | parex warm | parex warm, engine only |")
     print("|---|---|---|---|---|---|---|")
     for r in dags:
