@@ -54,19 +54,19 @@ class TerminalView:
                 for line in data.get("text", "").splitlines():
                     self._line(e.task_id, line)
         elif e.kind == ev.STARTED:
-            self._line(e.task_id, "started", "cyan")
+            self._line(e.task_id, "started")
         elif e.kind == ev.RETRYING:
             self._line(e.task_id, f"attempt {e.attempt} failed ({data.get('reason')}); "
-                                  f"retrying in {data.get('delay', 0):.1f}s", "yellow")
+                                  f"retrying in {data.get('delay', 0):.1f}s")
         elif e.kind == ev.LOCK_WAIT:
-            self._line(e.task_id, data.get("message", "waiting for a lock"), "blue")
+            self._line(e.task_id, data.get("message", "waiting for a lock"))
         elif e.kind in ev.TERMINAL and data.get("reusedFrom"):
-            self._line(e.task_id, f"succeeded in run {data['reusedFrom']}; not run again", "green")
+            self._line(e.task_id, f"succeeded in run {data['reusedFrom']}; not run again")
         elif e.kind in ev.TERMINAL:
             why = f": {data['reason']}" if data.get("reason") else ""
-            self._line(e.task_id, f"{e.kind} in {_secs(data.get('durationMs'))}{why}", STYLE[e.kind])
+            self._line(e.task_id, f"{e.kind} in {_secs(data.get('durationMs'))}{why}")
 
-    def _line(self, task_id: str, text: str, style: str | None = None) -> None:
+    def _line(self, task_id: str, text: str) -> None:
         self.stream.write(f"[{task_id}] {text}\n")  # plain output: no markup, and cheap for big runs
 
     def _table(self) -> Table:

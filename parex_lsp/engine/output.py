@@ -37,7 +37,6 @@ class TaskOutput:
         self._partial = ""
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self.transient_match: str | None = None  # the first output line that matched `retry_on`
-        self.lines = 0
 
     def write(self, text: str) -> None:
         """Log `text` and emit the complete lines it finishes."""
@@ -92,7 +91,6 @@ class TaskOutput:
 
     def _lines(self, chunk: str) -> None:
         lines = chunk.splitlines()
-        self.lines += len(lines)
         self.tail.extend(lines)
         if self._retry_on is not None and self.transient_match is None:
             m = self._retry_on.search(chunk)

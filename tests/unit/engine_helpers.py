@@ -17,9 +17,6 @@ class Recorder:
     def __call__(self, e: Event) -> None:
         self.events.append(e)
 
-    def kinds(self, task_id: str) -> list[str]:
-        return [e.kind for e in self.events if e.task_id == task_id and e.kind != "output"]
-
     def of(self, kind: str) -> list[Event]:
         return [e for e in self.events if e.kind == kind]
 

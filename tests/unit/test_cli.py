@@ -226,3 +226,18 @@ def test_a_document_with_call_lines_runs_them(workspace: Path):
     empty.write_text("nothing to run\n")
     p = parex("run", "empty.md", cwd=workspace)
     assert p.returncode == 2 and "empty.md:1:1:" in p.stderr and "call1:" in p.stderr
+
+
+def test_plain_progress_says_when_and_why_a_task_is_retried(workspace: Path):
+    write_plan(workspace, """
+        [run]
+        retry_backoff = 0.01
+        [agents.shell]
+        retry_on = ["rate limit"]
+        [[task]]
+        id = "flaky"
+        prompt = "test -e once && echo fine || { touch once; echo 'rate limit hit'; exit 1; }"
+    """)
+    p = parex("run", "parex.toml", cwd=workspace)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "[flaky] attempt 1 failed (exited with code 1 after `rate limit hit`); retrying in" in p.stdout
