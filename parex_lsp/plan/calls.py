@@ -1,4 +1,9 @@
-"""`callN:` prompts in any document (or a range of it) → tasks with ids `callN`, no dependencies."""
+"""`callN:` prompts in any document (or a range of it) → tasks with ids `callN`, no dependencies.
+
+A prompt is the rest of its `callN:` line and the lines after it, up to the first blank line or the next
+call: prose around the calls is never part of a prompt. tests/cases/call_lines.json is the grammar's table,
+shared with the editor clients' tests.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,10 @@ def parse_calls(text: str, line_range: tuple[int, int] | None = None) -> list[Ta
     lines = text.splitlines()
     first, last = line_range if line_range else (0, len(lines) - 1)
     tasks: list[TaskSpec] = []
-    body: list[str] = []
+    body: list[str] | None = []
 
     def close() -> None:
-        if tasks:
+        if tasks and body is not None:
             while body and not body[-1].strip():
                 body.pop()
             tasks[-1].prompt = "\n".join(body).strip()
@@ -30,7 +35,11 @@ def parse_calls(text: str, line_range: tuple[int, int] | None = None) -> list[Ta
             body = [m.group(3)]
             start = len(m.group(1))
             tasks.append(TaskSpec(id=m.group(2), prompt="", range=SourceRange.line(n, start, len(lines[n]))))
-        elif tasks:
-            body.append(lines[n])
+        elif tasks and body is not None:
+            if not lines[n].strip():  # a blank line ends the prompt: prose after it never runs
+                close()
+                body = None
+            else:
+                body.append(lines[n])
     close()
     return tasks
