@@ -1,22 +1,21 @@
 """The agent interface: `Agent.run(ctx) -> Outcome`. The engine owns scheduling, retries and timeouts;
-an agent only runs one attempt of one task and reports its output through `ctx.output`."""
+an agent only runs one attempt of one task and reports through the small protocols of its context, which
+the engine supplies: agents never import the engine."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, AsyncContextManager, Callable, Protocol, Sequence
 
+from parex_lsp.contract import EventKind, Payload, Reason
+from parex_lsp.isolation.registry import LockOwner
 from parex_lsp.plan.model import AgentSpec, TaskSpec
 
-if TYPE_CHECKING:
-    from parex_lsp.engine.locks import WorkspaceLocks
-    from parex_lsp.engine.output import TaskOutput
-
-# Reason codes (PROTOCOL §3), the `code` of a failed outcome and of its diagnostic.
-EXIT_CODE, TIMEOUT, RETRIES_EXHAUSTED = "exit-code", "timeout", "retries-exhausted"
-MERGE_CONFLICT, LOCK_TIMEOUT, DEPENDENCY_FAILED = "merge-conflict", "lock-timeout", "dependency-failed"
-AGENT_NOT_FOUND, CANCELLED, SETUP_FAILED, API_ERROR = "agent-not-found", "cancelled", "setup-failed", "api-error"
+# The reason codes agents return (contract.Reason owns them).
+EXIT_CODE, TIMEOUT, RETRIES_EXHAUSTED = Reason.EXIT_CODE, Reason.TIMEOUT, Reason.RETRIES_EXHAUSTED
+LOCK_TIMEOUT, AGENT_NOT_FOUND, CANCELLED = Reason.LOCK_TIMEOUT, Reason.AGENT_NOT_FOUND, Reason.CANCELLED
+SETUP_FAILED, API_ERROR = Reason.SETUP_FAILED, Reason.API_ERROR
 
 
 @dataclass(slots=True)
@@ -25,12 +24,34 @@ class Outcome:
 
     ok: bool
     exit_code: int | None = None
-    code: str | None = None  # a reason code above when not ok
+    code: str | None = None  # a Reason when not ok
     reason: str | None = None  # one line a person can act on
     transient: bool = False  # worth another attempt (rate limit, 5xx, dropped connection, retry_on match)
     retry_after: float | None = None  # seconds the far side asked us to wait
     usage: dict[str, Any] | None = None  # {promptTokens, completionTokens, costUsd?}
     answer: str | None = None  # a model agent's final text
+
+
+class Output(Protocol):
+    """A task's output: the log, the tail and `output` events."""
+
+    transient_match: str | None  # the first output line that matched the agent's `retry_on`
+
+    def write(self, text: str) -> None: ...  # log and show
+    def log(self, text: str) -> None: ...  # the log only (e.g. raw JSON events, shown parsed)
+    def show(self, text: str) -> None: ...  # events and tail only
+    def mark(self, text: str) -> None: ...  # a line of parex's own
+    def flush(self) -> None: ...
+
+
+OnLockWait = Callable[[str, LockOwner], None]
+
+
+class FileLocks(Protocol):
+    """Per-write file locks, shared with every other task and parex process on the workspace."""
+
+    def hold(self, run_id: str, task_id: str, paths: Sequence[str | Path], timeout: float | None = None,
+             on_wait: OnLockWait | None = None) -> AsyncContextManager[frozenset[str]]: ...
 
 
 @dataclass(slots=True)
@@ -43,9 +64,10 @@ class AgentContext:
     workdir: Path
     workspace: Path
     attempt: int
-    output: TaskOutput  # write() streams text to the log, the tail and `output` events
-    emit: Callable[[str, dict[str, Any]], None]  # extra task events (kind, data), e.g. usage
-    locks: WorkspaceLocks | None = None  # per-write file locks for agents with file tools
+    output: Output
+    emit: Callable[[EventKind, Payload], None] = lambda kind, payload: None  # extra task events, e.g. usage
+    locks: FileLocks | None = None  # per-write file locks for agents with file tools (None: nothing shared)
+    on_lock_wait: OnLockWait | None = None  # told whom a write waits for; the engine reports it
     kill_grace: float = 5.0
     env: dict[str, str] = field(default_factory=dict)  # extra environment (agent env + PAREX_* vars)
     on_spawn: Callable[[int], None] | None = None  # told each agent process's pid (the journal keeps it)

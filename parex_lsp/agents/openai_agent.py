@@ -19,8 +19,9 @@ import httpx
 from parex_lsp.agents.base import API_ERROR, EXIT_CODE, LOCK_TIMEOUT, SETUP_FAILED, AgentContext, Outcome
 from parex_lsp.agents.sse import DONE, sse_data
 from parex_lsp.agents.tools import COMMAND_TIMEOUT, FileTools
-from parex_lsp.engine.events import LOCK_WAIT
-from parex_lsp.engine.locks import LockOwner, LockTimeout
+from parex_lsp.contract import EventKind
+from parex_lsp.contract import Usage as UsageEvent
+from parex_lsp.isolation.registry import LockOwner, LockTimeout
 from parex_lsp.plan.model import AgentSpec
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -117,11 +118,10 @@ class OpenAIAgent:
         screen = _Screen(ctx.output.write)
 
         def on_lock_wait(key: str, owner: LockOwner) -> None:
-            theirs = owner.task_id if owner.run_id == ctx.run_id else f"{owner.task_id} of run {owner.run_id}"
-            message = f"waiting for {key}, held by task {theirs}"
             screen.end_line()
-            screen.write(f"  {message}\n")
-            ctx.emit(LOCK_WAIT, {"path": key, "holder": owner.to_dict(), "message": message})
+            screen.write(f"  waiting for {key}\n")
+            if ctx.on_lock_wait is not None:
+                ctx.on_lock_wait(key, owner)  # the engine reports whom it waits for
 
         tools = FileTools(ctx.workdir, run_id=ctx.run_id, task_id=ctx.task.id, workspace=ctx.workspace,
                           locks=ctx.locks, lock_timeout=ctx.task.lock_timeout, on_wait=on_lock_wait,
@@ -151,7 +151,7 @@ class OpenAIAgent:
                     return outcome(False, code=API_ERROR, transient=e.transient, retry_after=e.retry_after,
                                    reason=e.reason)
                 usage.add(reply)
-                ctx.emit("usage", usage.to_wire(spec.prices))
+                ctx.emit(EventKind.USAGE, UsageEvent(usage.to_wire(spec.prices)))
                 messages.append(_assistant_message(reply))
                 if not reply.tool_calls:
                     return outcome(True, exit_code=0, answer=reply.content)

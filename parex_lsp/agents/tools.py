@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import anyio
 
 if TYPE_CHECKING:
-    from parex_lsp.engine.locks import LockOwner, WorkspaceLocks
+    from parex_lsp.agents.base import FileLocks
+    from parex_lsp.isolation.registry import LockOwner
 
 MAX_READ_CHARS = 200_000  # a bigger file is cut, and the model told so
 MAX_LIST_ENTRIES = 1000
@@ -64,7 +65,7 @@ class FileTools:
     """
 
     def __init__(self, workdir: Path, *, run_id: str, task_id: str, workspace: Path | None = None,
-                 locks: WorkspaceLocks | None = None, lock_timeout: float | None = None,
+                 locks: FileLocks | None = None, lock_timeout: float | None = None,
                  on_wait: Callable[[str, LockOwner], None] | None = None, allow_commands: bool = False,
                  command_timeout: float = COMMAND_TIMEOUT, env: dict[str, str] | None = None):
         self.root = workdir.resolve()

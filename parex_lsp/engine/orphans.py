@@ -8,11 +8,9 @@ import signal
 import time
 from pathlib import Path
 
-from parex_lsp.engine.events import RUN_FINISHED, Event
+from parex_lsp.contract import Event, EventKind, RunStatus, Wire
 from parex_lsp.engine.journal import Journal, list_runs, replay
-from parex_lsp.engine.processes import process_start
-
-SPAWNED = "spawned"  # journal-only record of an agent process: {pid, startTime}
+from parex_lsp.isolation.processes import process_start
 _TAIL = 64 * 1024
 
 
@@ -35,7 +33,7 @@ def end_orphans(workspace: Path) -> list[dict]:
         if _finished(journal):
             continue
         record = replay(journal)
-        if record.status != "interrupted":
+        if record.status != RunStatus.INTERRUPTED:
             continue
         for task in record.tasks.values():
             if task.status != "running" or not task.pid or process_start(task.pid) != task.pid_start:
@@ -47,6 +45,7 @@ def end_orphans(workspace: Path) -> list[dict]:
             ended.append({"runId": record.run_id, "taskId": task.id, "pid": task.pid})
         # Close the dead run's journal so that later runs need not look at it again; its tasks keep their states.
         journal_of_dead = Journal(workspace, record.run_id)
-        journal_of_dead.append(Event(record.run_id, None, RUN_FINISHED, 0, time.time(), {"status": "interrupted"}))
+        journal_of_dead.append(Event(record.run_id, None, EventKind.RUN_FINISHED, 0, time.time(),
+                                     Wire({"status": RunStatus.INTERRUPTED})))
         journal_of_dead.close()
     return ended

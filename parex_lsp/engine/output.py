@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from collections import deque
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Callable
+
+from parex_lsp.contract import Output
 
 TAIL_LINES = 20
 MAX_PARTIAL = 64 * 1024  # a "line" longer than this is emitted in pieces
@@ -28,7 +30,7 @@ def compile_patterns(patterns: list[str]) -> re.Pattern[str] | None:
 
 
 class TaskOutput:
-    def __init__(self, log_path: Path, emit: Callable[[dict[str, Any]], None],
+    def __init__(self, log_path: Path, emit: Callable[[Output], None],
                  retry_on: re.Pattern[str] | None = None, tail_lines: int = TAIL_LINES):
         self.log_path = log_path
         self._log: IO[str] | None = None  # opened at the first output: most short tasks print little
@@ -99,4 +101,4 @@ class TaskOutput:
                 end = chunk.find("\n", m.end())
                 self.transient_match = chunk[start:end if end >= 0 else None].strip()
         last = next((ln for ln in reversed(lines) if ln.strip()), "")
-        self._emit({"text": chunk, "last": last})
+        self._emit(Output(chunk, last))

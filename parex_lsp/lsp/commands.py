@@ -31,21 +31,17 @@ def register(server) -> None:
 
     @server.command(RUN)
     async def run(ls, *args):
-        live = ls.runs.start(run_request(list(args)))
-        if live.request.detach:
-            return {"runId": live.run.run_id}
-        _cancel_with_request(ls, live)
-        return await ls.runs.wait(live)
+        return await ls.runs.handle(run_request(list(args)), watch=lambda live: _cancel_with_request(ls, live))
 
     @server.command(CANCEL)
     def cancel(ls, *args):
         return ls.runs.cancel(task_ref(list(args), CANCEL), CANCEL)
 
     @server.command(RETRY_TASK)
-    def retry_task(ls, *args):
+    async def retry_task(ls, *args):
         """A new run of the task's plan that resumes its run and runs only that task; answers {runId} at once."""
         ref = task_ref(list(args), RETRY_TASK, need_task=True)
-        live = ls.runs.start(ls.runs.retry_request(ref))
+        live = await ls.runs.start(ls.runs.retry_request(ref))
         return {"runId": live.run.run_id}
 
     @server.command(SHOW_LOG)

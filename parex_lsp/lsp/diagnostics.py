@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from lsprotocol import types
 
-from parex_lsp.engine.events import FAILED, RUN_STARTED, SKIPPED, STARTED, Event
+from parex_lsp.contract import Ended, Event, RunStarted, Started, TaskStatus
+from parex_lsp import state
 from parex_lsp.plan import Plan, Problem, SourceRange
 
 if TYPE_CHECKING:
@@ -109,18 +110,18 @@ class TaskDiagnostics:
         self.workdirs: dict[str, Path] = {}
 
     def __call__(self, ev: Event) -> None:
-        data = ev.data or {}
-        if ev.kind == RUN_STARTED:
-            self.store.clear_tasks(self.plan_key, list(data.get("tasks", [])))
-        elif ev.task_id is not None and ev.kind == STARTED:
-            self.workdirs[ev.task_id] = Path(data.get("workdir") or self.workspace).resolve()
-        elif ev.task_id is not None and ev.kind in (FAILED, SKIPPED):
+        data = ev.data
+        if isinstance(data, RunStarted):
+            self.store.clear_tasks(self.plan_key, [t.id for t in data.tasks])
+        elif ev.task_id is not None and isinstance(data, Started):
+            self.workdirs[ev.task_id] = Path(data.workdir or self.workspace).resolve()
+        elif ev.task_id is not None and ev.kind in (TaskStatus.FAILED, TaskStatus.SKIPPED) and isinstance(data, Ended):
             self.store.set_task(self.plan_key, ev.task_id, self._diagnostics(ev, data))
 
-    def _diagnostics(self, ev: Event, data: dict[str, Any]) -> dict[str, list[types.Diagnostic]]:
+    def _diagnostics(self, ev: Event, data: Ended) -> dict[str, list[types.Diagnostic]]:
         task_id = ev.task_id or ""
         by_uri: dict[str, list[types.Diagnostic]] = {}
-        log = Path(data["logPath"]) if data.get("logPath") else None
+        log = Path(data.log_path) if data.log_path else None
         tag = {"runId": ev.run_id, "taskId": task_id}
         related = None
         if log is not None:
@@ -130,15 +131,16 @@ class TaskDiagnostics:
             spec_range = self.plan.task(task_id).range
         except KeyError:
             spec_range = None
+        failed = ev.kind == TaskStatus.FAILED
         if self.plan_uri is not None:
-            reason = data.get("reason") or ev.kind
-            tail = [ANSI.sub("", ln) for ln in (data.get("tail") or [])[-TAIL_LINES:]]
-            message = f"{task_id} {ev.kind}: {reason}" + ("\n" + "\n".join(tail) if tail and ev.kind == FAILED else "")
-            severity = types.DiagnosticSeverity.Error if ev.kind == FAILED else types.DiagnosticSeverity.Warning
+            reason = data.reason or ev.kind
+            tail = [ANSI.sub("", ln) for ln in data.tail[-TAIL_LINES:]]
+            message = f"{task_id} {ev.kind}: {reason}" + ("\n" + "\n".join(tail) if tail and failed else "")
+            severity = types.DiagnosticSeverity.Error if failed else types.DiagnosticSeverity.Warning
             by_uri[self.plan_uri] = [types.Diagnostic(
                 range=_range(spec_range), message=message, severity=severity, source=SOURCE,
-                code=data.get("code"), related_information=related, data=tag)]
-        if ev.kind == FAILED and log is not None:
+                code=data.code, related_information=related, data=tag)]
+        if failed and log is not None:
             for uri, diag in self._from_output(task_id, log, tag):
                 by_uri.setdefault(uri, []).append(diag)
         return by_uri
@@ -188,6 +190,6 @@ class TaskDiagnostics:
                 p = self.workspace / p.relative_to(workdir)
         except (OSError, ValueError):
             return None
-        if not p.is_relative_to(self.workspace) or p.is_relative_to(self.workspace / ".parex") or not p.is_file():
+        if not p.is_relative_to(self.workspace) or state.is_state_path(self.workspace, p) or not p.is_file():
             return None
         return p

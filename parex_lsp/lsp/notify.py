@@ -14,7 +14,7 @@ import asyncio
 import time
 from typing import Any, Callable
 
-from parex_lsp.engine.events import OUTPUT, Event
+from parex_lsp.contract import Event, EventKind, Output
 
 TASK_EVENT = "parex/taskEvent"
 OUTPUT_INTERVAL = 0.05  # seconds between two output notifications of one task
@@ -36,7 +36,7 @@ class TaskEventNotifier:
                 self.flush(other)
             self._send(TASK_EVENT, ev.to_wire())
             return
-        if ev.kind != OUTPUT:
+        if not isinstance(ev.data, Output):
             self.flush(tid)
             self._send(TASK_EVENT, ev.to_wire())
             return
@@ -50,7 +50,7 @@ class TaskEventNotifier:
             self._send(TASK_EVENT, ev.to_wire())
             return
         self._pending.setdefault(tid, []).append(ev)
-        self._size[tid] = self._size.get(tid, 0) + len((ev.data or {}).get("text", ""))
+        self._size[tid] = self._size.get(tid, 0) + len(ev.data.text)
         if self._size[tid] >= MAX_PENDING:
             self.flush(tid)
         elif tid not in self._timers:
@@ -72,7 +72,8 @@ def merge(events: list[Event]) -> Event:
     """Output events of one task and attempt as one: the lines in order, the latest non-empty `last`."""
     if len(events) == 1:
         return events[0]
-    text = "".join((e.data or {}).get("text", "") for e in events)
-    last = next((lst for e in reversed(events) if (lst := (e.data or {}).get("last"))), "")
+    outputs = [e.data for e in events if isinstance(e.data, Output)]
+    text = "".join(o.text for o in outputs)
+    last = next((o.last for o in reversed(outputs) if o.last), "")
     end = events[-1]
-    return Event(end.run_id, end.task_id, OUTPUT, end.attempt, end.ts, {"text": text, "last": last})
+    return Event(end.run_id, end.task_id, EventKind.OUTPUT, end.attempt, end.ts, Output(text, last))

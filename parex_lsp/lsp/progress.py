@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from parex_lsp.engine.events import (CANCELLED, FAILED, LOCK_WAIT, OUTPUT, RETRYING, RUN_FINISHED, RUN_STARTED,
-                                     SKIPPED, STARTED, SUCCEEDED, TERMINAL, Event)
+from parex_lsp.contract import (TERMINAL, Ended, Event, EventKind, LockWait, Output, Retrying, RunStarted, TaskStatus,
+                                Wire)
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -147,31 +147,31 @@ class RunProgress:
 
     def __call__(self, ev: Event) -> None:
         if ev.task_id is None:
-            if ev.kind == RUN_STARTED:
-                self.members = set((ev.data or {}).get("tasks", []))
+            if isinstance(ev.data, RunStarted):
+                self.members = {t.id for t in ev.data.tasks}
                 self.total = len(self.members)
                 if self.run:
                     self.run.begin(f"parex: {self.total} tasks", message="starting", percentage=0)
-            elif ev.kind == RUN_FINISHED:
-                self.close(_summary(ev.data or {}))
+            elif ev.kind == EventKind.RUN_FINISHED and isinstance(ev.data, Wire):
+                self.close(_summary(ev.data.data))
             return
         if ev.task_id not in self.members:
             return
-        data = ev.data or {}
-        if ev.kind == STARTED:
+        data = ev.data
+        if ev.kind == EventKind.STARTED:
             self.running.add(ev.task_id)
             ch = self._task(ev.task_id)
             if ev.attempt > 1:
                 ch.report(f"attempt {ev.attempt}")
             self._run_report()
-        elif ev.kind == OUTPUT:
+        elif isinstance(data, Output):
             if (ch := self.tasks.get(ev.task_id)) is not None:
-                ch.report(_short(data.get("last")))
-        elif ev.kind == RETRYING:
-            self._task(ev.task_id).report(f"retrying in {data.get('delay', 0):.0f}s: {data.get('reason') or ''}".strip())
-        elif ev.kind == LOCK_WAIT:
-            self._task(ev.task_id).report(_short(data.get("message")) or "waiting for a lock")
-        elif ev.kind in TERMINAL:
+                ch.report(_short(data.last))
+        elif isinstance(data, Retrying):
+            self._task(ev.task_id).report(f"retrying in {data.delay:.0f}s: {data.reason or ''}".strip())
+        elif isinstance(data, LockWait):
+            self._task(ev.task_id).report(_short(data.message) or "waiting for a lock")
+        elif ev.kind in TERMINAL and isinstance(data, Ended):
             self.running.discard(ev.task_id)
             self.finished[ev.task_id] = ev.kind
             self._task(ev.task_id).end(_task_end(ev.kind, data))
@@ -190,7 +190,7 @@ class RunProgress:
             return
         done = len(self.finished)
         pct = int(100 * done / self.total) if self.total else 100
-        failed = sum(1 for k in self.finished.values() if k == FAILED)
+        failed = sum(1 for k in self.finished.values() if k == TaskStatus.FAILED)
         parts = [f"{done}/{self.total} done"]
         if failed:
             parts.append(f"{failed} failed")
@@ -208,7 +208,7 @@ class RunProgress:
     def close(self, summary: str) -> None:
         """End every token still open: the run's with `summary`. Idempotent."""
         for ch in self.tasks.values():
-            ch.end(CANCELLED)
+            ch.end(TaskStatus.CANCELLED)
         if self.run is not None:
             self.run.begin(f"parex: {self.total} tasks")  # a run that failed before runStarted
             self.run.end(summary)
@@ -225,10 +225,10 @@ class _NullChannel:
     def end(self, *a: Any, **k: Any) -> None: ...
 
 
-def _task_end(kind: str, data: dict[str, Any]) -> str:
-    if kind == FAILED:
-        return f"failed: {data.get('reason') or data.get('code') or 'failed'}"
-    return {SUCCEEDED: "succeeded", SKIPPED: "skipped", CANCELLED: "cancelled"}.get(kind, kind)
+def _task_end(kind: str, data: Ended) -> str:
+    if kind == TaskStatus.FAILED:
+        return f"failed: {data.reason or data.code or 'failed'}"
+    return str(kind)
 
 
 def _summary(data: dict[str, Any]) -> str:

@@ -11,23 +11,22 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from parex_lsp.engine import Run, RunError, RunOptions
-from parex_lsp.engine.journal import replay, runs_dir
-from parex_lsp.lsp.diagnostics import TaskDiagnostics
+from parex_lsp import state
+from parex_lsp.engine import PlanBusy, Run, RunError, RunOptions
+from parex_lsp.engine.journal import find_run, replay
+from parex_lsp.lsp.diagnostics import DiagnosticStore, TaskDiagnostics
 from parex_lsp.lsp.notify import TaskEventNotifier
 from parex_lsp.lsp.params import PlanRef, RunRequest, TaskRef, invalid
 from parex_lsp.lsp.progress import RunProgress, client_supports_progress
 from parex_lsp.plan import Plan, PlanError, is_plan_file, plan_from_calls, plan_from_inline, plan_from_text
-
-if TYPE_CHECKING:
-    from parex_lsp.lsp.server import ParexServer
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +45,8 @@ class LiveRun:
 
 
 class Runs:
-    def __init__(self, ls: ParexServer):
-        self.ls = ls
+    def __init__(self, ls: LanguageServer, diagnostics: DiagnosticStore):
+        self.ls, self.diagnostics = ls, diagnostics
         self.live: dict[str, LiveRun] = {}
         self.finished: OrderedDict[str, LiveRun] = OrderedDict()
 
@@ -109,32 +108,38 @@ class Runs:
             else:
                 plan = plan_from_calls(text, source, workspace, ref.lines)
         except PlanError as e:
-            self.ls.diagnostics.set_validation(uri, e.problems)
+            self.diagnostics.set_validation(uri, e.problems)
             raise _plan_invalid(uri, e) from None
-        self.ls.diagnostics.set_validation(uri, [])
+        self.diagnostics.set_validation(uri, [])
         return plan, uri, key
 
     # -- running --------------------------------------------------------------------------------
 
-    def start(self, req: RunRequest) -> LiveRun:
+    async def handle(self, req: RunRequest, watch: Callable[[LiveRun], None] | None = None) -> dict[str, Any]:
+        """A run request, from `parex/run` or `parex.run`: the result when the run ends, or {runId} at once
+        when detached. `watch` sees the live run first (executeCommand ties it to its request's cancel)."""
+        live = await self.start(req)
+        if req.detach:
+            return {"runId": live.run.run_id}
+        if watch is not None:
+            watch(live)
+        return await self.wait(live)
+
+    async def start(self, req: RunRequest) -> LiveRun:
         plan, uri, key = self.load(req.plan)
-        if uri is not None:
-            for other in self.live.values():
-                if other.plan_key == key:
-                    raise JsonRpcException(code=REQUEST_FAILED, data={"runId": other.run.run_id}, message=(
-                        f"plan {uri} is already running as run {other.run.run_id}; "
-                        "cancel it (parex/cancel) or wait for it to end"))
         options = RunOptions(max_concurrency=req.max_concurrency, isolation=req.isolation, only=req.only,
                              resume=req.resume)
         try:
-            run = Run(plan, options)
+            run = await Run.prepare(plan, options)
+        except PlanBusy as e:
+            raise JsonRpcException(code=REQUEST_FAILED, data={"runId": e.run_id}, message=str(e)) from None
         except RunError as e:
             raise invalid([str(e)]) from None
         progress = RunProgress(self.ls, run.run_id, req.work_done_token, client_supports_progress(self.ls))
         live = LiveRun(run, req, uri, key, progress)
         run.add_sink(TaskEventNotifier(self.ls.protocol.notify))
         run.add_sink(progress)
-        run.add_sink(TaskDiagnostics(self.ls.diagnostics, plan, uri, key))
+        run.add_sink(TaskDiagnostics(self.diagnostics, plan, uri, key))
         self.live[run.run_id] = live
         live.task = asyncio.ensure_future(self._execute(live))
         if req.detach:
@@ -222,8 +227,8 @@ class Runs:
     def _plan_of_journal(self, run_id: str) -> PlanRef:
         """The plan file of a run this server did not start, from its journal."""
         for root in self.roots() or [Path.cwd()]:
-            journal = runs_dir(root) / run_id / "journal.jsonl"
-            if journal.is_file():
+            journal = find_run(root, run_id)
+            if journal is not None:
                 plan = replay(journal).plan
                 if plan and Path(plan).is_file():
                     return PlanRef(uri=Path(plan).as_uri())
@@ -235,9 +240,10 @@ class Runs:
         if known is not None:
             path = known.run.log_path(ref.task_id or "")
         else:
-            path = next((p for root in self.roots() or [Path.cwd()]
-                         if (p := runs_dir(root) / (ref.run_id or "") / f"{ref.task_id}.log").parent.is_dir()),
-                        Path("/nonexistent/log"))
+            found = [j for root in self.roots() or [Path.cwd()] if (j := find_run(root, ref.run_id or ""))]
+            if not found or not state.is_task_id(ref.task_id or ""):
+                raise invalid([f"no log for task {ref.task_id} in run {ref.run_id}"])
+            path = found[0].parent / f"{ref.task_id}.log"
         if not path.is_file():
             if not path.parent.is_dir() or not self._has_task(known, ref):
                 raise invalid([f"no log for task {ref.task_id} in run {ref.run_id}"])

@@ -23,8 +23,8 @@ from parex_lsp.plan import PlanError, is_plan_file, plan_from_text
 class ParexServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("parex-lsp", __version__, converter_factory=plain_converter)
-        self.runs = Runs(self)
         self.diagnostics = DiagnosticStore(self)
+        self.runs = Runs(self, self.diagnostics)
 
     def validate_later(self, uri: str) -> None:
         """Validate a plan document once its edits pause (debounced)."""
@@ -53,10 +53,7 @@ def build_server() -> ParexServer:
 
     @server.feature("parex/run")
     async def run(ls: ParexServer, params: Any) -> dict[str, Any]:
-        live = ls.runs.start(run_request(params))
-        if live.request.detach:
-            return {"runId": live.run.run_id}
-        return await ls.runs.wait(live)
+        return await ls.runs.handle(run_request(params))
 
     @server.feature("parex/cancel")
     def cancel(ls: ParexServer, params: Any) -> dict[str, Any]:

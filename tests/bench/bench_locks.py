@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 import git  # noqa: E402
 from filelock import FileLock  # noqa: E402
 
-from parex_lsp.engine.locks import WorkspaceLocks  # noqa: E402
-from parex_lsp.engine.worktree import Worktrees  # noqa: E402
+from parex_lsp.isolation.table import WorkspaceLocks  # noqa: E402
+from parex_lsp.isolation.worktree import Worktrees  # noqa: E402
 
 MEASURED = frozenset({"src/app.py", "src/models.py", "tests/**/*.py"})
 OTHERS = [frozenset({f"pkg{i}/a.py", f"pkg{i}/b.py", f"pkg{i}/**/*.md"}) for i in range(8)]
@@ -94,7 +94,7 @@ def repo_with_files(path: Path, count: int) -> None:
 
 
 def worktree_times(ws: Path, tasks: int) -> tuple[float, float]:
-    wt = Worktrees(ws, "bench")
+    wt = Worktrees(ws, "bench", lambda run_id: False)
     wt.prepare()
     create = finish = 0.0
     for i in range(tasks):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import pytest_lsp
-from lsp_helpers import SERVER, make_client
+from tests.support.lsp_helpers import SERVER, make_client
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.checks import LspSpecificationWarning
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from lsp_helpers import events, first_run_id, initialize, request, wait_until, write_plan
+from tests.support.lsp_helpers import events, first_run_id, initialize, request, wait_until, write_plan
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient

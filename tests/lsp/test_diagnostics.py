@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp_helpers import initialize, line_of, request, wait_until, write_plan
+from tests.support.lsp_helpers import initialize, line_of, request, wait_until, write_plan
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp_helpers import events, initialize, kinds, request, wait_until, write_plan
+from tests.support.lsp_helpers import events, initialize, kinds, request, wait_until, write_plan
 from pytest_lsp import LanguageClient
 
 PLAN = """

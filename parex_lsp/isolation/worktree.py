@@ -14,11 +14,12 @@ import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Callable, Sequence
 
 import git
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
-from parex_lsp.engine.journal import replay, runs_dir, state_dir
+from parex_lsp import state
 
 AUTHOR_NAME, AUTHOR_EMAIL = "parex", "parex@localhost"
 RESCUE_MESSAGE = "parex: rescued uncommitted work"
@@ -61,6 +62,10 @@ class _Tree:
 
 
 def _git(cwd: Path) -> git.Git:
+    """git in `cwd`, which must exist: git started in a missing folder would run in our own working
+    directory, the person's checkout, and commit their files."""
+    if not cwd.is_dir():
+        raise WorktreeError(f"the worktree {cwd} no longer exists")
     g = git.Git(str(cwd))
     g.update_environment(**GIT_ENV)
     return g
@@ -82,24 +87,17 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def worktrees_dir(workspace: Path) -> Path:
-    return state_dir(workspace) / "worktrees"
-
-
-def _run_is_running(workspace: Path, run_id: str) -> bool:
-    journal = runs_dir(workspace) / run_id / "journal.jsonl"
-    return journal.is_file() and replay(journal).status == "running"
-
-
 class Worktrees:
     """One run's worktrees. `create` and `finish` are thread-safe; merges into the base branch are serialized."""
 
-    def __init__(self, workspace: Path, run_id: str, copy_files: list[str] = (), allow_dirty: bool = False):
+    def __init__(self, workspace: Path, run_id: str, is_live_run: Callable[[str], bool],
+                 copy_files: Sequence[str] = (), allow_dirty: bool = False):
         self.workspace = workspace.resolve()
         self.run_id = run_id
+        self.is_live_run = is_live_run  # whether another run's worktrees are still in use
         self.copy_files = list(copy_files)
         self.allow_dirty = allow_dirty
-        self.dir = worktrees_dir(self.workspace) / run_id
+        self.dir = state.worktrees_dir(self.workspace) / run_id
         self._trees: dict[str, _Tree] = {}
         self._lock = threading.Lock()  # guards _trees
         # git reads every worktree's metadata when it adds, removes or prunes one, or deletes a branch; two of
@@ -146,10 +144,7 @@ class Worktrees:
                     "commit of " + self.base_branch + " and would not see them: commit or stash them first, "
                     "or set allow_dirty = true (merges that would touch those files are then refused)")
         self._commit_parex_ignore()
-        state_dir(self.workspace).mkdir(parents=True, exist_ok=True)
-        ignore = state_dir(self.workspace) / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n")  # the worktrees live inside the checkout; git must never see them
+        state.ensure_state_dir(self.workspace)  # the worktrees live inside the checkout; git must never see them
         self._prune_orphans()
 
     def _dirty_paths(self) -> list[str]:
@@ -211,16 +206,16 @@ class Worktrees:
     def _prune_orphans(self) -> None:
         """Remove worktrees of runs that are no longer running. Their branches stay, with any uncommitted
         work committed onto them first."""
-        root = worktrees_dir(self.workspace)
+        root = state.worktrees_dir(self.workspace)
         if root.is_dir():
             registered = self._registered()
             for run_dir in sorted(root.iterdir()):
                 if run_dir.name == self.run_id or not run_dir.is_dir():
                     continue
-                if _run_is_running(self.workspace, run_dir.name):
+                if self.is_live_run(run_dir.name):
                     continue
                 for path in [p for p in registered if run_dir.resolve() in p.parents]:
-                    if registered[path] is not None:  # a detached tree has no branch to keep work on
+                    if registered[path] is not None and path.is_dir():  # a detached tree has no branch to keep work on
                         self._commit_all(path, RESCUE_MESSAGE)
                     self._remove(path)
                 _rmdir_if_empty(run_dir)
@@ -239,7 +234,10 @@ class Worktrees:
             if tree is not None:
                 return self._workdir(tree)
             base = self.repo.git.rev_parse("--verify", f"refs/heads/{self.base_branch}")
-            tree = _Tree(task_id, self.dir / task_id, self.branch_for(task_id), base)
+            path = self.dir / task_id
+            if path.resolve().parent != self.dir.resolve():  # ids are checked by the plan; this guards the tree
+                raise WorktreeError(f"task id {task_id!r} cannot name a worktree folder")
+            tree = _Tree(task_id, path, self.branch_for(task_id), base)
             self._trees[task_id] = tree
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -319,6 +317,10 @@ class Worktrees:
         return g.rev_parse("HEAD")
 
     def _remove(self, path: Path) -> None:
+        """Remove one task's worktree; never anything outside the worktrees folder."""
+        root = state.worktrees_dir(self.workspace).resolve()
+        if root not in path.resolve().parents or path.resolve().parent == root:
+            raise WorktreeError(f"refusing to remove {path}: not a task worktree under {root}")
         with self._admin_lock:
             try:
                 self.repo.git.worktree("remove", "--force", "--force", str(path))
@@ -333,6 +335,14 @@ class Worktrees:
             tree = self._trees.pop(task_id, None)
         if tree is None:
             return None
+        if not tree.path.is_dir():
+            with self._admin_lock:
+                self.repo.git.worktree("prune")
+            if not succeeded:
+                return None
+            return MergeOutcome(False, None, [], f"the worktree of task {task_id} ({tree.path}) was deleted before "
+                                                 f"its work was committed: nothing to merge; branch {tree.branch} "
+                                                 "keeps what it had committed")
         try:
             if succeeded:
                 self._commit_all(tree.path, f"parex: task {task_id} (run {self.run_id})")
@@ -397,6 +407,8 @@ class Worktrees:
             left = list(self._trees.values())
             self._trees.clear()
         for tree in left:
+            if not tree.path.is_dir():
+                continue
             try:
                 self._commit_all(tree.path, f"parex: work of task {tree.task_id} (run {self.run_id}), unfinished")
             finally:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine_helpers import intervals, max_overlap, stamped
-from parex_lsp.engine.processes import process_start
+from tests.support.engine_helpers import intervals, max_overlap, stamped
+from parex_lsp.isolation.processes import process_start
 
 PAREX = [sys.executable, "-m", "parex_lsp"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine_helpers import Recorder
+from tests.support.engine_helpers import Recorder
 from parex_lsp.engine import Run
 from parex_lsp.plan import plan_from_calls, plan_from_text
 from tests.support.fake_openai import FakeOpenAI, by_prompt, rate_limited, text
@@ -24,7 +24,7 @@ async def test_per_agent_limit_caps_requests_in_flight(workspace: Path):
     with FakeOpenAI(lambda req: text(["Answer ", "to ", req.prompt], delay=0.05)) as srv:
         tasks = "".join(f'[[task]]\nid = "q{i}"\nprompt = "question {i}"\n' for i in range(6))
         toml = model_plan(workspace, srv.base_url, tasks, run="max_concurrency = 6", agent="max_concurrency = 2")
-        run = Run(plan_from_text(toml, str(workspace / "parex.toml"), workspace))
+        run = await Run.prepare(plan_from_text(toml, str(workspace / "parex.toml"), workspace))
         result = await run.execute()
     assert result.status == "succeeded"
     assert srv.max_in_flight == 2
@@ -38,12 +38,12 @@ async def test_rate_limit_is_retried_after_the_time_the_server_asked(workspace: 
     with FakeOpenAI([rate_limited(retry_after=0.4), text("done")]) as srv:
         toml = model_plan(workspace, srv.base_url, '[[task]]\nid = "t"\nprompt = "go"\nretries = 2\n')
         rec = Recorder()
-        run = Run(plan_from_text(toml, str(workspace / "parex.toml"), workspace), sinks=[rec])
+        run = await Run.prepare(plan_from_text(toml, str(workspace / "parex.toml"), workspace), sinks=[rec])
         result = await run.execute()
     t = result.tasks[0]
     assert (t.status, t.attempts, t.answer) == ("succeeded", 2, "done")
     retry = rec.of("retrying")[0]
-    assert retry.data["code"] == "api-error" and retry.data["delay"] >= 0.4
+    assert retry.data.code == "api-error" and retry.data.delay >= 0.4
 
 
 async def test_a_bad_request_is_not_retried(workspace: Path):
@@ -51,7 +51,7 @@ async def test_a_bad_request_is_not_retried(workspace: Path):
 
     with FakeOpenAI([error(400, "model 'fake' does not support tools")]) as srv:
         toml = model_plan(workspace, srv.base_url, '[[task]]\nid = "t"\nprompt = "go"\nretries = 3\n')
-        result = await Run(plan_from_text(toml, str(workspace / "parex.toml"), workspace)).execute()
+        result = await (await Run.prepare(plan_from_text(toml, str(workspace / "parex.toml"), workspace))).execute()
     t = result.tasks[0]
     assert (t.status, t.attempts, t.code) == ("failed", 1, "api-error")
     assert "does not support tools" in t.error
@@ -69,7 +69,7 @@ async def test_call_fan_out_runs_every_call_concurrently_and_returns_each_answer
                          "call3: update the README usage section\n")
         plan = plan_from_calls(notes.read_text(), str(notes), workspace, (0, 3))
         rec = Recorder()
-        result = await Run(plan, sinks=[rec]).execute()
+        result = await (await Run.prepare(plan, sinks=[rec])).execute()
     assert [t.id for t in result.tasks] == ["call1", "call2", "call3"]
     assert {t.id: t.answer for t in result.tasks} == {
         "call1": "tests written", "call2": "hints added", "call3": "README updated"}
@@ -77,7 +77,7 @@ async def test_call_fan_out_runs_every_call_concurrently_and_returns_each_answer
     # every streamed chunk is tagged with its call
     streamed = {}
     for e in rec.of("output"):
-        streamed[e.task_id] = streamed.get(e.task_id, "") + e.data["text"]
+        streamed[e.task_id] = streamed.get(e.task_id, "") + e.data.text
     assert "hints added" in streamed["call2"] and "hints added" not in streamed["call1"]
     assert json.dumps(result.to_wire())  # answers travel in the wire result
 
@@ -108,10 +108,10 @@ async def test_a_resumed_run_keeps_the_answers_of_the_calls_it_does_not_rerun(wo
         model_plan(workspace, srv.base_url, "", run="max_concurrency = 2")
         notes = workspace / "q.md"
         notes.write_text("call1: first question\ncall2: second question\n")
-        first = await Run(plan_from_calls(notes.read_text(), str(notes), workspace)).execute()
+        first = await (await Run.prepare(plan_from_calls(notes.read_text(), str(notes), workspace))).execute()
         assert [t.status for t in first.tasks] == ["succeeded", "failed"]
-        again = await Run(plan_from_calls(notes.read_text(), str(notes), workspace),
-                          RunOptions(resume="last")).execute()
+        again = await (await Run.prepare(plan_from_calls(notes.read_text(), str(notes), workspace),
+                                         RunOptions(resume="last"))).execute()
     assert {t.id: (t.answer, t.reused_from) for t in again.tasks} == {
         "call1": ("first answer", first.run_id), "call2": (None, None)}  # call2 ran again (and failed again)
     assert sum(1 for r in srv.requests if "first question" in json.dumps(r)) == 1

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from parex_lsp.engine import Run, RunOptions
-from parex_lsp.engine.events import Event
+from parex_lsp.contract import Event
 from parex_lsp.plan import plan_from_text
 
 
@@ -21,12 +21,12 @@ class Recorder:
         return [e for e in self.events if e.kind == kind]
 
 
-def make_run(workspace: Path, toml: str, options: RunOptions | None = None) -> tuple[Run, Recorder]:
+async def make_run(workspace: Path, toml: str, options: RunOptions | None = None) -> tuple[Run, Recorder]:
     text = textwrap.dedent(toml)
     (workspace / "parex.toml").write_text(text)
     plan = plan_from_text(text, str(workspace / "parex.toml"), workspace)
     rec = Recorder()
-    return Run(plan, options, sinks=[rec]), rec
+    return await Run.prepare(plan, options, sinks=[rec]), rec
 
 
 def intervals(folder: Path) -> dict[str, tuple[float, float]]:

@@ -13,11 +13,14 @@ from pathlib import Path
 import git
 import pytest
 
-from parex_lsp.engine.events import RUN_STARTED, Event
-from parex_lsp.engine.journal import Journal, ensure_state_dir
-from parex_lsp.engine.worktree import RESCUE_MESSAGE, MergeOutcome, WorktreeError, Worktrees, worktrees_dir
+from parex_lsp.contract import Event, EventKind, Wire
+from parex_lsp.engine.journal import Journal, is_running
+from parex_lsp.isolation.worktree import RESCUE_MESSAGE, MergeOutcome, WorktreeError, Worktrees
+from parex_lsp.state import ensure_state_dir, worktrees_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+NOT_RUNNING = lambda run_id: False  # noqa: E731  (no other run of these tests is running)
 
 
 def _repo(path: Path, files: dict[str, str] | None = None, branch: str = "main") -> git.Repo:
@@ -54,7 +57,7 @@ def _branches(ws: Path) -> list[str]:
 
 
 def _prepared(ws: Path, run_id: str = "run1", **kw) -> Worktrees:
-    wt = Worktrees(ws, run_id, **kw)
+    wt = Worktrees(ws, run_id, lambda other: is_running(ws, other), **kw)
     wt.prepare()
     return wt
 
@@ -65,20 +68,20 @@ def _prepared(ws: Path, run_id: str = "run1", **kw) -> Worktrees:
 
 def test_not_a_git_repository_is_refused(tmp_path: Path):
     with pytest.raises(WorktreeError, match="not in a git repository"):
-        Worktrees(tmp_path, "r").prepare()
+        Worktrees(tmp_path, "r", NOT_RUNNING).prepare()
 
 
 def test_repository_without_commits_is_refused(tmp_path: Path):
     git.Repo.init(tmp_path)
     with pytest.raises(WorktreeError, match="no commit yet"):
-        Worktrees(tmp_path, "r").prepare()
+        Worktrees(tmp_path, "r", NOT_RUNNING).prepare()
 
 
 def test_detached_head_is_refused(ws: Path):
     repo = git.Repo(ws)
     repo.git.checkout("--detach", "HEAD")
     with pytest.raises(WorktreeError, match="HEAD is detached"):
-        Worktrees(ws, "r").prepare()
+        Worktrees(ws, "r", NOT_RUNNING).prepare()
 
 
 def test_merge_in_progress_is_refused(ws: Path):
@@ -92,13 +95,13 @@ def test_merge_in_progress_is_refused(ws: Path):
     with pytest.raises(git.GitCommandError):
         repo.git.merge("other")
     with pytest.raises(WorktreeError, match="a merge is in progress"):
-        Worktrees(ws, "r").prepare()
+        Worktrees(ws, "r", NOT_RUNNING).prepare()
 
 
 def test_dirty_tracked_files_are_refused_with_what_to_do(ws: Path):
     (ws / "src" / "app.py").write_text("x = 99\n")
     with pytest.raises(WorktreeError) as err:
-        Worktrees(ws, "r").prepare()
+        Worktrees(ws, "r", NOT_RUNNING).prepare()
     message = str(err.value)
     assert "src/app.py" in message and "allow_dirty" in message and "commit or stash" in message
 
@@ -107,7 +110,7 @@ def test_staged_changes_count_as_dirty(ws: Path):
     (ws / "new.py").write_text("")
     git.Repo(ws).git.add("new.py")
     with pytest.raises(WorktreeError, match="new.py"):
-        Worktrees(ws, "r").prepare()
+        Worktrees(ws, "r", NOT_RUNNING).prepare()
 
 
 def test_untracked_files_and_the_parex_gitignore_line_are_fine(ws: Path):
@@ -116,15 +119,17 @@ def test_untracked_files_and_the_parex_gitignore_line_are_fine(ws: Path):
     repo.git.add(".gitignore")
     repo.git.commit("-m", "ignore logs")
     (ws / "scratch.txt").write_text("untracked")
-    ensure_state_dir(ws)  # what a first run does: appends `.parex/` to the tracked .gitignore
-    assert (ws / ".gitignore").read_text() == "*.log\n.parex/\n"
+    ensure_state_dir(ws)  # what a first run does: ignores .parex/ in .git/info/exclude, not in .gitignore
+    assert (ws / ".gitignore").read_text() == "*.log"
+    assert "/.parex/" in (ws / ".git" / "info" / "exclude").read_text().splitlines()
+    (ws / ".gitignore").write_text("*.log\n.parex/\n")  # the line earlier versions added still counts as clean
     wt = _prepared(ws)
     path = wt.create("t")
     assert (path / "README.md").read_text() == "hello\n"
     assert wt.finish("t", True).ok
     (ws / ".gitignore").write_text("*.log\n.parex/\nbuild/\n")  # any other edit is the user's: dirty again
     with pytest.raises(WorktreeError, match=".gitignore"):
-        Worktrees(ws, "r2").prepare()
+        Worktrees(ws, "r2", NOT_RUNNING).prepare()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -309,13 +314,13 @@ def test_workspace_in_a_subfolder_of_the_repository(tmp_path: Path):
 CRASHING_RUN = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from parex_lsp.engine.events import Event, RUN_STARTED
+    from parex_lsp.contract import Event, EventKind, Wire
     from parex_lsp.engine.journal import Journal
-    from parex_lsp.engine.worktree import Worktrees
+    from parex_lsp.isolation.worktree import Worktrees
     ws = Path(sys.argv[1])
     journal = Journal(ws, "crashed")
-    journal.append(Event("crashed", None, RUN_STARTED, data={"pid": os.getpid(), "tasks": ["t"]}))
-    wt = Worktrees(ws, "crashed")
+    journal.append(Event("crashed", None, EventKind.RUN_STARTED, data=Wire({"pid": os.getpid(), "tasks": ["t"]})))
+    wt = Worktrees(ws, "crashed", lambda run_id: False)
     wt.prepare()
     path = wt.create("t")
     (path / "src" / "app.py").write_text("x = 'edited'\\ny = 2\\n")
@@ -350,7 +355,7 @@ def test_worktrees_of_a_killed_run_are_pruned_and_their_work_rescued(tmp_path: P
 
 def test_worktrees_of_a_live_run_are_left_alone(ws: Path):
     journal = Journal(ws, "live")
-    journal.append(Event("live", None, RUN_STARTED, data={"pid": os.getpid(), "tasks": ["t"]}))
+    journal.append(Event("live", None, EventKind.RUN_STARTED, data=Wire({"pid": os.getpid(), "tasks": ["t"]})))
     live = _prepared(ws, run_id="live")
     path = live.create("t")
     (path / "wip.txt").write_text("in progress")

@@ -17,7 +17,8 @@ import pytest
 from parex_lsp.agents.base import API_ERROR, LOCK_TIMEOUT, SETUP_FAILED, AgentContext, Outcome
 from parex_lsp.agents.openai_agent import OpenAIAgent, retry_after_seconds
 from parex_lsp.agents.sse import sse_data
-from parex_lsp.engine.locks import WorkspaceLocks
+from parex_lsp.isolation.registry import LockOwner
+from parex_lsp.isolation.table import WorkspaceLocks
 from parex_lsp.engine.output import TaskOutput
 from parex_lsp.plan.model import AgentSpec, TaskSpec
 from tests.support.fake_openai import (FakeOpenAI, Received, Reply, by_prompt, cut, error, rate_limited, text,
@@ -60,9 +61,12 @@ def make_ctx(tmp_path: Path, workdir: Path, agent: AgentSpec, rec: Recorder, tas
              env: dict[str, str] | None = None) -> AgentContext:
     logs = tmp_path / "logs"
     logs.mkdir(exist_ok=True)
-    output = RecordingOutput(logs / f"{task_id}.log", lambda d: rec.events.append((task_id, "output", d)))
+    output = RecordingOutput(logs / f"{task_id}.log", lambda d: rec.events.append((task_id, "output", d.to_wire())))
     return AgentContext(RUN_ID, TaskSpec(id=task_id, prompt=prompt), agent, workdir, workdir, 1, output,
-                        lambda kind, data: rec.events.append((task_id, kind, data)), locks=locks, env=env or {})
+                        lambda kind, data: rec.events.append((task_id, kind, data.to_wire())), locks=locks,
+                        on_lock_wait=lambda key, owner: rec.events.append(
+                            (task_id, "lockWait", {"path": key, "holder": owner.to_dict()})),
+                        env=env or {})
 
 
 async def run(ctx: AgentContext) -> Outcome:
@@ -252,14 +256,14 @@ async def test_a_write_waits_for_the_files_lock_held_by_another_task(tmp_path: P
     script = [tool_calls(("edit_file", {"path": "src/shared.py", "search": "b = 1", "replace": "b = 2"})), text("ok")]
     with FakeOpenAI(script) as srv:
         ctx = make_ctx(tmp_path, ws, model(srv), rec, locks=locks)
-        emit = ctx.emit
+        report = ctx.on_lock_wait
+        assert report is not None
 
-        def watch(kind: str, data: dict[str, Any]) -> None:
-            emit(kind, data)
-            if kind == "lockWait":
-                lock_wait.set()
+        def watch(key: str, owner: LockOwner) -> None:
+            report(key, owner)
+            lock_wait.set()
 
-        ctx.emit = watch
+        ctx.on_lock_wait = watch
         result: list[Outcome] = []
         async with anyio.create_task_group() as tg:
             async with locks.hold(RUN_ID, "other", ["src/shared.py"]):

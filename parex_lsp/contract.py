@@ -1,0 +1,256 @@
+"""The words every layer shares: event kinds, task statuses, reason codes, and the one `Event` type that flows
+from the engine to every consumer (journal, language server, terminal, tests).
+
+Values are the protocol's (docs/protocol.md), so a `StrEnum` member is its own wire form. Each event carries
+a typed payload; `Event.to_wire()` is the one place an event becomes JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Callable, Protocol
+
+
+class EventKind(StrEnum):
+    # task events (PROTOCOL §3); the four endings share their names with the task statuses
+    QUEUED = "queued"
+    STARTED = "started"
+    OUTPUT = "output"
+    RETRYING = "retrying"
+    LOCK_WAIT = "lockWait"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    USAGE = "usage"  # tokens and cost of one model request
+    WARNING = "warning"  # something a person should know that did not fail the task
+    MERGED = "merged"  # worktree isolation: the task's branch was merged
+    SPAWNED = "spawned"  # journal only: an agent process {pid, startTime}, so a later run can end it
+    # run events (taskId null)
+    RUN_STARTED = "runStarted"
+    RUN_FINISHED = "runFinished"
+    LOCK_BROKEN = "lockBroken"
+    ORPHANS_ENDED = "orphansEnded"  # agents of a runner that died were ended at this run's start
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    WAITING = "waiting"  # for a lock
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # journal without its end, runner gone
+
+
+class Reason(StrEnum):
+    """Why a task did not succeed: the `code` of its result, event and diagnostic."""
+
+    EXIT_CODE = "exit-code"
+    TIMEOUT = "timeout"
+    RETRIES_EXHAUSTED = "retries-exhausted"
+    MERGE_CONFLICT = "merge-conflict"
+    LOCK_TIMEOUT = "lock-timeout"
+    LOCK_ERROR = "lock-error"
+    DEPENDENCY_FAILED = "dependency-failed"
+    AGENT_NOT_FOUND = "agent-not-found"
+    CANCELLED = "cancelled"
+    SETUP_FAILED = "setup-failed"
+    API_ERROR = "api-error"
+    INTERNAL_ERROR = "internal-error"
+
+
+TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
+ENDINGS = frozenset({EventKind.SUCCEEDED, EventKind.FAILED, EventKind.SKIPPED, EventKind.CANCELLED})
+
+
+class Payload(Protocol):
+    def to_wire(self) -> dict[str, Any]: ...
+
+
+def _compact(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    text: str  # complete lines
+    last: str  # the last non-empty one (what a progress bar shows)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"text": self.text, "last": self.last}
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    agent: str
+    workdir: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"agent": self.agent, "workdir": self.workdir}
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    delay: float
+    code: str | None
+    reason: str | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"delay": round(self.delay, 3), "code": self.code, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class LockWait:
+    path: str
+    holder: dict[str, Any]
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"path": self.path, "holder": self.holder, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class LockBroken:
+    key: str
+    owner: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"key": self.key, "owner": self.owner}
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    commit: str | None
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"commit": self.commit, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    values: dict[str, Any]  # {promptTokens, completionTokens, costUsd?}
+
+    def to_wire(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskWarning:
+    code: str
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    pid: int
+    start_time: str | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"pid": self.pid, "startTime": self.start_time}
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A task's ending (kind succeeded, failed, skipped or cancelled)."""
+
+    duration_ms: int
+    exit_code: int | None = None
+    code: str | None = None
+    reason: str | None = None
+    tail: tuple[str, ...] = ()
+    log_path: str | None = None
+    usage: dict[str, Any] | None = None
+    answer: str | None = None
+    reused_from: str | None = None  # resume: succeeded in this earlier run, not run again
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"durationMs": self.duration_ms, "exitCode": self.exit_code, "code": self.code,
+                             "reason": self.reason}
+        if self.reused_from is None:
+            d["tail"] = list(self.tail)
+            d["logPath"] = self.log_path
+        return {**d, **_compact({"usage": self.usage, "answer": self.answer, "reusedFrom": self.reused_from})}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """A task as the run's first event announces it, so clients never re-parse plans or build paths."""
+
+    id: str
+    prompt: str
+    agent: str
+    range: dict[str, Any] | None  # LSP range of the task in its plan document
+    log_path: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"id": self.id, "prompt": self.prompt, "agent": self.agent, "range": self.range,
+                "logPath": self.log_path}
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    plan: str | None
+    pid: int
+    tasks: tuple[TaskInfo, ...]
+    max_concurrency: int
+    isolation: str
+    resumed_from: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"plan": self.plan, "pid": self.pid, "tasks": [t.to_wire() for t in self.tasks],
+                "maxConcurrency": self.max_concurrency, "isolation": self.isolation,
+                "resumedFrom": self.resumed_from}
+
+
+@dataclass(frozen=True, slots=True)
+class OrphansEnded:
+    processes: tuple[dict[str, Any], ...]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"processes": list(self.processes)}
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A payload known only by its wire form: events read back from a journal, or a run's final result."""
+
+    data: dict[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.data
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    run_id: str
+    task_id: str | None
+    kind: EventKind
+    attempt: int = 0
+    ts: float = field(default_factory=time.time)
+    data: Payload | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"runId": self.run_id, "taskId": self.task_id, "kind": str(self.kind),
+                             "attempt": self.attempt, "timestamp": self.ts}
+        if self.data is not None:
+            d["data"] = self.data.to_wire()
+        return d
+
+
+Sink = Callable[[Event], None]

@@ -1,0 +1,139 @@
+"""One task's life in a run: its workdir from the isolation, `[run] setup` in a fresh checkout, its attempts
+under retries and a timeout, and the isolation's finish (a merge in worktree mode). Builds one
+`AgentContext` per attempt; the scheduler (run.py) decides when it starts and what its ending releases."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import anyio
+
+from parex_lsp.agents import agent_for
+from parex_lsp.agents.base import AgentContext, Outcome
+from parex_lsp.agents.command import SHELL
+from parex_lsp.agents.process import run_process
+from parex_lsp.contract import EventKind, Merged, Payload, Reason, Retrying, Started, TaskStatus
+from parex_lsp.engine.output import TaskOutput, compile_patterns
+from parex_lsp.engine.result import TaskResult
+from parex_lsp.engine.retry import with_retries
+from parex_lsp.isolation.modes import Isolation
+from parex_lsp.isolation.registry import LockOwner
+from parex_lsp.plan.model import Plan, TaskSpec
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, EventKind, Payload | None, int], None]  # (task id, kind, payload, attempt)
+
+
+@dataclass(eq=False)  # identity-hashed: it is the borrower of its capacity tokens
+class TaskState:
+    spec: TaskSpec
+    agent: str
+    keys: frozenset[str]
+    priority: float
+    deps_left: int
+    log_path: Path
+    status: TaskStatus = TaskStatus.PENDING
+    attempt: int = 0
+    started: float | None = None
+    ended: float | None = None
+    wait_started: float | None = None
+    waiting_for: tuple[str, str] | None = None  # (key, holder) last reported in a lockWait
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    cancel_reason: str | None = None  # set when cancelled: why (a person, fail_fast, ...)
+    output: TaskOutput | None = None
+    result: TaskResult | None = None
+    pid: int | None = None  # the current attempt's agent process (leader of its own process group)
+
+
+class TaskRunner:
+    def __init__(self, run_id: str, plan: Plan, workspace: Path, isolation: Isolation, emit: Emit,
+                 record_spawn: Callable[[str, int, int], None], lock_wait: Callable[[TaskState, str, LockOwner], None]):
+        self.run_id, self.plan, self.workspace, self.isolation = run_id, plan, workspace, isolation
+        self._emit, self._record_spawn, self._lock_wait = emit, record_spawn, lock_wait
+
+    async def run(self, t: TaskState) -> Outcome:
+        """The task from start to end; never raises (a crash is this task's failure, never the run's)."""
+        spec = t.spec
+        agent_spec = self.plan.agents[t.agent]
+        t.output = TaskOutput(t.log_path, lambda out: self._emit(spec.id, EventKind.OUTPUT, out, t.attempt),
+                              compile_patterns(agent_spec.retry_on))
+        outcome: Outcome | None = None
+        try:
+            with t.scope:
+                workdir = await self.isolation.workdir(spec.id)
+                self._emit(spec.id, EventKind.STARTED, Started(t.agent, str(workdir)), 1)
+                outcome = await self._setup(t, workdir) or await self._attempts(t, workdir)
+            if t.scope.cancelled_caught or (t.cancel_reason is not None and outcome is None):
+                outcome = Outcome(False, code=Reason.CANCELLED, reason=t.cancel_reason or "cancelled")
+            with anyio.CancelScope(shield=True):
+                assert outcome is not None
+                return await self._finish(t, outcome)
+        except Exception as e:  # a bug or an unusable workdir fails this task, never the run
+            log.exception("task %s crashed", spec.id)
+            return Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"{type(e).__name__}: {e}")
+
+    def _context(self, t: TaskState, workdir: Path, attempt: int) -> AgentContext:
+        spec, output = t.spec, t.output
+        assert output is not None
+        env = {"PAREX_RUN_ID": self.run_id, "PAREX_TASK_ID": spec.id, "PAREX_WORKSPACE": str(self.workspace),
+               "PAREX_ATTEMPT": str(attempt)}
+        return AgentContext(
+            self.run_id, spec, self.plan.agents[t.agent], workdir, self.workspace, attempt, output,
+            emit=lambda kind, payload: self._emit(spec.id, kind, payload, t.attempt),
+            locks=self.isolation.file_locks,
+            on_lock_wait=lambda key, owner: self._lock_wait(t, key, owner),
+            kill_grace=self.plan.run.kill_grace, env=env,
+            on_spawn=lambda pid: self._record_spawn(spec.id, pid, attempt))
+
+    async def _attempts(self, t: TaskState, workdir: Path) -> Outcome:
+        spec, output = t.spec, t.output
+        assert output is not None
+        agent_spec = self.plan.agents[t.agent]
+        agent = agent_for(agent_spec)
+
+        async def attempt() -> Outcome:
+            t.attempt += 1
+            if t.attempt > 1:
+                output.mark(f"attempt {t.attempt}")
+            with anyio.move_on_after(spec.timeout) as deadline:
+                return await agent.run(self._context(t, workdir, t.attempt))
+            assert deadline.cancelled_caught
+            return Outcome(False, code=Reason.TIMEOUT, reason=f"timed out after {spec.timeout:g}s",
+                           transient=agent_spec.retry_timeouts)
+
+        def on_retry(delay: float, failed: Outcome) -> None:
+            self._emit(spec.id, EventKind.RETRYING, Retrying(delay, failed.code, failed.reason), t.attempt)
+            output.log(f"[parex] attempt {t.attempt} failed ({failed.reason}); retrying in {delay:.1f}s\n")
+
+        retries = self.plan.run.retries if spec.retries is None else spec.retries
+        return await with_retries(attempt, retries, self.plan.run.retry_backoff,
+                                  self.plan.run.retry_backoff_max, on_retry)
+
+    async def _setup(self, t: TaskState, workdir: Path) -> Outcome | None:
+        """`[run] setup` in a fresh checkout; None when it passed (or there is none)."""
+        command = self.plan.run.setup
+        if not self.isolation.fresh_checkout or not command:
+            return None
+        assert t.output is not None
+        t.output.mark(f"setup: {command}")
+        done = await run_process([SHELL, "-c", command], self._context(t, workdir, 0))
+        if done.ok:
+            return None
+        return Outcome(False, exit_code=done.exit_code, code=Reason.SETUP_FAILED,
+                       reason=f"setup command `{command}` {done.reason}")
+
+    async def _finish(self, t: TaskState, outcome: Outcome) -> Outcome:
+        merge = await self.isolation.finish(t.spec.id, outcome.ok)
+        if merge is None:
+            return outcome
+        if merge.ok:
+            self._emit(t.spec.id, EventKind.MERGED, Merged(merge.commit, merge.message), t.attempt)
+            return outcome
+        assert t.output is not None
+        t.output.log(f"[parex] {merge.message}\n")  # the log has it; the reason shows it (once)
+        return Outcome(False, exit_code=outcome.exit_code, code=Reason.MERGE_CONFLICT, reason=merge.message,
+                       usage=outcome.usage, answer=outcome.answer)
