@@ -8,9 +8,10 @@ a typed payload; `Event.to_wire()` is the one place an event becomes JSON.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 
 class EventKind(StrEnum):

@@ -4,9 +4,10 @@ the engine supplies: agents never import the engine."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncContextManager, Callable, Protocol, Sequence
+from typing import Any, AsyncContextManager, Protocol
 
 from parex_lsp.contract import EventKind, Payload, Reason
 from parex_lsp.isolation.registry import LockOwner

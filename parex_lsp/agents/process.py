@@ -7,7 +7,7 @@ import codecs
 import os
 import signal
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 import anyio
 from anyio.abc import Process

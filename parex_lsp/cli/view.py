@@ -10,16 +10,16 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from parex_lsp.contract import (TERMINAL, Ended, Event, EventKind, LockWait, Output, Retrying, RunStarted,
-                                TaskStatus)
+from parex_lsp.contract import TERMINAL, Ended, Event, EventKind, LockWait, Output, Retrying, RunStarted, TaskStatus
 from parex_lsp.engine.result import RunResult, TaskResult
 
 STYLE = {"succeeded": "green", "failed": "bold red", "skipped": "yellow", "cancelled": "magenta",

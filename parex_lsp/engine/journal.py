@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from parex_lsp import state
 from parex_lsp.contract import TERMINAL, Event, EventKind, RunStatus, TaskStatus

@@ -11,6 +11,7 @@ from pathlib import Path
 from parex_lsp.contract import Event, EventKind, RunStatus, Wire
 from parex_lsp.engine.journal import Journal, list_runs, replay
 from parex_lsp.isolation.processes import process_start
+
 _TAIL = 64 * 1024
 
 

@@ -15,9 +15,10 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import anyio
 import filelock
@@ -25,8 +26,24 @@ from anyio.abc import TaskGroup
 
 from parex_lsp import state
 from parex_lsp.agents.base import Outcome
-from parex_lsp.contract import (TERMINAL, Ended, Event, EventKind, LockBroken, LockWait, OrphansEnded, Payload,
-                                Reason, RunStarted, RunStatus, Sink, Spawned, TaskInfo, TaskStatus, Wire)
+from parex_lsp.contract import (
+    TERMINAL,
+    Ended,
+    Event,
+    EventKind,
+    LockBroken,
+    LockWait,
+    OrphansEnded,
+    Payload,
+    Reason,
+    RunStarted,
+    RunStatus,
+    Sink,
+    Spawned,
+    TaskInfo,
+    TaskStatus,
+    Wire,
+)
 from parex_lsp.engine.children import use_pidfd_watcher
 from parex_lsp.engine.graph import critical_path, dependents_of
 from parex_lsp.engine.history import Earlier, History, load_history

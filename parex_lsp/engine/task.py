@@ -5,9 +5,9 @@ under retries and a timeout, and the isolation's finish (a merge in worktree mod
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import anyio
 

@@ -7,11 +7,11 @@ Pure functions over paths: no files are locked here (see registry.py and table.p
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 _GLOB_CHARS = frozenset("*?[")
 

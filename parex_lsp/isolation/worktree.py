@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Sequence
 
 import git
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from parex_lsp.contract import Ended, Event, RunStarted, Started, TaskStatus
 from parex_lsp import state
+from parex_lsp.contract import Ended, Event, RunStarted, Started, TaskStatus
 from parex_lsp.plan import Plan, Problem, SourceRange
 
 if TYPE_CHECKING:

@@ -15,8 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from parex_lsp.contract import (TERMINAL, Ended, Event, EventKind, LockWait, Output, Retrying, RunStarted, TaskStatus,
-                                Wire)
+from parex_lsp.contract import (
+    TERMINAL,
+    Ended,
+    Event,
+    EventKind,
+    LockWait,
+    Output,
+    Retrying,
+    RunStarted,
+    TaskStatus,
+    Wire,
+)
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.engine_helpers import intervals, max_overlap, stamped
 from parex_lsp.isolation.processes import process_start
+from tests.support.engine_helpers import intervals, max_overlap, stamped
 
 PAREX = [sys.executable, "-m", "parex_lsp"]
 

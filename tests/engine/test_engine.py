@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.support.engine_helpers import intervals, make_run, max_overlap, stamped
 from parex_lsp.engine import RunOptions
 from parex_lsp.engine.journal import replay
 from parex_lsp.isolation.processes import process_start
+from tests.support.engine_helpers import intervals, make_run, max_overlap, stamped
 
 
 def task(tid: str, prompt: str, **fields) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.engine_helpers import Recorder
 from parex_lsp.engine import Run
 from parex_lsp.plan import plan_from_calls, plan_from_text
+from tests.support.engine_helpers import Recorder
 from tests.support.fake_openai import FakeOpenAI, by_prompt, rate_limited, text
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import pytest_lsp
-from tests.support.lsp_helpers import SERVER, make_client
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.checks import LspSpecificationWarning
+
+from tests.support.lsp_helpers import SERVER, make_client
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

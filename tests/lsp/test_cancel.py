@@ -6,10 +6,11 @@ import asyncio
 import json
 
 import pytest
-from tests.support.lsp_helpers import events, first_run_id, initialize, request, wait_until, write_plan
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient
+
+from tests.support.lsp_helpers import events, first_run_id, initialize, request, wait_until, write_plan
 
 SLOW = """
 [run]

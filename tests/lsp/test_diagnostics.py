@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tests.support.lsp_helpers import initialize, line_of, request, wait_until, write_plan
 from lsprotocol import types
 from pytest_lsp import LanguageClient
+
+from tests.support.lsp_helpers import initialize, line_of, request, wait_until, write_plan
 
 FAILING = """
 [[task]]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from tests.support.lsp_helpers import events, first_run_id, initialize, line_of, request, wait_until, write_plan
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcMethodNotFound
 from pytest_lsp import LanguageClient
+
+from tests.support.lsp_helpers import events, first_run_id, initialize, line_of, request, wait_until, write_plan
 
 INVALID = """
 [run]

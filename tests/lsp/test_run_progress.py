@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from tests.support.lsp_helpers import events, initialize, kinds, request, wait_until, write_plan
 from pytest_lsp import LanguageClient
+
+from tests.support.lsp_helpers import events, initialize, kinds, request, wait_until, write_plan
 
 PLAN = """
 [run]

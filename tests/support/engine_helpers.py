@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from parex_lsp.engine import Run, RunOptions
 from parex_lsp.contract import Event
+from parex_lsp.engine import Run, RunOptions
 from parex_lsp.plan import plan_from_text
 
 
