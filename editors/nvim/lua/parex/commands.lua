@@ -375,7 +375,7 @@ end
 function M.answers()
   local last = state.last_answers
   if not last then
-    ui.notify("no answers yet: runs of model tasks (e.g. callN: lines with a model agent) have them", levels.WARN)
+    ui.notify("no answers yet (model tasks, e.g. callN: lines, have them)", levels.WARN)
     return
   end
   answers.open(last.result, { prompts = last.prompts, label = last.label }, true)

@@ -570,7 +570,7 @@ local function test(ws, mws, model_answers)
   model_fan_out(parex, mws, model_answers)
 
   check_notices_fit()
-  out("ok - " .. #notifications .. " notices, each one line within " .. vim.v.echospace .. " cells")
+  out("ok - every notice one line within the message area (" .. #notifications .. " notices, " .. vim.v.echospace .. " cells)")
 end
 
 function M.run()
