@@ -265,6 +265,9 @@ function M.notice(ev)
     return { text = id .. " failed" .. (why and (": " .. why) or ""), level = "error" }
   elseif kind == "skipped" or kind == "cancelled" then
     local why = str(data.reason)
+    if why == kind then
+      why = nil -- "a cancelled", not "a cancelled: cancelled"
+    end
     return { text = id .. " " .. kind .. (why and (": " .. why) or ""), level = "warn" }
   end
   return nil
