@@ -77,8 +77,9 @@ def test_no_hit_enter_prompt(tmp_path: Path, which: str) -> None:
         screen.wait_for("plan not run")
         screen.stays_clear(1.0)
         screen.keys(":ParexRun", "Enter")
-        shown = screen.wait_for("parex: failed 1/2")
-        assert "run failed: 1 succeeded, 1 failed" in shown, shown
+        # The outcome comes with the RunResult, a moment after the statusline heard runFinished.
+        shown = screen.wait_for("run failed: 1 succeeded, 1 failed")
+        assert "parex: failed 1/2" in shown, shown
         screen.stays_clear(1.0)
         screen.keys(":ParexStatus", "Enter")
         shown = screen.wait_for("parex://status")
