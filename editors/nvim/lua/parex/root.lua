@@ -1,30 +1,8 @@
 -- Finding plans and the workspace root they belong to.
+local calls = require("parex.calls")
 local uv = require("parex.compat").uv
 
 local M = {}
-
--- A `callN:` line, possibly behind a comment marker or a list bullet
--- (`# call1: ...`, `// call2: ...`, `- call3: ...`); same shapes the server accepts.
-local CALL_PREFIXES = { "#+", "//+", "%-%-", ";+", "%*", "%-", ">" }
-
--- The call's id and the rest of the line after its `callN:`, or nil.
-function M.call_split(line)
-  local id, rest = line:match("^%s*(call%d+)%s*:(.*)$")
-  if id then
-    return id, rest
-  end
-  for _, prefix in ipairs(CALL_PREFIXES) do
-    id, rest = line:match("^%s*" .. prefix .. "%s*(call%d+)%s*:(.*)$")
-    if id then
-      return id, rest
-    end
-  end
-  return nil
-end
-
-function M.call_id(line)
-  return (M.call_split(line))
-end
 
 function M.is_plan_name(path)
   local name = vim.fn.fnamemodify(path, ":t")
@@ -95,13 +73,7 @@ function M.fallback_root(path)
 end
 
 function M.buf_has_calls(bufnr)
-  local lines = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
-  for _, line in ipairs(lines) do
-    if M.call_id(line) then
-      return true
-    end
-  end
-  return false
+  return calls.any(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false))
 end
 
 -- Zero-based line of task `task_id` in the plan text `lines`: its `id = "..."` line
@@ -114,7 +86,7 @@ function M.task_line(lines, task_id)
     end
   end
   for i, line in ipairs(lines) do
-    if M.call_id(line) == task_id then
+    if calls.call_id(line) == task_id then
       return i - 1
     end
   end

@@ -1,12 +1,51 @@
--- What the user sees of a run: notifications, the statusline, the quickfix list.
+-- What the person sees: one-line notifications, the quickfix list, the :ParexStatus buffer,
+-- and opening files (logs). Never a hit-enter prompt: a notice longer than the message line
+-- is cut to one line, and its whole text waits in :ParexStatus.
 local root = require("parex.root")
+local runs = require("parex.runs")
+local state = require("parex.state")
 
 local M = {}
 
 local levels = vim.log.levels
+local KEEP_MESSAGES = 50
 
-function M.notify(msg, level)
-  vim.notify("parex: " .. msg, level or levels.INFO, { title = "parex" })
+local function echospace()
+  local space = tonumber(vim.v.echospace) or 0
+  if space < 20 then
+    space = math.max(20, vim.o.columns - 12)
+  end
+  return space
+end
+
+-- `text` as one line of at most `width` cells: its first line, cut with "..." when longer.
+function M.one_line(text, width)
+  local first, rest = text:match("^([^\n]*)\n(.*)$")
+  local line = first or text
+  if rest and rest:match("%S") then
+    line = line .. " ..."
+  end
+  if vim.fn.strdisplaywidth(line) > width then
+    line = vim.fn.strcharpart(line, 0, width - 3) .. "..."
+    while vim.fn.strdisplaywidth(line) > width do
+      line = vim.fn.strcharpart(line, 0, vim.fn.strchars(line) - 4) .. "..."
+    end
+  end
+  return line
+end
+
+--- Tell the person `msg` on one line; `detail` (or msg itself, when it had to be shortened)
+--- is kept for :ParexStatus.
+function M.notify(msg, level, detail)
+  local text = "parex: " .. msg
+  local line = M.one_line(text, echospace())
+  if line ~= text or detail then
+    table.insert(state.messages, { text = detail or text, level = level or levels.INFO })
+    while #state.messages > KEEP_MESSAGES do
+      table.remove(state.messages, 1)
+    end
+  end
+  vim.notify(line, level or levels.INFO, { title = "parex" })
 end
 
 function M.seconds(ms)
@@ -34,12 +73,16 @@ function M.count_statuses(tasks)
   for status, n in pairs(counts) do
     table.insert(parts, n .. " " .. tostring(status))
   end
-  return table.concat(parts, ", "), counts
+  return table.concat(parts, ", ")
 end
 
+local function speedup(result)
+  return type(result.speedup) == "number" and string.format("%.2fx", result.speedup) or "?"
+end
+
+-- The whole summary: "run <id> failed: 1 succeeded, 1 failed; wall 0.6s, work 0.8s, speedup 1.40x".
 function M.summary(result)
   local counts = M.count_statuses(result.tasks)
-  local speedup = type(result.speedup) == "number" and string.format("%.2fx", result.speedup) or "?"
   return string.format(
     "run %s %s: %s; wall %s, work %s, speedup %s",
     tostring(result.runId),
@@ -47,11 +90,17 @@ function M.summary(result)
     counts ~= "" and counts or "no tasks",
     M.seconds(result.wallMs),
     M.seconds(result.workMs),
-    speedup
+    speedup(result)
   )
 end
 
-local function first_line(text)
+-- The notice: "run failed: 1 succeeded, 1 failed, 1.40x".
+function M.short_summary(result)
+  local counts = M.count_statuses(result.tasks)
+  return string.format("run %s: %s, %s", tostring(result.status), counts ~= "" and counts or "no tasks", speedup(result))
+end
+
+function M.first_line(text)
   if type(text) ~= "string" then
     return nil
   end
@@ -62,8 +111,6 @@ local function first_line(text)
   end
   return nil
 end
-
-M.first_line = first_line
 
 local function plan_lines(uri)
   local ok, bufnr = pcall(vim.uri_to_bufnr, uri)
@@ -78,7 +125,7 @@ local function plan_lines(uri)
 end
 
 -- The server's diagnostic for task `task_id` among the raw LSP diagnostics of the plan
--- document: source "parex", at a line that names the task (or carrying its id in data).
+-- document: source "parex", carrying its id in data, or at a line that names the task.
 local function task_diagnostic(diagnostics, lines, task_id)
   for _, d in ipairs(diagnostics or {}) do
     if d.source == "parex" and type(d.data) == "table" and d.data.taskId == task_id then
@@ -96,23 +143,54 @@ local function task_diagnostic(diagnostics, lines, task_id)
   return nil
 end
 
--- Quickfix items for the failed (and skipped) tasks of a RunResult. The line comes from
--- the server's diagnostic for the task when there is one, else from the plan text.
-function M.quickfix_items(result, plan_uri, diagnostics)
+-- The `path:line:col` places in a failed task's output (its whole log, else its tail).
+local function output_items(task, info, fallback_dir)
+  local lines = {}
+  local log = info and info.logPath or (task.logUri and vim.uri_to_fname(task.logUri))
+  if log and vim.fn.filereadable(log) == 1 then
+    lines = vim.fn.readfile(log, "", 5000)
+  elseif info and type(info.tail) == "table" then
+    lines = info.tail
+  end
+  local dir = (info and info.workdir) or fallback_dir
+  local items = {}
+  for _, loc in ipairs(runs.locations(lines)) do
+    local path = loc.path
+    if not path:match("^/") and dir then
+      path = dir .. "/" .. path
+    end
+    table.insert(items, {
+      filename = path,
+      lnum = loc.lnum,
+      col = loc.col,
+      text = task.id .. ": " .. loc.text,
+      type = "E",
+    })
+  end
+  return items
+end
+
+--- Quickfix items for the failed (and skipped) tasks of a RunResult: each task at its line of
+--- the plan (the server's diagnostic, the range the server gave, or the plan text), then the
+--- `path:line:col` places its output names. run: the reducer's record of that run, or nil.
+function M.quickfix_items(result, plan_uri, diagnostics, run, workspace)
   local items = {}
   local lines = plan_uri and plan_lines(plan_uri) or {}
   local filename = plan_uri and vim.uri_to_fname(plan_uri) or nil
   for _, task in ipairs(result.tasks or {}) do
     if task.status == "failed" or task.status == "skipped" then
+      local info = run and run.tasks[task.id]
       local diag = task_diagnostic(diagnostics, lines, task.id)
       local lnum, col
       if diag then
         lnum, col = diag.range.start.line, diag.range.start.character
+      elseif info and info.range then
+        lnum, col = info.range.start.line, info.range.start.character
       else
         lnum, col = root.task_line(lines, task.id), 0
       end
       local reason = task.code or (task.exitCode and ("exit code " .. task.exitCode)) or task.status
-      local detail = first_line(task.error) or (diag and first_line(diag.message))
+      local detail = M.first_line(task.error) or (diag and M.first_line(diag.message))
       local text = string.format("%s %s (%s)", task.id, task.status, reason)
       if detail then
         text = text .. ": " .. detail
@@ -130,6 +208,9 @@ function M.quickfix_items(result, plan_uri, diagnostics)
         item.lnum, item.col = 1, 1
       end
       table.insert(items, item)
+      if task.status == "failed" then
+        vim.list_extend(items, output_items(task, info, workspace))
+      end
     end
   end
   return items
@@ -157,6 +238,52 @@ function M.set_quickfix(items, title, open)
     vim.cmd("botright copen")
     vim.cmd("wincmd p")
   end
+end
+
+--- Show a file: jump to a window of this tab that shows it already, else open it with `how`.
+function M.open_file(fname, how)
+  for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+    local name = vim.api.nvim_buf_get_name(vim.api.nvim_win_get_buf(win))
+    if name ~= "" and vim.fn.resolve(name) == vim.fn.resolve(fname) then
+      vim.api.nvim_set_current_win(win)
+      vim.cmd("silent! checktime")
+      return
+    end
+  end
+  vim.cmd((how or "split") .. " " .. vim.fn.fnameescape(fname))
+end
+
+---------------------------------------------------------------------------
+-- The :ParexStatus buffer
+---------------------------------------------------------------------------
+
+M.STATUS_NAME = "parex://status"
+
+--- Fill the `parex://status` scratch buffer with `lines` and show it in a split (a window of
+--- this tab that shows it already is reused); the cursor goes there.
+function M.show_status(lines)
+  local bufnr = vim.fn.bufnr(M.STATUS_NAME)
+  if bufnr == -1 or not vim.api.nvim_buf_is_valid(bufnr) then
+    bufnr = vim.api.nvim_create_buf(true, true)
+    vim.api.nvim_buf_set_name(bufnr, M.STATUS_NAME)
+  end
+  local bo = vim.bo[bufnr]
+  bo.buftype = "nofile"
+  bo.bufhidden = "hide"
+  bo.swapfile = false
+  bo.modifiable = true
+  vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, lines)
+  bo.modifiable = false
+  bo.modified = false
+  for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+    if vim.api.nvim_win_get_buf(win) == bufnr then
+      vim.api.nvim_set_current_win(win)
+      return bufnr
+    end
+  end
+  vim.cmd("botright sbuffer " .. bufnr)
+  vim.api.nvim_win_set_height(0, math.min(math.max(#lines, 3), math.floor(vim.o.lines / 2)))
+  return bufnr
 end
 
 return M

@@ -76,6 +76,32 @@ local function notified(pattern)
   return nil
 end
 
+local function index_of_notice(pattern, from)
+  for i = from or 1, #notifications do
+    if notifications[i].msg:match(pattern) then
+      return i
+    end
+  end
+  return nil
+end
+
+local function status_buffer_text()
+  local b = vim.fn.bufnr("parex://status")
+  if b == -1 then
+    return ""
+  end
+  return table.concat(vim.api.nvim_buf_get_lines(b, 0, -1, false), "\n")
+end
+
+-- Never a hit-enter prompt: every notice is one line that fits the message area.
+local function check_notices_fit()
+  local space = vim.v.echospace
+  for _, n in ipairs(notifications) do
+    check(not n.msg:find("\n"), "a notice of more than one line: " .. vim.inspect(n.msg))
+    check(vim.fn.strdisplaywidth(n.msg) <= space, string.format("a notice wider than the %d cells of the message line: %s", space, n.msg))
+  end
+end
+
 local function task_of(result, id)
   for _, t in ipairs(result.tasks or {}) do
     if t.id == id then
@@ -158,6 +184,17 @@ local function answers_buffers()
   return found
 end
 
+-- The entries of a list of `n` that are not false, in order.
+local function present(list, n)
+  local out = {}
+  for i = 1, n do
+    if list[i] then
+      table.insert(out, list[i])
+    end
+  end
+  return out
+end
+
 -- The index of the first of `lines` equal to `wanted` at or after `from`, or nil.
 local function index_of(lines, wanted, from)
   for i = from or 1, #lines do
@@ -182,7 +219,7 @@ local function model_fan_out(parex, mws, model_answers)
   end
   check(said and #answers_windows() == 0, ":ParexAnswers before any answers: " .. vim.inspect(notifications[#notifications]))
 
-  vim.cmd("only")
+  vim.cmd("silent! only")
   vim.cmd("edit " .. vim.fn.fnameescape(calls_path))
   local calls_win = vim.api.nvim_get_current_win()
   local calls_buf = vim.api.nvim_get_current_buf()
@@ -212,22 +249,39 @@ local function model_fan_out(parex, mws, model_answers)
 
   local lines = vim.api.nvim_buf_get_lines(buf, 0, -1, false)
   local text = table.concat(lines, "\n")
+  -- Prompts come from the server (runStarted's data.tasks), never from re-reading calls.md:
+  -- quoted when the server named them, absent when it did not.
+  local run = parex._state.runs.runs[result.runId]
+  local named = run and run.tasks.call1 and run.tasks.call1.prompt ~= nil
+  local function prompt(line)
+    return named and line or nil
+  end
+  if not named then
+    for _, line in ipairs(lines) do
+      check(not line:match("^>"), "a quoted prompt the server did not name: " .. line)
+    end
+  end
   check(lines[1] == "# parex answers — " .. result.runId, "title line: " .. tostring(lines[1]))
   check(lines[3]:find("calls.md: call1, call2, call3", 1, true) and lines[3]:find("2 succeeded, 1 failed", 1, true)
     and lines[3]:find("24 prompt + 16 completion tokens", 1, true), "summary line: " .. tostring(lines[3]))
-  local expected = {
+  local expected = {}
+  for _, line in ipairs({
     "## call1",
-    "> summarise what the good task prints",
+    prompt("> summarise what the good task prints") or false,
     model_answers["summarise what the good task prints"],
     "*12 prompt + 8 completion tokens*",
     "## call2",
-    "> list two risks of",
-    "> running tasks in parallel",
+    prompt("> list two risks of") or false,
+    prompt("> running tasks in parallel") or false,
     model_answers["list two risks of"],
     "*12 prompt + 8 completion tokens*",
     "## call3",
-    "> a question the model server has no answer for",
-  }
+    prompt("> a question the model server has no answer for") or false,
+  }) do
+    if line then
+      table.insert(expected, line)
+    end
+  end
   local at = 1
   for _, wanted in ipairs(expected) do
     local i = index_of(lines, wanted, at)
@@ -236,7 +290,8 @@ local function model_fan_out(parex, mws, model_answers)
   end
   local failure = lines[at + 1] or ""
   check(failure:match("^%*%*failed%*%* %(api%-error%): HTTP 400") ~= nil, "call3's failure line: " .. vim.inspect(failure) .. "\n" .. text)
-  out("ok - answers buffer parex://answers/" .. result.runId .. " (markdown, nofile, vertical split): both answers, their prompts and usage, call3's error")
+  out("ok - answers buffer parex://answers/" .. result.runId .. " (markdown, nofile, vertical split): both answers, usage, call3's error, "
+    .. (named and "the prompts the server named" or "no prompts (the server named none)"))
 
   -- :ParexAnswers brings it back once its window is closed, and moves the cursor there.
   vim.api.nvim_win_close(win, true)
@@ -256,7 +311,7 @@ local function model_fan_out(parex, mws, model_answers)
   -- A resume of the fan-out: call3 runs again (and fails again); call1 and call2 are kept,
   -- and the server sends their answers again, marked as kept from the run before.
   vim.api.nvim_set_current_win(calls_win)
-  vim.cmd("only")
+  vim.cmd("silent! only")
   local first = result.runId
   parex.run({ params = { resume = first } })
   wait(TIMEOUT_RUN, function()
@@ -274,16 +329,18 @@ local function model_fan_out(parex, mws, model_answers)
   lines = vim.api.nvim_buf_get_lines(rbuf, 0, -1, false)
   text = table.concat(lines, "\n")
   at = 1
-  for _, wanted in ipairs({
+  local resumed_run = parex._state.runs.runs[resumed.runId]
+  local named_again = resumed_run and resumed_run.tasks.call1 and resumed_run.tasks.call1.prompt ~= nil
+  for _, wanted in ipairs(present({
     "## call1",
-    "> summarise what the good task prints",
+    named_again and "> summarise what the good task prints",
     "_kept from run " .. first .. "_",
     model_answers["summarise what the good task prints"],
     "## call2",
     "_kept from run " .. first .. "_",
     model_answers["list two risks of"],
     "## call3",
-  }) do
+  }, 8)) do
     local i = index_of(lines, wanted, at)
     check(i ~= nil, "the resumed run's answers lack " .. vim.inspect(wanted) .. " (in order) in:\n" .. text)
     at = i + 1
@@ -291,7 +348,7 @@ local function model_fan_out(parex, mws, model_answers)
   check(lines[3]:find("2 succeeded, 1 failed", 1, true) and not lines[3]:find("tokens", 1, true),
     "summary of the resumed run (no tokens were used): " .. tostring(lines[3]))
   out("ok - a resume of the fan-out shows the kept calls' answers from run " .. first)
-  vim.cmd("only")
+  vim.cmd("silent! only")
 end
 
 local function test(ws, mws, model_answers)
@@ -321,6 +378,7 @@ local function test(ws, mws, model_answers)
 
   -- 2. :ParexRun on the plan file.
   local result = run_and_wait(parex, "ParexRun", nil)
+  local first_run = result.runId
   check(result.status == "failed", "run status: expected failed, got " .. tostring(result.status))
   local good, bad = task_of(result, "good"), task_of(result, "bad")
   check(good and good.status == "succeeded", "task good: " .. vim.inspect(good))
@@ -343,7 +401,7 @@ local function test(ws, mws, model_answers)
   check(notified("^parex: good succeeded"), "no 'succeeded' notification for good")
   local bad_end = notified("^parex: bad failed")
   check(bad_end and bad_end.level == vim.log.levels.ERROR, "no error notification 'bad failed'")
-  check(notified("^parex: run " .. vim.pesc(result.runId) .. " failed: .*speedup"), "no run summary notification")
+  check(notified("^parex: run failed: 1 succeeded, 1 failed, %d"), "no one-line run summary notification")
   out("ok - progress begin/end for each task, notified, with a run summary")
 
   -- 4. The failed task is in the quickfix list, at its line of the plan.
@@ -354,6 +412,18 @@ local function test(ws, mws, model_answers)
   check(item.type == "E", "quickfix entry type " .. tostring(item.type))
   check(qf_entry("good") == nil, "a quickfix entry for the task that succeeded")
   out("ok - quickfix entry for bad at parex.toml:" .. (bad_line + 1))
+
+  -- 4b. The path:line:col error that bad printed is in the quickfix list too, at that place.
+  local complaint
+  for _, qf in ipairs(vim.fn.getqflist()) do
+    if qf.text == "bad: bad-task complaint" then
+      complaint = qf
+    end
+  end
+  check(complaint ~= nil, "no quickfix entry for bad's notes.md:3:1 line: " .. vim.inspect(vim.fn.getqflist()))
+  check(real(vim.api.nvim_buf_get_name(complaint.bufnr)) == real(notes_path) and complaint.lnum == 3 and complaint.col == 1,
+    "bad's complaint is not at notes.md:3:1: " .. vim.inspect(complaint))
+  out("ok - output error notes.md:3:1 of bad in the quickfix list")
 
   -- 5. The server's diagnostic is on the plan buffer at the failed task's id line.
   wait(TIMEOUT_SMALL, function()
@@ -383,7 +453,7 @@ local function test(ws, mws, model_answers)
   check(log_text:find("bad-task-output-marker", 1, true), "bad.log lacks the task's output: " .. log_text)
   check(#vim.api.nvim_list_wins() == 2, "expected the log in a split, have " .. vim.inspect(vim.fn.winlayout()) .. vim.inspect(vim.tbl_map(function(w) return vim.api.nvim_buf_get_name(vim.api.nvim_win_get_buf(w)) end, vim.api.nvim_list_wins())) .. vim.inspect(vim.fn.tabpagenr("$")))
   out("ok - :ParexLog bad opened the task's log")
-  vim.cmd("only")
+  vim.cmd("silent! only")
 
   -- 8. callN: lines of another file, as a range.
   vim.cmd("edit " .. vim.fn.fnameescape(notes_path))
@@ -410,28 +480,29 @@ local function test(ws, mws, model_answers)
   vim.cmd("ParexRun " .. vim.fn.fnameescape(ws .. "/slow.parex.toml"))
   local slow_run
   wait(TIMEOUT_START, function()
-    for token, kinds in pairs(parex._state.progress) do
-      local run_id = token:match("^parex/(.+)/slow$")
-      if run_id and kinds[1] == "begin" then
-        slow_run = run_id
-        return true
+    local run = parex._state.runs.runs[parex._state.runs.current]
+    if run and run.plan and run.plan:match("slow%.parex%.toml$") and run.tasks.slow3 then
+      for _, id in ipairs({ "slow", "slow2", "slow3" }) do
+        if run.tasks[id].status ~= "running" then
+          return false
+        end
       end
+      slow_run = run.id
+      return true
     end
     return false
-  end, "the slow task to start")
+  end, "the three slow tasks to start")
+  -- The statusline counts what parex/taskEvent said: all three started, none ended.
   local running = parex.statusline()
-  check(running:match("1 running") ~= nil, "statusline while slow runs: " .. running)
-  local before_status = #notifications
+  check(running == "parex: 0/3 (3 running)", "statusline while slow runs: " .. running)
   vim.cmd("ParexStatus")
+  local status_text = ""
   wait(TIMEOUT_SMALL, function()
-    for i = before_status + 1, #notifications do
-      local msg = notifications[i].msg
-      if msg:find("run " .. slow_run .. ": running", 1, true) and msg:find("slow running", 1, true) then
-        return true
-      end
-    end
-    return false
-  end, ":ParexStatus to list the live slow run")
+    status_text = status_buffer_text()
+    return status_text:find("run " .. slow_run .. ": running", 1, true) ~= nil
+      and status_text:find("slow running", 1, true) ~= nil
+  end, ":ParexStatus to list the live slow run (have: " .. status_text .. ")")
+  vim.cmd("silent! only")
   vim.cmd("ParexCancel")
   wait(TIMEOUT_SMALL, function()
     local last = parex._state.last
@@ -442,23 +513,64 @@ local function test(ws, mws, model_answers)
   check(result.status == "cancelled", "slow run status: " .. tostring(result.status))
   local slow = task_of(result, "slow")
   check(slow and slow.status == "cancelled", "task slow: " .. vim.inspect(slow))
+  -- In order: each task's start before the news of its cancel.
+  local started_at, cancelled_at = index_of_notice("^parex: slow3 started$"), index_of_notice("^parex: cancelled ")
+  check(started_at and cancelled_at and started_at < cancelled_at,
+    string.format("notices out of order: 'slow3 started' at %s, 'cancelled' at %s", tostring(started_at), tostring(cancelled_at)))
+  for i = cancelled_at + 1, #notifications do
+    check(not notifications[i].msg:match("^parex: slow%d? started"), "a start told after the cancel: " .. notifications[i].msg)
+  end
   out("ok - :ParexRun slow.parex.toml, statusline '" .. running .. "', :ParexStatus listed it, :ParexCancel cancelled it")
 
-  -- 10. :ParexStatus answers.
-  local before = #notifications
+  -- 10. :ParexStatus answers: no live runs now, the runs seen here with their whole summaries.
   vim.cmd("ParexStatus")
   wait(TIMEOUT_SMALL, function()
-    for i = before + 1, #notifications do
-      if notifications[i].msg:match("^parex: .*run") and notifications[i].level ~= vim.log.levels.ERROR then
-        return true
-      end
-    end
-    return false
-  end, ":ParexStatus to answer")
+    status_text = status_buffer_text()
+    return status_text:find("no live runs", 1, true) ~= nil
+  end, ":ParexStatus to answer (have: " .. status_text .. ")")
+  check(status_text:find("run " .. slow_run .. " cancelled: ", 1, true), "no summary of the slow run in:\n" .. status_text)
+  check(status_text:find("run " .. first_run .. " failed: 1 succeeded, 1 failed; wall ", 1, true),
+    "no whole summary of the first run in:\n" .. status_text)
+  vim.cmd("silent! only")
   out("ok - :ParexStatus answered")
+
+  -- 10b. A plan with two problems: one line, the problems in the quickfix list and in full
+  -- behind :ParexStatus.
+  local broken = ws .. "/broken.parex.toml"
+  local before = #notifications
+  vim.cmd("ParexRun " .. vim.fn.fnameescape(broken))
+  wait(TIMEOUT_SMALL, function()
+    return index_of_notice("^parex: plan not run: ", before + 1) ~= nil
+  end, "the notice that broken.parex.toml was not run")
+  local notice = notifications[index_of_notice("^parex: plan not run: ", before + 1)].msg
+  check(notice:match("^parex: plan not run: 2 problems, first: ") ~= nil, "invalid plan notice: " .. notice)
+  wait(TIMEOUT_SMALL, function()
+    return #vim.fn.getqflist() >= 2 and vim.fn.getqflist({ title = 0 }).title == "parex: invalid plan"
+  end, "two problems of broken.parex.toml in the quickfix list: " .. vim.inspect(vim.fn.getqflist()))
+  vim.cmd("ParexStatus")
+  wait(TIMEOUT_SMALL, function()
+    status_text = status_buffer_text()
+    return status_text:find("duplicate", 1, true) ~= nil and status_text:find("missing", 1, true) ~= nil
+  end, "both problems in full in :ParexStatus (have: " .. status_text .. ")")
+  vim.cmd("silent! only")
+  out("ok - invalid plan: one-line notice, both problems in the quickfix list and in :ParexStatus")
+
+  -- 10c. :checkhealth parex.
+  vim.cmd("edit " .. vim.fn.fnameescape(plan_path))
+  vim.cmd("checkhealth parex")
+  local health = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
+  check(health:find("server command: " .. venv_server, 1, true), "checkhealth: no server command:\n" .. health)
+  check(health:find("(initialized)", 1, true), "checkhealth: no running client:\n" .. health)
+  check(health:find("setup() ran", 1, true), "checkhealth: setup:\n" .. health)
+  check(not health:find("ERROR") and not health:find("Failed to run"), "checkhealth reported an error:\n" .. health)
+  vim.cmd("tabclose")
+  out("ok - :checkhealth parex")
 
   -- 11. callN: lines of a workspace with a model agent: the answers side by side.
   model_fan_out(parex, mws, model_answers)
+
+  check_notices_fit()
+  out("ok - every notice one line within the message area (" .. #notifications .. " notices, " .. vim.v.echospace .. " cells)")
 end
 
 function M.run()

@@ -1,0 +1,280 @@
+-- Tests of the plugin's pure modules (parex.runs, parex.calls) in a plain Lua interpreter,
+-- no Neovim: `luajit tests/clients/lua/test_pure.lua <repo>` (tests/clients/test_nvim_pure.py
+-- runs it). Prints "ok - name" per test and "N passed, N failed"; the exit code is the verdict.
+local repo = arg[1] or "."
+package.path = table.concat({
+  repo .. "/editors/nvim/lua/?.lua",
+  repo .. "/tests/clients/lua/?.lua",
+  package.path,
+}, ";")
+
+local json = require("json")
+local calls = require("parex.calls")
+local runs = require("parex.runs")
+
+local passed, failed = 0, 0
+local function test(name, fn)
+  local ok, err = xpcall(fn, debug.traceback)
+  if ok then
+    passed = passed + 1
+    print("ok - " .. name)
+  else
+    failed = failed + 1
+    print("not ok - " .. name .. "\n" .. tostring(err))
+  end
+end
+
+local function show(v, indent)
+  indent = indent or ""
+  if type(v) ~= "table" then
+    return type(v) == "string" and string.format("%q", v) or tostring(v)
+  end
+  local keys = {}
+  for k in pairs(v) do
+    table.insert(keys, k)
+  end
+  table.sort(keys, function(a, b)
+    return tostring(a) < tostring(b)
+  end)
+  local parts = {}
+  for _, k in ipairs(keys) do
+    table.insert(parts, indent .. "  " .. tostring(k) .. " = " .. show(v[k], indent .. "  "))
+  end
+  return "{\n" .. table.concat(parts, ",\n") .. "\n" .. indent .. "}"
+end
+
+local function eq(got, want, what)
+  if show(got) ~= show(want) then
+    error((what or "value") .. ":\n got " .. show(got) .. "\nwant " .. show(want), 2)
+  end
+end
+
+local function read(path)
+  local f = assert(io.open(path, "r"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+local function ev(run_id, task_id, kind, data, attempt)
+  return { runId = run_id, taskId = task_id, kind = kind, attempt = attempt or 0, timestamp = 0, data = data }
+end
+
+---------------------------------------------------------------------------
+-- callN: lines: the shared table
+---------------------------------------------------------------------------
+
+local cases = json.decode(read(repo .. "/tests/cases/call_lines.json")).cases
+assert(#cases > 0, "no cases in call_lines.json")
+for _, case in ipairs(cases) do
+  test("call lines: " .. case.name, function()
+    local want = {}
+    for _, c in ipairs(case.calls) do
+      table.insert(want, { id = c.id, line = c.line })
+    end
+    eq(calls.find(case.lines), want, "calls of " .. show(case.lines))
+    eq(calls.any(case.lines), #want > 0, "any()")
+  end)
+end
+
+test("call lines: not strings are no calls", function()
+  eq(calls.call_id(nil), nil)
+  eq(calls.call_id(42), nil)
+end)
+
+---------------------------------------------------------------------------
+-- The reducer
+---------------------------------------------------------------------------
+
+local function started_run(tasks)
+  local s = runs.new()
+  runs.apply(s, ev("r1", nil, "runStarted", { plan = "/w/parex.toml", tasks = tasks, maxConcurrency = 4 }))
+  return s, s.runs.r1
+end
+
+test("runStarted with task objects: prompts, agents, ranges, log paths, the total", function()
+  local range = { start = { line = 3, character = 0 }, ["end"] = { line = 4, character = 10 } }
+  local s, run = started_run({
+    { id = "call1", prompt = "summarise\nthe parser", agent = "local", range = range, logPath = "/w/.parex/runs/r1/call1.log" },
+    { id = "call2", prompt = "next", agent = "local", range = json.null, logPath = "/w/.parex/runs/r1/call2.log" },
+  })
+  eq(s.current, "r1")
+  eq(run.order, { "call1", "call2" })
+  eq(run.tasks.call1.prompt, "summarise\nthe parser")
+  eq(run.tasks.call1.range, range)
+  eq(run.tasks.call2.range, nil, "a null range")
+  eq(run.tasks.call2.logPath, "/w/.parex/runs/r1/call2.log")
+  eq(run.plan, "/w/parex.toml")
+  eq(runs.statusline(run), "parex: 0/2")
+end)
+
+test("runStarted with task ids only (older servers): the total, no prompts", function()
+  local _, run = started_run({ "a", "b", "c" })
+  eq(run.order, { "a", "b", "c" })
+  eq(run.tasks.a.prompt, nil)
+  eq(runs.counts(run).total, 3)
+end)
+
+test("runStarted without tasks, then task events: tasks appear as they are named", function()
+  local s = runs.new()
+  runs.apply(s, ev("r1", nil, "runStarted", {}))
+  runs.apply(s, ev("r1", "x", "started", { agent = "shell", workdir = "/w" }, 1))
+  eq(runs.statusline(s.runs.r1), "parex: 0/1 (1 running)")
+end)
+
+test("statusline counts every started task (three of four running)", function()
+  local s, run = started_run({ "long1", "long2", "long3", "after" })
+  for _, id in ipairs({ "long1", "long2", "long3", "after" }) do
+    runs.apply(s, ev("r1", id, "queued", {}))
+  end
+  for _, id in ipairs({ "long1", "long2", "long3" }) do
+    runs.apply(s, ev("r1", id, "started", { agent = "shell", workdir = "/w" }, 1))
+  end
+  eq(runs.statusline(run), "parex: 0/4 (3 running)")
+  runs.apply(s, ev("r1", "long2", "failed", { reason = "exit code 3", code = "exit-code", logPath = "/w/l2.log" }, 1))
+  eq(runs.statusline(run), "parex: 1/4 (2 running) 1 failed")
+  runs.apply(s, ev("r1", "after", "lockWait", { path = "a.py", message = "waiting for a.py" }))
+  eq(runs.statusline(run), "parex: 1/4 (2 running) 1 waiting 1 failed")
+  eq(run.tasks.after.waitingFor, "waiting for a.py")
+end)
+
+test("terminal events keep what the server said: reason, code, log path, tail, answer", function()
+  local s, run = started_run({ "t" })
+  runs.apply(s, ev("r1", "t", "started", { agent = "local", workdir = "/w" }, 1))
+  runs.apply(s, ev("r1", "t", "output", { text = "a\nb\n", last = "b" }, 1))
+  eq(run.tasks.t.lastLine, "b")
+  runs.apply(s, ev("r1", "t", "output", { text = "\n", last = "" }, 1))
+  eq(run.tasks.t.lastLine, "b", "an empty last line keeps the one before")
+  runs.apply(s, ev("r1", "t", "failed", {
+    durationMs = 1200, exitCode = 3, code = "exit-code", reason = "exited with code 3",
+    tail = { "x.py:3:1: boom" }, logPath = "/w/.parex/runs/r1/t.log", answer = "42",
+  }, 1))
+  local t = run.tasks.t
+  eq({ t.status, t.exitCode, t.code, t.reason, t.logPath, t.answer, t.workdir, t.attempt },
+    { "failed", 3, "exit-code", "exited with code 3", "/w/.parex/runs/r1/t.log", "42", "/w", 1 })
+  eq(t.tail, { "x.py:3:1: boom" })
+  local found_run, found = runs.by_log(s, "/w/.parex/runs/r1/t.log")
+  eq(found_run and found_run.id, "r1")
+  eq(found and found.id, "t")
+  eq(select(1, runs.by_log(s, "/elsewhere.log")), nil)
+end)
+
+test("late news never revives an ended task; a restart does", function()
+  local s, run = started_run({ "t" })
+  runs.apply(s, ev("r1", "t", "cancelled", { reason = "cancelled" }, 1))
+  runs.apply(s, ev("r1", "t", "output", { text = "late\n", last = "late" }, 1))
+  runs.apply(s, ev("r1", "t", "lockWait", { path = "a" }, 1))
+  runs.apply(s, ev("r1", "t", "retrying", { delay = 1 }, 1))
+  eq(run.tasks.t.status, "cancelled")
+  runs.apply(s, ev("r1", "t", "started", {}, 2))
+  eq(run.tasks.t.status, "running")
+  eq(run.tasks.t.attempt, 2)
+end)
+
+test("runFinished and the RunResult settle the run", function()
+  local s, run = started_run({ "good", "bad" })
+  runs.apply(s, ev("r1", "good", "succeeded", { durationMs = 500 }, 1))
+  runs.apply(s, ev("r1", "bad", "failed", { reason = "exit 3" }, 1))
+  runs.apply(s, ev("r1", nil, "runFinished", {
+    runId = "r1", status = "failed", speedup = 1.43,
+    tasks = { { id = "good", status = "succeeded", logUri = "file:///w/g.log" }, { id = "bad", status = "failed" } },
+  }))
+  eq(run.status, "failed")
+  eq(runs.statusline(run), "parex: failed 1/2 1.4x")
+  eq(run.tasks.good.logUri, "file:///w/g.log")
+  local s2 = runs.new()
+  runs.finish(s2, { runId = "r2", status = "succeeded", speedup = 2, tasks = { { id = "a", status = "succeeded" } } })
+  eq(runs.statusline(s2.runs.r2), "parex: ok 1/1 2.0x")
+end)
+
+test("runs of a resume: kept tasks are succeeded and not news", function()
+  local s, run = started_run({ "call1", "call2" })
+  local kept = ev("r1", "call1", "succeeded", { durationMs = 0, reusedFrom = "r0", answer = "kept" })
+  runs.apply(s, kept)
+  eq(run.tasks.call1.reusedFrom, "r0")
+  eq(run.tasks.call1.answer, "kept")
+  eq(runs.notice(kept), nil)
+end)
+
+test("malformed events are ignored", function()
+  local s = runs.new()
+  for _, bad in ipairs({ 42, {}, { runId = 1, kind = "started" }, { runId = "r", kind = 3 } }) do
+    runs.apply(s, bad)
+  end
+  eq(#s.order, 0)
+  runs.apply(s, { runId = "r", kind = "started", taskId = json.null, data = "not a table" })
+  eq(s.runs.r.order, {}, "a null task id is run-level")
+  runs.apply(s, { runId = "r", kind = "mystery", taskId = "t" })
+  eq(s.runs.r.tasks.t.status, "pending", "an unknown kind changes nothing")
+end)
+
+test("only the last KEEP runs are kept", function()
+  local s = runs.new()
+  for i = 1, runs.KEEP + 5 do
+    runs.apply(s, ev("r" .. i, nil, "runStarted", { tasks = { "a" } }))
+  end
+  eq(#s.order, runs.KEEP)
+  eq(s.runs.r1, nil)
+  eq(s.current, "r" .. (runs.KEEP + 5))
+end)
+
+test("notices: text and level per kind, in event order", function()
+  eq(runs.notice(ev("r", "a", "started", {}, 1)), { level = "info", text = "a started" })
+  eq(runs.notice(ev("r", "a", "started", {}, 2)), { level = "info", text = "a started (attempt 2)" })
+  eq(runs.notice(ev("r", "a", "succeeded", { durationMs = 1500 }, 1)), { level = "info", text = "a succeeded (1.5s)" })
+  eq(runs.notice(ev("r", "a", "failed", { reason = "exited with code 3" }, 1)), { level = "error", text = "a failed: exited with code 3" })
+  eq(runs.notice(ev("r", "a", "cancelled", {}, 1)), { level = "warn", text = "a cancelled" })
+  eq(runs.notice(ev("r", "a", "cancelled", { reason = "cancelled" }, 1)), { level = "warn", text = "a cancelled" })
+  eq(runs.notice(ev("r", "a", "skipped", { reason = "dependency b failed" })), { level = "warn", text = "a skipped: dependency b failed" })
+  eq(runs.notice(ev("r", "a", "retrying", { reason = "429" }, 1)), { level = "warn", text = "a retrying (attempt 1): 429" })
+  eq(runs.notice(ev("r", "a", "output", { last = "x" })), nil)
+  eq(runs.notice(ev("r", nil, "runStarted", {})), nil)
+end)
+
+test("locations: path:line:col lines of task output", function()
+  eq(runs.locations({
+    "src/app.py:12:5: E501 line too long",
+    "  main.go:3:1: undefined: x",
+    "Error:3:1 not a place",
+    "https://example.org:443:1 neither",
+    "plain output",
+    "lib/a.ts:7:2 missing semicolon",
+  }), {
+    { path = "src/app.py", lnum = 12, col = 5, text = "E501 line too long" },
+    { path = "main.go", lnum = 3, col = 1, text = "undefined: x" },
+    { path = "lib/a.ts", lnum = 7, col = 2, text = "missing semicolon" },
+  })
+  local many = {}
+  for i = 1, 10 do
+    many[i] = "a.py:" .. i .. ":1: x"
+  end
+  eq(#runs.locations(many, 4), 4)
+end)
+
+-- A property: whatever order of well-formed events, the counts stay consistent.
+test("property: counts stay consistent under random event sequences", function()
+  math.randomseed(20261128)
+  local kinds = { "queued", "started", "output", "retrying", "lockWait", "succeeded", "failed", "skipped", "cancelled", "usage" }
+  for _ = 1, 300 do
+    local s = runs.new()
+    local n = math.random(1, 6)
+    local ids = {}
+    for i = 1, n do
+      ids[i] = "t" .. i
+    end
+    runs.apply(s, ev("r", nil, "runStarted", { tasks = ids }))
+    for _ = 1, math.random(0, 40) do
+      runs.apply(s, ev("r", ids[math.random(1, n)], kinds[math.random(1, #kinds)], { last = "x" }, math.random(0, 3)))
+    end
+    local run = s.runs.r
+    local c = runs.counts(run)
+    assert(c.total == n, "total " .. c.total .. " ~= " .. n)
+    assert(c.done + c.running + c.waiting <= c.total, show(c))
+    assert(c.failed + c.succeeded <= c.done, show(c))
+    local line = runs.statusline(run)
+    assert(line:match("^parex: %d+/%d+"), line)
+  end
+end)
+
+print(string.format("%d passed, %d failed", passed, failed))
+os.exit(failed == 0 and 0 or 1)
