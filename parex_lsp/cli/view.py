@@ -19,7 +19,18 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from parex_lsp.contract import TERMINAL, Ended, Event, EventKind, LockWait, Output, Retrying, RunStarted, TaskStatus
+from parex_lsp.contract import (
+    ENDINGS,
+    TERMINAL,
+    Ended,
+    Event,
+    EventKind,
+    LockWait,
+    Output,
+    Retrying,
+    RunStarted,
+    TaskStatus,
+)
 from parex_lsp.engine.result import RunResult, TaskResult
 
 STYLE = {"succeeded": "green", "failed": "bold red", "skipped": "yellow", "cancelled": "magenta",
@@ -112,7 +123,7 @@ class TerminalView:
             if row.status == TaskStatus.PENDING:
                 row.status = TaskStatus.WAITING
             row.note = f"waiting for {data.path}"
-        elif e.kind in TERMINAL:
+        elif e.kind in ENDINGS:
             row.status, row.ended = e.kind, e.ts
             if isinstance(data, Ended) and data.tail:
                 row.tail.extend(data.tail)

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from parex_lsp.contract import Event, EventKind, RunStatus, Wire
 from parex_lsp.engine.journal import Journal, list_runs, replay
@@ -27,7 +28,7 @@ def _finished(journal: Path) -> bool:
     return b'"kind":"runFinished"' in tail[start:start + 200]
 
 
-def end_orphans(workspace: Path) -> list[dict]:
+def end_orphans(workspace: Path) -> list[dict[str, Any]]:
     """SIGKILL the process groups of agents whose runner died; what was ended, for the record."""
     ended = []
     for journal in list_runs(workspace):

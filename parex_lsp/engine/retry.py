@@ -31,13 +31,15 @@ async def with_retries(attempt: Callable[[], Awaitable[Outcome]], retries: int, 
     backoff_wait = wait_exponential_jitter(multiplier=backoff, max=backoff_max, jitter=backoff)
 
     def wait(state: RetryCallState) -> float:
-        asked = state.outcome.result().retry_after if state.outcome else None
+        asked = state.outcome.result().retry_after if state.outcome is not None else None
         return max(backoff_wait(state), min(asked or 0.0, MAX_RETRY_AFTER))
 
     def before_sleep(state: RetryCallState) -> None:
+        assert state.outcome is not None
         on_retry(state.next_action.sleep if state.next_action else 0.0, state.outcome.result())
 
     def gave_up(state: RetryCallState) -> Outcome:
+        assert state.outcome is not None
         outcome: Outcome = state.outcome.result()
         outcome.code = RETRIES_EXHAUSTED
         outcome.reason = f"{outcome.reason} (gave up after {state.attempt_number} attempts)"

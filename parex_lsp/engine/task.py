@@ -67,14 +67,14 @@ class TaskRunner:
                 workdir = await self.isolation.workdir(spec.id)
                 self._emit(spec.id, EventKind.STARTED, Started(t.agent, str(workdir)), 1)
                 outcome = await self._setup(t, workdir) or await self._attempts(t, workdir)
-            if t.scope.cancelled_caught or (t.cancel_reason is not None and outcome is None):
+            if outcome is None or t.scope.cancelled_caught:
                 outcome = Outcome(False, code=Reason.CANCELLED, reason=t.cancel_reason or "cancelled")
             with anyio.CancelScope(shield=True):
-                assert outcome is not None
-                return await self._finish(t, outcome)
+                outcome = await self._finish(t, outcome)
         except Exception as e:  # a bug or an unusable workdir fails this task, never the run
             log.exception("task %s crashed", spec.id)
-            return Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"{type(e).__name__}: {e}")
+            outcome = Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"{type(e).__name__}: {e}")
+        return outcome
 
     def _context(self, t: TaskState, workdir: Path, attempt: int) -> AgentContext:
         spec, output = t.spec, t.output

@@ -148,14 +148,14 @@ def _globs_may_overlap(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
             return not _segment_matches(y, x)
         return False  # two wildcard segments: assume they may meet
 
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x == "**" or y == "**":
             break
         if diverge(x, y):
             return False
     else:
         return len(a) == len(b)  # neither has `**`: same depth is required
-    for x, y in zip(reversed(a), reversed(b)):
+    for x, y in zip(reversed(a), reversed(b), strict=False):
         if x == "**" or y == "**":
             return True
         if diverge(x, y):

@@ -18,9 +18,14 @@ from parex_lsp.isolation.worktree import MergeOutcome, Worktrees
 
 
 class Isolation(Protocol):
-    name: str  # "none" | "worktree": the plan's word for it
-    fresh_checkout: bool  # each task starts in a new checkout (`[run] setup` runs there)
-    file_locks: WorkspaceLocks | None  # per-write locks for agents with file tools; None when nothing is shared
+    @property
+    def name(self) -> str: ...  # "none" | "worktree": the plan's word for it
+
+    @property
+    def fresh_checkout(self) -> bool: ...  # each task starts in a new checkout (`[run] setup` runs there)
+
+    @property
+    def file_locks(self) -> WorkspaceLocks | None: ...  # per-write locks for file tools; None: nothing shared
 
     async def open(self) -> None: ...
     async def workdir(self, task_id: str) -> Path: ...

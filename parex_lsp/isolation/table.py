@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -193,7 +193,7 @@ class WorkspaceLocks:
             await anyio.sleep(delay)
 
     @asynccontextmanager
-    async def hold(self, run_id: str, task_id: str, paths: list[str] | list[Path], timeout: float | None = None,
+    async def hold(self, run_id: str, task_id: str, paths: Sequence[str | Path], timeout: float | None = None,
                    on_wait: Callable[[str, LockOwner], None] | None = None) -> AsyncIterator[frozenset[str]]:
         """Hold the files `paths` for one write. Keys the task already holds (through its declared `files`)
         are not taken again; the rest are taken for the duration of the block and released after it."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from parex_lsp.contract import (
-    TERMINAL,
+    ENDINGS,
     Ended,
     Event,
     EventKind,
@@ -181,7 +181,7 @@ class RunProgress:
             self._task(ev.task_id).report(f"retrying in {data.delay:.0f}s: {data.reason or ''}".strip())
         elif isinstance(data, LockWait):
             self._task(ev.task_id).report(_short(data.message) or "waiting for a lock")
-        elif ev.kind in TERMINAL and isinstance(data, Ended):
+        elif ev.kind in ENDINGS and isinstance(data, Ended):
             self.running.discard(ev.task_id)
             self.finished[ev.task_id] = ev.kind
             self._task(ev.task_id).end(_task_end(ev.kind, data))
