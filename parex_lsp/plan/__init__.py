@@ -15,7 +15,7 @@ from parex_lsp.plan.model import AgentSpec, Plan, PlanError, Problem, RunConfig,
 from parex_lsp.plan.resolve import (WORKSPACE_PLAN, Resolved, _calls, find_workspace, is_plan_file, pick_call_agent,
                                     resolve, resolve_inline)
 from parex_lsp.plan.toml_plan import parse_toml_plan
-from parex_lsp.plan.validate import validate
+from parex_lsp.plan.validate import nothing_to_run, validate
 
 __all__ = ["AgentSpec", "MAX_ID_LENGTH", "Plan", "PlanError", "Problem", "Resolved", "RunConfig", "SourceRange",
            "TaskSpec", "WORKSPACE_PLAN", "check", "find_workspace", "id_problem", "is_plan_file", "is_valid_id",
@@ -26,7 +26,9 @@ __all__ = ["AgentSpec", "MAX_ID_LENGTH", "Plan", "PlanError", "Problem", "Resolv
 def check(plan: Plan | None, problems: list[Problem], running: bool = False) -> Plan:
     """The plan, validated; PlanError with every error (parse and semantic) if there is any."""
     if plan is not None:
-        problems = problems + validate(plan, running=running)
+        problems = problems + validate(plan)
+        if running and not any(p.is_error for p in problems):
+            problems += [p for p in [nothing_to_run(plan)] if p]
     return _plan_or_raise(Resolved(plan, problems, plan.workspace if plan else Path.cwd()))
 
 

@@ -21,7 +21,7 @@ from parex_lsp.plan.inline import parse_inline
 from parex_lsp.plan.model import Plan, Problem, RunConfig, SourceRange, in_order
 from parex_lsp.plan.presets import builtin_agents
 from parex_lsp.plan.toml_plan import parse_toml_plan
-from parex_lsp.plan.validate import validate
+from parex_lsp.plan.validate import nothing_to_run, validate
 
 WORKSPACE_PLAN = "parex.toml"
 PLAN_SUFFIX = ".parex.toml"
@@ -83,8 +83,8 @@ def resolve(document: str | Path, line_range: tuple[int, int] | None = None, edi
     if is_plan_file(path):
         plan, problems = parse_toml_plan(text, source, workspace)
         if plan is not None:
-            problems = problems + validate(plan, running=running)
-        return Resolved(plan, in_order(problems), workspace)
+            problems = problems + validate(plan)
+        return Resolved(plan, in_order(problems + _when_running(plan, problems, running)), workspace)
     return _calls(text, source, workspace, line_range, running, call_agent)
 
 
@@ -97,9 +97,16 @@ def resolve_inline(tasks: Any, editor_root: Path | None = None, *, running: bool
     if base is None:
         return Resolved(None, in_order(problems), workspace, config)
     plan = Plan(tasks=specs, agents=base.agents, run=base.run, workspace=workspace, kind="inline", reported=reported)
-    if running and not specs and not found:
-        problems.append(Problem("no-tasks", "the plan has no tasks: `tasks` is empty", None, "<inline>"))
-    return Resolved(plan, in_order(problems + validate(plan)), workspace, config)
+    problems += validate(plan)
+    return Resolved(plan, in_order(problems + _when_running(plan, problems, running)), workspace, config)
+
+
+def _when_running(plan: Plan | None, problems: list[Problem], running: bool) -> list[Problem]:
+    """`nothing_to_run`, unless another error already explains the plan (e.g. `[[tasks]]` for `[[task]]`)."""
+    if not running or plan is None or any(p.is_error for p in problems):
+        return []
+    empty = nothing_to_run(plan)
+    return [empty] if empty else []
 
 
 def _read(path: Path, source: str) -> str | Problem:

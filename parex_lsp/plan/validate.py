@@ -61,9 +61,17 @@ def _transient_free(agent: AgentSpec) -> bool:
     return agent.kind != "openai" and not agent.retry_on and not agent.retry_timeouts
 
 
-def validate(plan: Plan, running: bool = False) -> list[Problem]:
-    """Every problem of `plan`, each once; `running`: also refuse a plan with nothing to run (a parex.toml
-    holding only `[run]` and `[agents]` is a valid workspace configuration, but not a plan to run)."""
+def nothing_to_run(plan: Plan) -> Problem | None:
+    """A plan about to run needs a task; a parex.toml holding only `[run]` and `[agents]` is still a valid
+    workspace configuration (for `callN:` documents), so this is checked only when running."""
+    if plan.tasks:
+        return None
+    return Problem("no-tasks", "the plan has no tasks: add a [[task]] with `id` and `prompt`",
+                   SourceRange(0, 0, 0, 0) if plan.source else None, plan.source or "<inline>")
+
+
+def validate(plan: Plan) -> list[Problem]:
+    """Every problem of `plan`, each once, in document order."""
     problems: list[Problem] = []
     path = plan.source
     known_agents = ", ".join(sorted(plan.agents))
@@ -100,9 +108,6 @@ def validate(plan: Plan, running: bool = False) -> list[Problem]:
         elif agent.kind == "openai" and not (agent.base_url and agent.model):
             agent_problem("an openai agent needs `base_url` and `model`")
 
-    if running and not plan.tasks:
-        problems.append(Problem("no-tasks", "the plan has no tasks: add a [[task]] with `id` and `prompt`",
-                                SourceRange(0, 0, 0, 0), path))
     seen: dict[str, TaskSpec] = {}
     reported: dict[int, set[str]] = {}
     for n, key in plan.reported:
