@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parex_lsp.plan.calls import parse_calls
+from parex_lsp.plan.calls import LINE_BREAK, parse_calls
 from parex_lsp.plan.inline import parse_inline
 from parex_lsp.plan.model import Plan, Problem, RunConfig, SourceRange, in_order
 from parex_lsp.plan.presets import builtin_agents
@@ -170,7 +170,8 @@ def _calls(text: str, source: str, workspace: Path, line_range: tuple[int, int] 
            chosen: str | None) -> Resolved:
     base, problems, config = _workspace_config(workspace)
     tasks = parse_calls(text, line_range)
-    first_line = tasks[0].range if tasks else SourceRange.line(line_range[0] if line_range else 0)
+    last = max(len(LINE_BREAK.split(text)) - 1 - (1 if text.endswith(("\n", "\r")) else 0), 0)
+    first_line = tasks[0].range if tasks else SourceRange.line(min(max(line_range[0], 0), last) if line_range else 0)
     if base is None:
         where = in_order(problems)[0].format() if problems else str(config)
         problems.append(Problem("bad-config", f"the workspace configuration {config} has problems, so no `callN:` "

@@ -61,7 +61,8 @@ class _Reader:
         self.path, self.pos, self.problems = path, pos, problems
 
     def problem(self, code: str, message: str, at: tuple) -> None:
-        self.problems.append(Problem(code, message, self.pos.find(at), self.path))
+        # where the scanner lost track (it is lighter than the parser), the problem still has a place
+        self.problems.append(Problem(code, message, self.pos.find(at) or SourceRange(0, 0, 0, 0), self.path))
 
     def fields(self, data: dict, table: tuple, schema: dict[str, Field], what: str) -> tuple[dict[str, Any], set[str]]:
         """The good fields, and the names of those that were present but bad (already reported)."""
