@@ -12,12 +12,15 @@ import re
 from parex_lsp.plan.model import SourceRange, TaskSpec
 
 # A call may sit behind a comment marker or a list bullet: `# call1: ...`, `// call2: ...`, `- call3: ...`.
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 CALL_LINE = re.compile(r"^(\s*(?:#+|//+|--|;+|\*|-|>)?\s*)(call\d+)\s*:\s?(.*)$")
 
 
 def parse_calls(text: str, line_range: tuple[int, int] | None = None) -> list[TaskSpec]:
     """Tasks for the `callN:` lines of `text`; `line_range` (first, last, zero-based, inclusive) limits it."""
-    lines = text.splitlines()
+    lines = LINE_BREAK.split(text)  # as editors count lines: str.splitlines() also breaks at \f, \x1c, \u2028...
+    if lines and lines[-1] == "":
+        lines.pop()
     first, last = line_range if line_range else (0, len(lines) - 1)
     tasks: list[TaskSpec] = []
     body: list[str] | None = []

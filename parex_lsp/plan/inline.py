@@ -4,59 +4,46 @@ from __future__ import annotations
 
 from typing import Any
 
-from parex_lsp.plan.durations import parse_duration
+from parex_lsp.plan.fields import TASK_FIELDS, WIRE_TASK_NAMES, FieldError, did_you_mean, read_field
 from parex_lsp.plan.model import Problem, TaskSpec
 
-_FIELDS = {"id", "prompt", "agent", "dependsOn", "files", "retries", "timeout", "lockTimeout"}
 
-
-def parse_inline(tasks: Any, where: str = "<inline>") -> tuple[list[TaskSpec], list[Problem]]:
+def parse_inline(tasks: Any, where: str = "<inline>") -> tuple[list[TaskSpec], list[Problem], set[tuple[int, str]]]:
+    """The tasks, the problems, and the (task index, field) pairs already reported (see Plan.reported)."""
     problems: list[Problem] = []
+    reported: set[tuple[int, str]] = set()
 
     def bad(msg: str, code: str = "wrong-type") -> None:
         problems.append(Problem(code, msg, None, where))
 
     if not isinstance(tasks, list):
         bad(f"`tasks` must be an array of tasks, not {type(tasks).__name__}")
-        return [], problems
+        return [], problems, reported
     out: list[TaskSpec] = []
     for i, t in enumerate(tasks):
         at = f"tasks[{i}]"
         if not isinstance(t, dict):
             bad(f"{at} must be an object with `id` and `prompt`")
             continue
-        for key in t:
-            if key not in _FIELDS:
-                bad(f"{at}: unknown field `{key}` (known: {', '.join(sorted(_FIELDS))})", "unknown-field")
-        task_id, prompt = t.get("id"), t.get("prompt")
-        if not isinstance(task_id, str):
-            bad(f"{at}.id must be a string", "missing-field" if task_id is None else "wrong-type")
-            task_id = f"#{i}"
-        if not isinstance(prompt, str):
-            bad(f"{at}.prompt must be a string", "missing-field" if prompt is None else "wrong-type")
-            prompt = ""
-        spec = TaskSpec(id=task_id, prompt=prompt)
-        agent = t.get("agent")
-        if agent is not None and not isinstance(agent, str):
-            bad(f"{at}.agent must be a string")
-        else:
-            spec.agent = agent
-        for key, attr in (("dependsOn", "depends_on"), ("files", "files")):
-            value = t.get(key, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                bad(f"{at}.{key} must be an array of strings")
-            else:
-                setattr(spec, attr, list(value))
-        retries = t.get("retries")
-        if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool)):
-            bad(f"{at}.retries must be an integer")
-        else:
-            spec.retries = retries
-        for key, attr in (("timeout", "timeout"), ("lockTimeout", "lock_timeout")):
-            if t.get(key) is not None:
-                try:
-                    setattr(spec, attr, parse_duration(t[key]))
-                except ValueError as e:
-                    bad(f"{at}.{key}: {e}", "bad-timeout")
-        out.append(spec)
-    return out, problems
+        fields: dict[str, Any] = {}
+        for key, value in t.items():
+            name = WIRE_TASK_NAMES.get(key) if isinstance(key, str) else None
+            if name is None:
+                bad(f"{at}: unknown field `{key}` ({did_you_mean(str(key), WIRE_TASK_NAMES)})", "unknown-field")
+                continue
+            if value is None and name not in ("id", "prompt"):
+                continue  # JSON null: the default
+            try:
+                fields[name] = read_field(key, TASK_FIELDS[name], value)
+            except FieldError as e:
+                bad(f"{at}: {e}", e.code)
+                reported.add((len(out), name))
+        for key in ("id", "prompt"):
+            if key not in t or t[key] is None:
+                bad(f"{at}: `{key}` is missing: every task needs a string `{key}`", "missing-field")
+                reported.add((len(out), key))
+        out.append(TaskSpec(id=fields.get("id", f"#{i}"), prompt=fields.get("prompt", ""), agent=fields.get("agent"),
+                            depends_on=fields.get("depends_on", []), files=fields.get("files", []),
+                            retries=fields.get("retries"), timeout=fields.get("timeout"),
+                            lock_timeout=fields.get("lock_timeout")))
+    return out, problems, reported

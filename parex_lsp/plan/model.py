@@ -28,19 +28,43 @@ class SourceRange:
         }
 
 
+ERROR, WARNING = "error", "warning"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One reason a plan cannot run, with where it is."""
+    """One reason a plan cannot run (severity "error"), or something worth a look ("warning"), with where it is."""
 
     code: str
     message: str
     range: SourceRange | None = None
     path: str | None = None  # file path (or uri) of the plan document
+    severity: str = ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
 
     def format(self) -> str:
-        """`path:line:col: message`, one-based, as compilers print it."""
+        """`path:line:col: message`, one-based, as compilers print it (`warning: ` before a warning's message)."""
         line, col = (self.range.start_line + 1, self.range.start_col + 1) if self.range else (1, 1)
-        return f"{self.path or '<plan>'}:{line}:{col}: {self.message}"
+        kind = "" if self.is_error else f"{self.severity}: "
+        return f"{self.path or '<plan>'}:{line}:{col}: {kind}{self.message}"
+
+
+
+def in_order(problems: list[Problem]) -> list[Problem]:
+    """Each problem once, by position within each document (those without a position first, as found);
+    documents in the order they first appear."""
+    unique = list(dict.fromkeys(problems))
+    docs: dict[str | None, int] = {}
+    for p in unique:
+        docs.setdefault(p.path, len(docs))
+
+    def key(p: Problem) -> tuple:
+        r = p.range
+        return docs[p.path], (r.start_line, r.start_col) if r else (-1, -1)
+    return sorted(unique, key=key)
 
 
 class PlanError(Exception):
@@ -129,6 +153,8 @@ class Plan:
     source: str | None = None  # the plan document's path, or None for inline plans
     kind: str = "inline"  # "toml" | "calls" | "inline"
     config_ranges: dict[str, SourceRange] = field(default_factory=dict)  # `[run]` keys
+    # (task index, field) whose problem the parser already reported: validation does not repeat it
+    reported: set[tuple[int, str]] = field(default_factory=set)
 
     def task(self, task_id: str) -> TaskSpec:
         for t in self.tasks:

@@ -6,9 +6,10 @@ import os
 import re
 from pathlib import Path
 
-from parex_lsp.plan.model import Plan, Problem, TaskSpec
+from parex_lsp.plan.fields import difflib_close, did_you_mean
+from parex_lsp.plan.ids import id_problem
+from parex_lsp.plan.model import ERROR, WARNING, AgentSpec, Plan, Problem, SourceRange, TaskSpec, in_order
 
-TASK_ID = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _GLOB_CHARS = set("*?[")
 
 
@@ -38,80 +39,103 @@ class RealPaths:
         return os.path.realpath(full) if os.path.islink(full) else full
 
 
-def escape_problem(pattern: str, workspace: Path | RealPaths) -> str | None:
-    """Why a `files` pattern leaves the workspace (through an absolute path, `..` or a symlink), or None."""
+def escape_problem(pattern: str, workspace: Path | RealPaths, key: str = "files") -> str | None:
+    """Why a `files` (or other path) pattern leaves the workspace (absolute, `..` or a symlink), or None."""
     if not pattern.strip():
-        return "empty `files` pattern"
-    if pattern.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", pattern):
-        return f"`files` pattern {pattern!r} is absolute: write it relative to the workspace"
+        return f"empty `{key}` pattern"
+    if "\0" in pattern:
+        return f"`{key}` pattern {pattern!r} contains a NUL character"
+    if pattern.startswith(("/", "~", "\\")) or re.match(r"^[A-Za-z]:[\\/]", pattern):
+        return f"`{key}` pattern {pattern!r} is absolute: write it relative to the workspace"
     if ".." in pattern.replace("\\", "/").split("/"):
-        return f"`files` pattern {pattern!r} leaves the workspace through `..`"
+        return f"`{key}` pattern {pattern!r} leaves the workspace through `..`"
     real = workspace if isinstance(workspace, RealPaths) else RealPaths(workspace)
     target = real(literal_prefix(pattern))
     if target != real.root and not target.startswith(real.root.rstrip("/") + "/"):
-        return f"`files` pattern {pattern!r} leaves the workspace through a symlink (to {target})"
+        return f"`{key}` pattern {pattern!r} leaves the workspace through a symlink (to {target})"
     return None
 
 
+def _transient_free(agent: AgentSpec) -> bool:
+    """An agent none of whose failures is ever transient, so `retries` never retries anything."""
+    return agent.kind != "openai" and not agent.retry_on and not agent.retry_timeouts
+
+
+def nothing_to_run(plan: Plan) -> Problem | None:
+    """A plan about to run needs a task; a parex.toml holding only `[run]` and `[agents]` is still a valid
+    workspace configuration (for `callN:` documents), so this is checked only when running."""
+    if plan.tasks:
+        return None
+    return Problem("no-tasks", "the plan has no tasks: add a [[task]] with `id` and `prompt`",
+                   SourceRange(0, 0, 0, 0) if plan.source else None, plan.source or "<inline>")
+
+
 def validate(plan: Plan) -> list[Problem]:
+    """Every problem of `plan`, each once, in document order."""
     problems: list[Problem] = []
     path = plan.source
+    known_agents = ", ".join(sorted(plan.agents))
 
-    def add(code: str, msg: str, task: TaskSpec | None = None, key: str | None = None) -> None:
+    def add(code: str, msg: str, task: TaskSpec | None = None, key: str | None = None,
+            severity: str = ERROR) -> None:
         rng = None
         if task is not None:
             rng = task.field_ranges.get(key) if key else None
             rng = rng or task.range
-        problems.append(Problem(code, msg, rng, path))
+        problems.append(Problem(code, msg, rng, path, severity))
+
+    def agent_hint(name: str) -> str:
+        return did_you_mean(name, plan.agents) if difflib_close(name, plan.agents) else f"known: {known_agents}"
 
     run = plan.run
     run_at = plan.config_ranges.get
-    if run.isolation not in ("none", "worktree"):
-        problems.append(Problem("bad-value", f'[run] isolation must be "none" or "worktree", not {run.isolation!r}',
-                                run_at("isolation"), path))
-    if run.max_concurrency < 1:
-        problems.append(Problem("bad-value", "[run] max_concurrency must be at least 1", run_at("max_concurrency"), path))
-    if run.retries < 0:
-        problems.append(Problem("bad-value", "[run] retries must be 0 or more", run_at("retries"), path))
     if run.default_agent not in plan.agents:
         problems.append(Problem("unknown-agent", f"[run] default_agent {run.default_agent!r} is not defined "
-                                f"(known: {', '.join(sorted(plan.agents))})", run_at("default_agent"), path))
+                                f"({agent_hint(run.default_agent)})", run_at("default_agent"), path))
     if run.call_agent is not None and run.call_agent not in plan.agents:
         problems.append(Problem("unknown-agent", f"[run] call_agent {run.call_agent!r} is not defined "
-                                f"(known: {', '.join(sorted(plan.agents))})", run_at("call_agent"), path))
+                                f"({agent_hint(run.call_agent)})", run_at("call_agent"), path))
+    real = RealPaths(plan.workspace)
+    for pattern in run.copy_files:
+        why = escape_problem(pattern, real, "copy_files")
+        if why:
+            problems.append(Problem("path-escape", f"[run] {why}", run_at("copy_files"), path))
     for name, agent in plan.agents.items():
         def agent_problem(msg: str) -> None:
             problems.append(Problem("bad-agent", f"agent `{name}`: {msg}", agent.range, path))
-        if agent.kind not in ("shell", "command", "openai"):
-            agent_problem(f'kind must be "shell", "command" or "openai", not {agent.kind!r}')
-        elif agent.kind == "command" and not agent.command:
+        if agent.kind == "command" and not agent.command:
             agent_problem("a command agent needs `command`, an argv list such as [\"mytool\", \"{prompt}\"]")
         elif agent.kind == "openai" and not (agent.base_url and agent.model):
             agent_problem("an openai agent needs `base_url` and `model`")
-        if agent.max_concurrency is not None and agent.max_concurrency < 1:
-            agent_problem("max_concurrency must be at least 1")
-        if agent.output_format not in ("text", "json-lines"):
-            agent_problem('output_format must be "text" or "json-lines"')
 
     seen: dict[str, TaskSpec] = {}
-    real = RealPaths(plan.workspace)
-    for t in plan.tasks:
-        if not TASK_ID.match(t.id):
-            add("bad-id", f"task id {t.id!r} may only contain letters, digits, `_`, `.` and `-`", t, "id")
+    reported: dict[int, set[str]] = {}
+    for n, key in plan.reported:
+        reported.setdefault(n, set()).add(key)
+    for i, t in enumerate(plan.tasks):
+        said = reported.get(i, set())
+        if "id" not in said:
+            why = id_problem(t.id)
+            if why:
+                add("bad-id", why, t, "id")
         if t.id in seen:
             first = seen[t.id].range
             where = f" (first defined at line {first.start_line + 1})" if first else ""
             add("duplicate-id", f"duplicate task id `{t.id}`{where}", t, "id")
         else:
             seen[t.id] = t
-        if not t.prompt.strip():
+        if "prompt" not in said and not t.prompt.strip():
             add("empty-prompt", f"task `{t.id}` has an empty prompt", t, "prompt")
-        agent = t.agent or run.default_agent
-        if agent not in plan.agents:
-            add("unknown-agent", f"task `{t.id}`: unknown agent `{agent}` (known: {', '.join(sorted(plan.agents))})",
-                t, "agent")
-        if t.retries is not None and t.retries < 0:
-            add("bad-value", f"task `{t.id}`: retries must be 0 or more", t, "retries")
+        agent_name = t.agent or run.default_agent
+        agent = plan.agents.get(agent_name)
+        if agent is None:
+            if t.agent is not None:  # else [run] default_agent is reported once, above
+                add("unknown-agent", f"task `{t.id}`: unknown agent `{agent_name}` ({agent_hint(agent_name)})",
+                    t, "agent")
+        elif t.retries and _transient_free(agent):
+            add("retries-unused", f"task `{t.id}`: `retries = {t.retries}` never applies: agent `{agent_name}` "
+                "marks no failure as transient (give the agent `retry_on` patterns or `retry_timeouts = true`)",
+                t, "retries", WARNING)
         for dep in t.depends_on:
             if dep == t.id:
                 add("dependency-cycle", f"task `{t.id}` depends on itself", t, "depends_on")
@@ -123,11 +147,12 @@ def validate(plan: Plan) -> list[Problem]:
     for t in plan.tasks:
         for dep in t.depends_on:
             if dep not in ids:
-                add("unknown-dependency", f"task `{t.id}` depends on unknown task `{dep}`", t, "depends_on")
+                hint = did_you_mean(dep, ids) if difflib_close(dep, ids) else "no task has that id"
+                add("unknown-dependency", f"task `{t.id}` depends on unknown task `{dep}` ({hint})", t, "depends_on")
     for cycle in find_cycles(plan.tasks):
         t = seen[cycle[0]]
         add("dependency-cycle", "dependency cycle: " + " -> ".join(cycle + [cycle[0]]), t, "depends_on")
-    return problems
+    return in_order(problems)
 
 
 def find_cycles(tasks: list[TaskSpec]) -> list[list[str]]:

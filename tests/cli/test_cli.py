@@ -214,7 +214,7 @@ def test_a_run_that_cannot_start_exits_2_and_says_why(workspace: Path):
 
 
 def test_a_document_with_call_lines_runs_them(workspace: Path):
-    (workspace / "parex.toml").write_text('[run]\nmax_concurrency = 2\n')
+    (workspace / "parex.toml").write_text('[run]\nmax_concurrency = 2\ncall_agent = "shell"\n')
     (workspace / "docs").mkdir()
     notes = workspace / "docs" / "todo.md"
     notes.write_text("# todo\ncall1: echo first > one.txt\ncall2: echo second > two.txt\n")

@@ -89,6 +89,7 @@ async def test_client_without_progress_gets_task_events_only(client: LanguageCli
 async def test_call_plan_from_a_document_range_and_inline_plan(client: LanguageClient, tmp_path):
     notes = tmp_path / "notes.md"
     notes.write_text("# todo\ncall1: echo one\ncall2: echo two\n\ncall3: echo three\n")
+    (tmp_path / "parex.toml").write_text('[run]\ncall_agent = "shell"  # these callN: lines are commands\n')
     await initialize(client, tmp_path)
 
     result = await request(client, "parex/run", {"plan": {"uri": notes.as_uri(), "range": {

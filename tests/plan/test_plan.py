@@ -23,7 +23,7 @@ def test_call_lines_become_tasks_with_multi_line_prompts_and_their_lines(workspa
             "\n"
             "- call2: add type hints to cli.py\n"
             "// call10: update the README\n")
-    plan = plan_from_calls(text, "notes.md", workspace)
+    plan = plan_from_calls(text, "notes.md", workspace, call_agent="shell")
     assert [(t.id, t.prompt, t.range.start_line) for t in plan.tasks] == [
         ("call1", "write unit tests for parser.py\n  cover the error paths too", 1),
         ("call2", "add type hints to cli.py", 4),
@@ -34,7 +34,7 @@ def test_call_lines_become_tasks_with_multi_line_prompts_and_their_lines(workspa
 
 def test_a_range_takes_only_its_calls(workspace: Path):
     text = "call1: one\ncall2: two\ncall3: three\n"
-    assert [t.id for t in plan_from_calls(text, "n.md", workspace, (1, 1)).tasks] == ["call2"]
+    assert [t.id for t in plan_from_calls(text, "n.md", workspace, (1, 1), "shell").tasks] == ["call2"]
 
 
 def test_a_range_without_calls_is_a_problem_at_the_range(workspace: Path):
@@ -57,8 +57,10 @@ def test_call_prompts_go_to_a_model_agent_unless_the_plan_names_another(workspac
     assert plan_from_calls("call1: explain this\n", "n.md", workspace).tasks[0].agent == "claude"
     base.write_text(base.read_text().replace('default_agent = "claude"', 'call_agent = "shell"'))
     assert plan_from_calls("call1: ls\n", "n.md", workspace).tasks[0].agent == "shell"
-    base.unlink()
-    assert plan_from_calls("call1: ls\n", "n.md", workspace).tasks[0].agent == "shell"
+    base.unlink()  # no agent chosen for prose: nothing runs, and the problem says how to choose one
+    found = problems_of(lambda: plan_from_calls("call1: ls\n", "n.md", workspace))
+    assert len(found) == 1 and found[0].startswith("n.md:1:1:") and 'call_agent = "shell"' in found[0]
+    assert plan_from_calls("call1: ls\n", "n.md", workspace, call_agent="shell").tasks[0].agent == "shell"
 
 
 def test_inline_tasks_are_checked_field_by_field(workspace: Path):
@@ -69,7 +71,7 @@ def test_inline_tasks_are_checked_field_by_field(workspace: Path):
     found = problems_of(lambda: plan_from_inline(
         [{"id": 3, "prompt": "x"}, {"id": "b", "dependsOn": "a", "colour": 1, "prompt": "x"}, "nope"], workspace))
     text = "\n".join(found)
-    for expected in ("tasks[0].id must be a string", "tasks[1].dependsOn must be an array",
+    for expected in ("tasks[0]: `id` must be a string", "tasks[1]: `dependsOn` must be an array",
                      "unknown field `colour`", "tasks[2] must be an object"):
         assert expected in text, text
 
@@ -98,8 +100,9 @@ def test_a_symlink_out_of_the_workspace_is_an_escape(workspace: Path, tmp_path: 
 
 
 def test_an_unreadable_plan_says_so(workspace: Path):
-    found = problems_of(lambda: load_plan(workspace / "missing.parex.toml"))
-    assert "cannot read plan" in found[0]
+    (workspace / "latin1.parex.toml").write_bytes(b'[[task]]\nid = "caf\xe9"\n')
+    found = problems_of(lambda: load_plan(workspace / "latin1.parex.toml"))
+    assert len(found) == 1 and "cannot read plan" in found[0] and "utf-8" in found[0], found
 
 
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("1h30m", 5400), ("250ms", 0.25), (12, 12),

@@ -1,0 +1,16 @@
+"""Plan tests: a workspace folder per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / ".git").mkdir()  # the workspace rule stops at a folder holding .git
+    return ws
+
