@@ -12,11 +12,14 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from parex_lsp import __version__
+
+if TYPE_CHECKING:
+    from parex_lsp.plan.model import Plan
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -57,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", type=_ids, action="extend", metavar="ID[,ID]",
                      help="run these tasks only (repeat, or separate ids with commas)")
     run.add_argument("--resume", metavar="RUN_ID|last", help="skip tasks that succeeded in that run")
+    run.add_argument("--call-agent", metavar="AGENT",
+                     help='the agent for callN: prompts ("shell" runs them as shell commands)')
     run.add_argument("--fail-fast", action="store_true", default=None, help="cancel the rest at the first failure")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON on the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-line task output, only state changes")
@@ -99,34 +104,35 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def find_plan(arg: str | None) -> Path:
-    """The plan a `run` names: a file, a folder's plan, or (none named) the current folder's.
-    Raises PlanError naming what is there when there is no single plan."""
+    """The document a `run` names; with none, the plan of the current folder: `parex.toml`, else its only
+    `*.parex.toml` (with several, naming them is asked for). What is missing is said by `resolve`."""
     from parex_lsp.plan import PlanError, Problem, is_plan_file
 
     path = Path(arg) if arg else Path.cwd()
-    if not path.is_dir():
-        if path.exists() or arg is None:
-            return path
-        raise PlanError([Problem("no-plan", f"no plan at {path}", None, str(path))])
-    if (path / "parex.toml").is_file():
-        return path / "parex.toml"
+    if not path.is_dir() or (path / "parex.toml").is_file():
+        return path
     plans = sorted(p for p in path.glob("*.parex.toml") if is_plan_file(p))
     if len(plans) == 1:
         return plans[0]
-    where = str(path) if arg else "the current folder"
     if plans:
+        where = str(path) if arg else "the current folder"
         raise PlanError([Problem("no-plan", f"{where} holds {len(plans)} plans: name one of "
                                  + ", ".join(p.name for p in plans), None, str(path))])
-    raise PlanError([Problem("no-plan", f"no plan at {path}: no parex.toml or *.parex.toml in {where}", None,
-                            str(path))])
+    return path
 
 
-def _load(arg: str | None):
-    """A plan file; or any other document, whose `callN:` lines are the plan (in the workspace holding it)."""
-    from parex_lsp.plan import is_plan_file, load_calls, load_plan
+def _load(arg: str | None, call_agent: str | None) -> Plan:
+    """The plan `arg` names, by the one workspace rule every front end uses (plan.resolve), the current
+    folder standing for the editor's root. Warnings are printed; errors raise PlanError."""
+    from parex_lsp.plan import PlanError, resolve
 
-    path = find_plan(arg)
-    return load_plan(path) if is_plan_file(path) or path.suffix == ".toml" else load_calls(path)
+    got = resolve(find_plan(arg), editor_root=Path.cwd(), call_agent=call_agent)
+    for problem in got.problems:
+        if not problem.is_error:
+            _err(problem.format())
+    if got.plan is None:
+        raise PlanError(got.problems)
+    return got.plan
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -140,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
 
     async def go() -> Any:
         try:
-            plan = _load(args.plan)
+            plan = _load(args.plan, args.call_agent)
             run = await Run.prepare(plan, RunOptions(
                 max_concurrency=args.max_concurrency, isolation=args.isolation, only=args.only,
                 resume=args.resume, fail_fast=args.fail_fast), sinks=[view.on_event])

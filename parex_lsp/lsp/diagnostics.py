@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from parex_lsp import state
 from parex_lsp.contract import Ended, Event, RunStarted, Started, TaskStatus
@@ -44,7 +45,8 @@ def _range(rng: SourceRange | None) -> types.Range:
 
 
 def problem_diagnostic(p: Problem) -> types.Diagnostic:
-    return types.Diagnostic(range=_range(p.range), message=p.message, severity=types.DiagnosticSeverity.Error,
+    severity = types.DiagnosticSeverity.Error if p.is_error else types.DiagnosticSeverity.Warning
+    return types.Diagnostic(range=_range(p.range), message=p.message, severity=severity,
                             source=SOURCE, code=p.code)
 
 
@@ -66,6 +68,21 @@ class DiagnosticStore:
     def publish(self, uri: str) -> None:
         self.ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=self.all(uri)))
+
+    def set_problems(self, uri: str, problems: list[Problem], always: bool = False) -> None:
+        """Validation problems of a plan document, each published on its own file: problems of the workspace's
+        parex.toml that configures a `callN:` document go on that parex.toml (the rest on `uri`)."""
+        elsewhere: dict[str, list[Problem]] = {}
+        here: list[Problem] = []
+        own = to_fs_path(uri) if uri.startswith("file:") else None
+        for p in problems:
+            if p.path and own is not None and Path(p.path).resolve() != Path(own).resolve():
+                elsewhere.setdefault(Path(p.path).resolve().as_uri(), []).append(p)
+            else:
+                here.append(p)
+        self.set_validation(uri, here, always)
+        for other, found in elsewhere.items():
+            self.set_validation(other, found, always)
 
     def set_validation(self, uri: str, problems: list[Problem], always: bool = False) -> None:
         """Replace the validation problems of `uri`; publish when they change (or `always`)."""

@@ -27,7 +27,7 @@ from parex_lsp.lsp.diagnostics import DiagnosticStore, TaskDiagnostics
 from parex_lsp.lsp.notify import TaskEventNotifier
 from parex_lsp.lsp.params import PlanRef, RunRequest, TaskRef, invalid
 from parex_lsp.lsp.progress import RunProgress, client_supports_progress
-from parex_lsp.plan import Plan, PlanError, is_plan_file, plan_from_calls, plan_from_inline, plan_from_text
+from parex_lsp.plan import Plan, Problem, resolve, resolve_inline
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,11 @@ class Runs:
         uris += [f.uri for f in ws.folders.values()]
         return [Path(p).resolve() for u in uris if (p := to_fs_path(u))]
 
+    def editor_root(self, path: Path) -> Path | None:
+        """The deepest of the editor's folders holding `path`, if any."""
+        holding = [r for r in self.roots() if path.resolve().is_relative_to(r)]
+        return max(holding, key=lambda r: len(r.parts)) if holding else None
+
     def workspace_for(self, path: Path | None) -> Path:
         """The workspace folder holding `path` (the deepest), else the root, else the file's folder."""
         roots = self.roots()
@@ -89,30 +94,24 @@ class Runs:
     # -- plans ----------------------------------------------------------------------------------
 
     def load(self, ref: PlanRef) -> tuple[Plan, str | None, str]:
-        """(plan, plan document uri, plan key); InvalidParams naming every problem of a plan that does not validate."""
+        """(plan, plan document uri, plan key) by the one workspace rule (plan.resolve); InvalidParams naming
+        every problem of a plan that does not validate, each also published at its place."""
         if ref.tasks is not None:
-            try:
-                return plan_from_inline(ref.tasks, self.workspace_for(None)), None, "<inline>"
-            except PlanError as e:
-                raise _plan_invalid("inline plan", e) from None
+            got = resolve_inline(ref.tasks, self.workspace_for(None))
+            if got.plan is None:
+                raise _plan_invalid("inline plan", got.errors)
+            return got.plan, None, "<inline>"
         uri = ref.uri or ""
         text = self.document_text(uri)
         if text is None:
             raise invalid([f"unknown document {uri}: it is not open in the editor and no such file exists"])
         path = to_fs_path(uri) if uri.startswith("file:") else None
-        source = path or uri
-        workspace = self.workspace_for(Path(path) if path else None)
-        key = str(Path(path).resolve()) if path else uri
-        try:
-            if ref.lines is None and is_plan_file(source):
-                plan = plan_from_text(text, source, workspace)
-            else:
-                plan = plan_from_calls(text, source, workspace, ref.lines)
-        except PlanError as e:
-            self.diagnostics.set_validation(uri, e.problems)
-            raise _plan_invalid(uri, e) from None
-        self.diagnostics.set_validation(uri, [])
-        return plan, uri, key
+        root = self.editor_root(Path(path)) if path else None
+        got = resolve(path or uri, ref.lines, editor_root=root, text=text)
+        self.diagnostics.set_problems(uri, got.problems)
+        if got.plan is None:
+            raise _plan_invalid(uri, got.errors)
+        return got.plan, uri, str(Path(path).resolve()) if path else uri
 
     # -- running --------------------------------------------------------------------------------
 
@@ -258,7 +257,7 @@ class Runs:
         return ref.task_id is not None  # a run of another process: its folder exists, trust the id
 
 
-def _plan_invalid(where: str, e: PlanError) -> JsonRpcException:
-    lines = [p.format() for p in e.problems]
+def _plan_invalid(where: str, problems: list[Problem]) -> JsonRpcException:
+    lines = [p.format() for p in problems]
     return invalid([f"invalid plan {where} ({len(lines)} problem{'s' if len(lines) != 1 else ''}):\n"
                     + "\n".join(lines)])

@@ -17,7 +17,7 @@ from parex_lsp import __version__
 from parex_lsp.lsp.diagnostics import DiagnosticStore
 from parex_lsp.lsp.params import invalid, plain_converter, run_request, task_ref
 from parex_lsp.lsp.runs import Runs
-from parex_lsp.plan import PlanError, is_plan_file, plan_from_text
+from parex_lsp.plan import is_plan_file, resolve
 
 
 class ParexServer(LanguageServer):
@@ -40,12 +40,8 @@ class ParexServer(LanguageServer):
         if path is None or text is None:
             self.diagnostics.set_validation(uri, [])
             return
-        try:
-            plan_from_text(text, path, self.runs.workspace_for(Path(path)))
-            problems = []
-        except PlanError as e:
-            problems = e.problems
-        self.diagnostics.set_validation(uri, problems, always=True)
+        got = resolve(path, editor_root=self.runs.editor_root(Path(path)), text=text, running=False)
+        self.diagnostics.set_problems(uri, got.problems, always=True)
 
 
 def build_server() -> ParexServer:
