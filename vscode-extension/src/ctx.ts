@@ -54,6 +54,8 @@ export class Ctx implements RunViews {
       vscode.workspace.registerTextDocumentContentProvider(ANSWERS_SCHEME, this.answers),
       this.client,
     );
+    // The Parallel Tasks view shows from now on (showing it earlier would activate the extension in every workspace).
+    void vscode.commands.executeCommand('setContext', 'parex.active', true);
     void this.setContext(false, false);
   }
 
