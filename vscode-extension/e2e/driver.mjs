@@ -1,8 +1,9 @@
 // Drives code-server in Chromium as a user would; run by e2e.sh. Exit code = verdict.
 // Env: E2E_URL, E2E_WORKSPACE, E2E_SCREENSHOT, E2E_ARTIFACTS, E2E_MODEL_URL (an OpenAI-compatible
-// server that answers the callN: prompts of answers.md: e2e/fake_model.py).
+// server that answers the callN: prompts of answers.md: e2e/fake_model.py), E2E_USER_DATA (the
+// profile, whose logs hold the language client's trace).
 import { chromium } from 'playwright-core';
-import { appendFileSync, existsSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 const url = process.env.E2E_URL;
@@ -10,6 +11,7 @@ const workspace = process.env.E2E_WORKSPACE;
 const screenshot = process.env.E2E_SCREENSHOT;
 const artifacts = process.env.E2E_ARTIFACTS ?? '.';
 const modelUrl = process.env.E2E_MODEL_URL;
+const userData = process.env.E2E_USER_DATA;
 if (!url || !workspace || !screenshot) {
   console.error('driver: E2E_URL, E2E_WORKSPACE and E2E_SCREENSHOT are required');
   process.exit(2);
@@ -81,6 +83,32 @@ async function openFile(page, name) {
   await page.locator(`.tabs-container .tab.active[aria-label*="${name}"]`).waitFor({ timeout: 15000 });
 }
 
+/** The tasks the server announced in a run's `runStarted` event, from the run's journal (undefined when not found). */
+function announcedTasks(runId) {
+  const journal = path.join(workspace, '.parex', 'runs', runId ?? '', 'journal.jsonl');
+  if (!runId || !existsSync(journal)) return undefined;
+  for (const line of readFileSync(journal, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const event = JSON.parse(line);
+    if (event.kind === 'runStarted') return Array.isArray(event.data?.tasks) ? event.data.tasks : undefined;
+  }
+  return undefined;
+}
+
+/** The language client's trace (the "parex Language Server" output channel as code-server logs it). */
+function serverTrace() {
+  const found = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.name.includes('parex Language Server')) found.push(full);
+    }
+  };
+  if (userData && existsSync(path.join(userData, 'logs'))) walk(path.join(userData, 'logs'));
+  return found.map((f) => readFileSync(f, 'utf8')).join('\n');
+}
+
 /** Quick Open's `:N`: puts the cursor at the start of line N (1-based) of the active editor. */
 async function goToLine(page, line) {
   const input = await quickInput(page, `:${line}`);
@@ -107,6 +135,9 @@ try {
   await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'parex.toml' }).first().waitFor({ timeout: 60000 });
   log('workbench is up');
 
+  // A document the server has no use for (no plan, no callN: line): it is never sent.
+  await openFile(page, 'plain.py');
+  await runCommand(page, 'View: Close Editor', 'View: Close Editor');
   await openFile(page, 'parex.toml');
   log('parex.toml is open');
 
@@ -246,7 +277,7 @@ try {
   );
   check(callTree !== undefined && !/call3/.test(callTree), `Parallel Tasks view lists call1 and call2 only: ${JSON.stringify(callTree?.replace(/\n+/g, ' | '))}`);
 
-  // callN: lines of an untitled document, which the server cannot read from disk: sent inline.
+  // callN: lines of an untitled document: synced once it has one, and run as {uri, range}.
   await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
   await runCommand(page, 'File: New Untitled Text File', 'New Untitled Text File');
   await page.locator('.tabs-container .tab.active[aria-label*="Untitled"]').waitFor({ timeout: 15000 });
@@ -312,17 +343,24 @@ try {
   const expected = [
     /^# parex answers — \S+/m,
     /^## call1$/m,
-    /^> summarise what parex\.toml declares$/m,
     /^It declares two shell tasks, hello and broken\.$/m,
     /^\*12 prompt \+ 8 completion tokens\*$/m,
     /^## call2$/m,
-    /^> name two risks of running tasks in parallel$/m,
     /^Two tasks writing one file, and flaky tests\.$/m,
     /^## call3$/m,
     /^\*\*failed\*\* \(api-error\): HTTP 400/m, // markdown editors wrap long lines: only its start
   ];
   const answers = await waitForText(page, answersLines, (t) => expected.every((re) => re.test(t)), 15000);
   const seen = answers ?? (await textOf(page, answersLines).catch(() => ''));
+  // The prompts come from the server (runStarted's tasks), never from the extension reading callN: lines.
+  const prompts = [/^> summarise what parex\.toml declares$/m, /^> name two risks of running tasks in parallel$/m];
+  const announced = announcedTasks(seen.match(/^# parex answers — (\S+)/m)?.[1]);
+  if (announced?.some((t) => typeof t?.prompt === 'string')) {
+    check(prompts.every((re) => re.test(seen)), 'the answers quote the prompts the server announced in runStarted');
+    expected.push(...prompts);
+  } else {
+    check(announced !== undefined && !/^> /m.test(seen), `no prompts in the answers: this server's runStarted lists ${JSON.stringify(announced)}`);
+  }
   check(answers !== undefined, `the answers document shows both answers and the failed call: ${JSON.stringify(seen.split('\n').slice(0, 40).join(' | '))}`);
   const order = ['## call1', '## call2', '## call3'].map((h) => seen.indexOf(h));
   check(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1])), `sections in plan order: ${order}`);
@@ -376,6 +414,17 @@ try {
 
   const runs = path.join(workspace, '.parex', 'runs');
   check(existsSync(runs) && readdirSync(runs).length > 0, `the server kept the run in ${runs}`);
+
+  // Document sync: plan files and callN: documents reach the server, other files never do.
+  const trace = serverTrace();
+  const opened = [...trace.matchAll(/"uri": "([^"]+)"/g)].map((m) => decodeURIComponent(m[1]));
+  check(
+    opened.some((u) => u.endsWith('/parex.toml')) && opened.some((u) => u.endsWith('/notes.md')) && opened.some((u) => u.startsWith('untitled:')),
+    `the server was sent the plan, the callN: documents and the untitled one (${new Set(opened).size} documents in the trace)`,
+  );
+  check(!opened.some((u) => u.endsWith('/plain.py')), 'plain.py (no plan, no callN: line) was never sent to the server');
+  const start = trace.match(/^starting \((\w+)\): (.*)$/m);
+  check(start?.[1] === 'bundled' && / -m parex_lsp --stdio$/.test(start[2]), `the server bundled in the extension ran, with no parex-lsp on PATH and no setting: ${JSON.stringify(start?.[0])}`);
 } catch (err) {
   check(false, `driver error: ${err instanceof Error ? err.stack : String(err)}`);
 } finally {

@@ -5,23 +5,22 @@
 # (progress, summary with speedup, task view, tagged output, the failure in the Problems panel,
 # the task's log); then gives the workspace a model agent (a local OpenAI-compatible server,
 # e2e/fake_model.py) and checks that a callN: fan-out opens its answers beside the editor.
-# Saves a screenshot to docs/img/vscode-run.png. Exit code = verdict.
+# Saves a screenshot to vscode-extension/images/vscode-run.png. Exit code = verdict.
+#
+# The extension runs as a person gets it: the server is the one bundled in the .vsix, started
+# with python3 from PATH; there is no parex-lsp on code-server's PATH and no parex.serverCommand.
 #
 # Environment:
-#   PAREX_LSP            the server to use (default: <repo>/.venv/bin/parex-lsp)
 #   PAREX_E2E_CACHE      where code-server is installed once (default: ~/.cache/parex-e2e)
-#   PAREX_E2E_SCREENSHOT where the screenshot goes (default: <repo>/docs/img/vscode-run.png)
+#   PAREX_E2E_SCREENSHOT where the screenshot goes (default: vscode-extension/images/vscode-run.png)
 #   PAREX_E2E_KEEP=1     keep the temporary workspace, profile and logs
-#   PAREX_E2E_PYTHON     the Python that runs the fake model server (default: the one next to
-#                        $PAREX_LSP, else <repo>/.venv/bin/python, else python3)
+#   PAREX_E2E_PYTHON     the Python that runs the fake model server (default: python3)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 EXT=$(dirname "$HERE")
-ROOT=$(git -C "$EXT" rev-parse --show-toplevel 2>/dev/null || dirname "$EXT")
 CACHE=${PAREX_E2E_CACHE:-$HOME/.cache/parex-e2e}
-PAREX_LSP=${PAREX_LSP:-$ROOT/.venv/bin/parex-lsp}
-SCREENSHOT=${PAREX_E2E_SCREENSHOT:-$ROOT/docs/img/vscode-run.png}
+SCREENSHOT=${PAREX_E2E_SCREENSHOT:-$EXT/images/vscode-run.png}
 CODE_SERVER_VERSION=${CODE_SERVER_VERSION:-4.99.4}
 CS_DIR=$CACHE/code-server-$CODE_SERVER_VERSION
 ENTRY=$CS_DIR/node_modules/code-server/out/node/entry.js
@@ -30,8 +29,14 @@ t0=$(date +%s)
 step() { echo "e2e [$(( $(date +%s) - t0 ))s] $*"; }
 die() { echo "e2e: FAILED: $*" >&2; exit 1; }
 
-case "$PAREX_LSP" in /*) ;; *) PAREX_LSP=$(cd "$(dirname "$PAREX_LSP")" && pwd)/$(basename "$PAREX_LSP") ;; esac
-[ -x "$PAREX_LSP" ] || die "no parex-lsp at $PAREX_LSP (set PAREX_LSP, or create $ROOT/.venv with the project installed)"
+# code-server's PATH: this one without any folder that holds a parex-lsp.
+CS_PATH=
+IFS=: read -r -a path_dirs <<< "$PATH"
+for dir in "${path_dirs[@]}"; do
+  [ -n "$dir" ] && [ ! -e "$dir/parex-lsp" ] && CS_PATH=${CS_PATH:+$CS_PATH:}$dir
+done
+if PATH=$CS_PATH command -v parex-lsp >/dev/null; then die "parex-lsp is still on code-server's PATH"; fi
+PATH=$CS_PATH command -v python3 >/dev/null || die "no python3 on PATH: the bundled server needs Python 3.11+"
 
 # 1. Chromium (Debian's) and code-server (from the npm registry), once.
 if [ ! -x /usr/bin/chromium ]; then
@@ -54,10 +59,9 @@ if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/@vscode/vsce ]; 
   step "npm ci"
   npm ci --no-audit --no-fund >/dev/null
 fi
-step "packaging the extension"
+step "packaging the extension (with the server bundled)"
 rm -f parex.vsix
-node esbuild.mjs --production >/dev/null
-npx vsce package --no-dependencies --allow-missing-repository --out parex.vsix </dev/null >/dev/null
+npx vsce package --no-dependencies --out parex.vsix </dev/null >/dev/null
 VSIX=$EXT/parex.vsix
 
 # 3. A fresh profile, extensions folder and workspace.
@@ -123,8 +127,10 @@ call1: summarise what parex.toml declares
 call2: name two risks of running tasks in parallel
 call3: a question the model has no answer for
 EOF
-node -e 'process.stdout.write(JSON.stringify({"parex.serverCommand": [process.argv[1]]}, null, 2) + "\n")' \
-  "$PAREX_LSP" > "$WS/.vscode/settings.json"
+# A file the server has no use for: it must never be sent to it.
+printf 'print("recall1: not a call")\n' > "$WS/plain.py"
+# No parex.serverCommand: the bundled server. The trace shows which documents the server is sent.
+echo '{ "parex.trace.server": "verbose" }' > "$WS/.vscode/settings.json"
 
 step "installing $(basename "$VSIX") into code-server"
 node "$ENTRY" --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" --install-extension "$VSIX" \
@@ -132,10 +138,7 @@ node "$ENTRY" --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" --inst
 ls "$EXTENSIONS" | grep -q '^parex\.parex-' || { cat "$TMP/install.log" >&2; die "the extension is not in $EXTENSIONS"; }
 
 # 4. The model server: tests/support/fake_openai.py on a free loopback port.
-PY=${PAREX_E2E_PYTHON:-}
-for candidate in "$(dirname "$PAREX_LSP")/python" "$ROOT/.venv/bin/python" python3; do
-  if [ -z "$PY" ] && command -v "$candidate" >/dev/null; then PY=$candidate; fi
-done
+PY=${PAREX_E2E_PYTHON:-python3}
 step "starting the fake model server ($PY e2e/fake_model.py)"
 "$PY" "$HERE/fake_model.py" > "$TMP/model-url" 2> "$TMP/model.log" &
 MODEL_PID=$!
@@ -152,7 +155,7 @@ step "fake model server at $MODEL_URL"
 # 5. code-server on a free loopback port.
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 step "starting code-server on 127.0.0.1:$PORT"
-node "$ENTRY" --auth none --disable-telemetry --disable-update-check --disable-workspace-trust \
+PATH=$CS_PATH node "$ENTRY" --auth none --disable-telemetry --disable-update-check --disable-workspace-trust \
   --disable-getting-started-override --bind-addr "127.0.0.1:$PORT" \
   --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" "$WS" > "$TMP/code-server.log" 2>&1 &
 CS_PID=$!
@@ -168,7 +171,7 @@ step "driving VS Code with chromium"
 mkdir -p "$(dirname "$SCREENSHOT")"
 status=0
 E2E_URL="http://127.0.0.1:$PORT/?folder=$WS" E2E_WORKSPACE="$WS" E2E_SCREENSHOT="$SCREENSHOT" E2E_MODEL_URL="$MODEL_URL" \
-  E2E_ARTIFACTS="$TMP" node "$HERE/driver.mjs" || status=$?
+  E2E_ARTIFACTS="$TMP" E2E_USER_DATA="$USER_DATA" node "$HERE/driver.mjs" || status=$?
 if [ "$status" != 0 ]; then
   echo "---- code-server log (tail)" >&2; tail -n 40 "$TMP/code-server.log" >&2
   for f in "$USER_DATA"/logs/*/exthost*/*parex*/*.log "$USER_DATA"/logs/*/exthost*/output_logging_*/*parex*.log; do

@@ -13,9 +13,18 @@ export const PLAN_FILE_EXCLUDE = '**/node_modules/**';
 
 /**
  * A `callN:` line, as the server reads it: optionally behind a comment marker or a list bullet
- * (`# call1:`, `// call2:`, `- call3:`, `> call4:`). Keep in step with parex_lsp/plan/calls.py.
+ * (`# call1:`, `// call2:`, `- call3:`, `> call4:`). The extension only finds these lines (which
+ * documents to sync, which ids a selection holds); what a call's prompt is, the server says.
+ * The grammar's cases are shared with the server and the Neovim plugin: tests/cases/call_lines.json.
  */
 export const CALL_LINE = /^(\s*(?:#+|\/\/+|--|;+|\*|-|>)?\s*)(call\d+)\s*:/;
+// The same, over a whole text: `^` at every line start, and whitespace that never crosses a line end.
+const ANY_CALL_LINE = new RegExp(CALL_LINE.source.split('\\s').join('[^\\S\\r\\n]'), 'm');
+
+/** Whether a document's text holds at least one `callN:` line (without splitting it into lines). */
+export function hasCallLine(text: string): boolean {
+  return ANY_CALL_LINE.test(text);
+}
 
 export interface CallLine {
   line: number;
@@ -96,32 +105,4 @@ export function choosePlan(
   if (!range) return { kind: 'pick' };
   const taskIds = findCallLines(lines, range.start.line, range.end.line).map((c) => c.id);
   return { kind: 'calls', uri: active.uri, range, taskIds };
-}
-
-/**
- * The tasks of the `callN:` lines in `range`, as the server reads them (parex_lsp/plan/calls.py):
- * a call's prompt is the rest of its line and the lines up to the next call, trimmed. Used for
- * documents the server cannot read (untitled ones), sent inline as `{tasks}`.
- */
-export function callTasks(lines: readonly string[], range: Range): { id: string; prompt: string }[] {
-  const tasks: { id: string; prompt: string }[] = [];
-  let body: string[] = [];
-  const close = () => {
-    if (tasks.length === 0) return;
-    while (body.length > 0 && body[body.length - 1].trim() === '') body.pop();
-    tasks[tasks.length - 1].prompt = body.join('\n').trim();
-  };
-  const last = Math.min(range.end.line, lines.length - 1);
-  for (let n = Math.max(range.start.line, 0); n <= last; n++) {
-    const m = CALL_LINE.exec(lines[n]);
-    if (m) {
-      close();
-      body = [lines[n].slice(m[0].length).replace(/^\s/, '')];
-      tasks.push({ id: m[2], prompt: '' });
-    } else if (tasks.length > 0) {
-      body.push(lines[n]);
-    }
-  }
-  close();
-  return tasks;
 }

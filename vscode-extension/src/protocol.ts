@@ -1,4 +1,5 @@
-// Wire shapes of the parex protocol (docs/protocol.md), as the extension reads and sends them.
+// Wire shapes of the parex protocol (docs/protocol.md), as the extension reads and sends them;
+// the methods themselves are declared in lsp_ext.ts.
 // Everything read from the server is treated as untrusted: unknown kinds and fields are kept
 // or ignored, never fatal.
 
@@ -47,6 +48,7 @@ export interface TaskResult {
   /** Reason code of a failure (`exit-code`, `timeout`, ...), as in the diagnostics. */
   code?: string;
   logUri?: string;
+  logPath?: string;
   /** On a resume: the earlier run this task succeeded in; it did not run again. */
   reusedFrom?: string;
   /** A model agent's final text (e.g. of a `callN:` prompt); shell tasks have none. */
@@ -95,14 +97,36 @@ export interface TaskEvent {
   data?: Record<string, unknown> | null;
 }
 
-export const METHOD_RUN = 'parex/run';
-export const METHOD_CANCEL = 'parex/cancel';
-export const METHOD_STATUS = 'parex/status';
-export const NOTIFICATION_TASK_EVENT = 'parex/taskEvent';
+export interface CancelParams {
+  runId: string;
+  taskId?: string;
+}
 
-/** Commands the server lists in `executeCommandProvider` (run through workspace/executeCommand). */
-export const SERVER_COMMAND_SHOW_LOG = 'parex.showLog';
-export const SERVER_COMMAND_RETRY_TASK = 'parex.retryTask';
+export interface CancelResult {
+  cancelled: string[];
+}
+
+export interface StatusParams {
+  runId?: string;
+}
+
+export interface StatusResult {
+  runs: unknown[];
+}
+
+/**
+ * A task as the run's first event (`runStarted`, `data.tasks`) announces it: what the server
+ * read from the plan, so a client learns a run's tasks, prompts and logs without parsing plans.
+ * An older server sends the ids alone.
+ */
+export interface PlannedTask {
+  id: string;
+  prompt?: string;
+  agent?: string;
+  /** Where the task is declared in the plan document (LSP range), when it comes from one. */
+  range?: Range;
+  logPath?: string;
+}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -140,6 +164,7 @@ function parseTaskResult(value: unknown): TaskResult | undefined {
   if (typeof value.error === 'string') result.error = value.error;
   if (typeof value.code === 'string') result.code = value.code;
   if (typeof value.logUri === 'string') result.logUri = value.logUri;
+  if (typeof value.logPath === 'string' && value.logPath !== '') result.logPath = value.logPath;
   if (typeof value.reusedFrom === 'string' && value.reusedFrom !== '') result.reusedFrom = value.reusedFrom;
   if (typeof value.answer === 'string') result.answer = value.answer;
   const usage = parseUsage(value.usage);
@@ -188,4 +213,42 @@ export function parseLogUri(value: unknown): string | undefined {
     if (typeof value.logUri === 'string' && value.logUri !== '') return value.logUri;
   }
   return undefined;
+}
+
+function isPosition(value: unknown): value is Position {
+  return isRecord(value) && Number.isInteger(value.line) && Number.isInteger(value.character);
+}
+
+function parseRange(value: unknown): Range | undefined {
+  if (!isRecord(value) || !isPosition(value.start) || !isPosition(value.end)) return undefined;
+  return {
+    start: { line: value.start.line, character: value.start.character },
+    end: { line: value.end.line, character: value.end.character },
+  };
+}
+
+/**
+ * The tasks a `runStarted` event announces (`data.tasks`), in plan order: objects
+ * `{id, prompt, agent, range, logPath}`, or bare ids from an older server. Undefined when the
+ * event has no task list; entries without an id are dropped.
+ */
+export function parsePlannedTasks(data: Record<string, unknown> | null | undefined): PlannedTask[] | undefined {
+  const raw = data?.tasks;
+  if (!Array.isArray(raw)) return undefined;
+  const tasks: PlannedTask[] = [];
+  for (const entry of raw) {
+    if (typeof entry === 'string') {
+      if (entry !== '') tasks.push({ id: entry });
+      continue;
+    }
+    if (!isRecord(entry) || typeof entry.id !== 'string' || entry.id === '') continue;
+    const task: PlannedTask = { id: entry.id };
+    if (typeof entry.prompt === 'string') task.prompt = entry.prompt;
+    if (typeof entry.agent === 'string' && entry.agent !== '') task.agent = entry.agent;
+    const range = parseRange(entry.range);
+    if (range) task.range = range;
+    if (typeof entry.logPath === 'string' && entry.logPath !== '') task.logPath = entry.logPath;
+    tasks.push(task);
+  }
+  return tasks;
 }

@@ -2,7 +2,7 @@
 // `RunResult`: pure, no `vscode`, clock passed in.
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseUsage, type RunResult, type TaskEvent, type TaskResult, type Usage } from './protocol';
+import { parsePlannedTasks, parseUsage, type Range, type RunResult, type TaskEvent, type TaskResult, type Usage } from './protocol';
 
 export type TaskState =
   | 'pending' // known from the plan, no event yet
@@ -31,9 +31,15 @@ export interface TaskView {
   error?: string;
   code?: string;
   exitCode?: number;
+  /** The task's log, as the server names it (`logPath` of events, `logUri` of results). */
   logUri?: string;
   /** On a resume: the earlier run this task succeeded in (it did not run again). */
   reusedFrom?: string;
+  /** What the task was asked, as the server read it from the plan (`runStarted`). */
+  prompt?: string;
+  agent?: string;
+  /** Where the plan document declares the task. */
+  range?: Range;
   /** A model agent's final text. */
   answer?: string;
   usage?: Usage;
@@ -129,9 +135,16 @@ export class RunModel {
   apply(event: TaskEvent, now: number): Applied {
     if (this.runId === undefined) this.runId = event.runId;
     if (event.taskId === null) {
-      // runStarted names the plan's tasks, in plan order.
-      const ids = event.kind === 'runStarted' ? event.data?.tasks : undefined;
-      if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'string' && id !== '') this.ensure(id);
+      // runStarted names the plan's tasks, in plan order, with their prompts and logs.
+      const planned = event.kind === 'runStarted' ? parsePlannedTasks(event.data) : undefined;
+      for (const p of planned ?? []) {
+        const task = this.ensure(p.id);
+        if (p.prompt !== undefined) task.prompt = p.prompt;
+        if (p.agent !== undefined) task.agent = p.agent;
+        if (p.range !== undefined) task.range = p.range;
+        const logUri = fileUri(p.logPath);
+        if (logUri !== undefined) task.logUri = logUri;
+      }
       if (event.kind === 'runFinished' && this.finishedAt === undefined) this.finishedAt = now;
       return { outputLines: [] };
     }
@@ -200,7 +213,8 @@ export class RunModel {
     if (r.error) task.error = r.error;
     if (r.code) task.code = r.code;
     if (r.exitCode !== undefined && r.exitCode !== null) task.exitCode = r.exitCode;
-    if (r.logUri) task.logUri = r.logUri;
+    const logUri = r.logUri || fileUri(r.logPath);
+    if (logUri) task.logUri = logUri;
     if (r.reusedFrom) task.reusedFrom = r.reusedFrom;
     if (r.answer !== undefined) task.answer = r.answer;
     if (r.usage) task.usage = r.usage;
@@ -234,6 +248,13 @@ export class RunModel {
       }
     }
     return c;
+  }
+
+  /** The prompts the server announced, by task id (for the answers document); empty from an older server. */
+  prompts(): Map<string, string> {
+    const prompts = new Map<string, string>();
+    for (const t of this.tasks.values()) if (t.prompt !== undefined) prompts.set(t.id, t.prompt);
+    return prompts;
   }
 
   /** Tasks that a resume would run again. */

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { callPlanRange, callTasks, choosePlan, findCallLines, isPlanFileName, splitLines } from '../src/planDetect';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { callPlanRange, choosePlan, findCallLines, hasCallLine, isPlanFileName, splitLines } from '../src/planDetect';
+
+/** The callN: grammar's cases, shared with the server and the Neovim plugin. */
+const TABLE = path.resolve(__dirname, '../../../tests/cases/call_lines.json');
+const table = JSON.parse(fs.readFileSync(TABLE, 'utf8')) as {
+  cases: { name: string; lines: string[]; calls: { id: string; line: number; prompt: string }[] }[];
+};
 
 const doc = [
   '# notes', //            0
@@ -43,6 +51,29 @@ describe('findCallLines', () => {
   });
 });
 
+describe('the shared table tests/cases/call_lines.json', () => {
+  it('has cases', () => assert.ok(table.cases.length >= 5, `${TABLE}: ${table.cases.length} cases`));
+  for (const c of table.cases) {
+    it(`finds the ids and lines of: ${c.name}`, () => {
+      const expected = c.calls.map(({ id, line }) => ({ id, line }));
+      assert.deepEqual(findCallLines(c.lines), expected);
+      for (const eol of ['\n', '\r\n', '\r']) {
+        assert.equal(hasCallLine(c.lines.join(eol)), expected.length > 0, JSON.stringify(eol));
+        assert.deepEqual(findCallLines(splitLines(c.lines.join(eol))), expected);
+      }
+    });
+  }
+});
+
+describe('hasCallLine', () => {
+  it('never lets whitespace run across a line end', () => {
+    assert.equal(hasCallLine('call1\n: not a call'), false);
+    assert.equal(hasCallLine('#\n\ncall 1: no'), false);
+    assert.equal(hasCallLine('intro\n  - call7 : yes'), true);
+    assert.equal(hasCallLine(''), false);
+  });
+});
+
 describe('callPlanRange', () => {
   it('without a selection covers the whole document, ending at the end of the last line', () => {
     assert.deepEqual(callPlanRange(doc), { start: { line: 0, character: 0 }, end: { line: 6, character: 13 } });
@@ -71,22 +102,6 @@ describe('callPlanRange', () => {
   it('clamps a selection past the end of the document', () => {
     const sel = { start: { line: 5, character: 0 }, end: { line: 99, character: 4 } };
     assert.deepEqual(callPlanRange(doc, sel), { start: { line: 5, character: 0 }, end: { line: 6, character: 13 } });
-  });
-});
-
-describe('callTasks', () => {
-  it('reads prompts up to the next call, as the server does', () => {
-    const range = callPlanRange(doc)!;
-    assert.deepEqual(callTasks(doc, range), [
-      { id: 'call1', prompt: 'write unit tests for parser.py\n  more about call1' },
-      { id: 'call2', prompt: 'add type hints to cli.py' },
-      { id: 'call3', prompt: 'update the README\ntrailing text' },
-    ]);
-  });
-  it('stops at the end of the range', () => {
-    assert.deepEqual(callTasks(doc, { start: { line: 1, character: 0 }, end: { line: 1, character: 10 } }), [
-      { id: 'call1', prompt: 'write unit tests for parser.py' },
-    ]);
   });
 });
 

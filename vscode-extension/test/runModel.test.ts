@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseLogUri, parseRunResult, parseTaskEvent, type TaskEvent } from '../src/protocol';
+import { parseLogUri, parsePlannedTasks, parseRunResult, parseTaskEvent, type TaskEvent } from '../src/protocol';
 import { outputLines, RunModel } from '../src/runModel';
 
 const ev = (taskId: string | null, kind: string, data?: Record<string, unknown>, attempt = 1): TaskEvent => ({
@@ -50,6 +50,35 @@ describe('RunModel', () => {
     m.apply(ev('a', 'failed', { reason: 'exited with code 3', logPath: '/w/.parex/runs/r1/a b.log' }), 0);
     assert.equal(m.get('a')!.error, 'exited with code 3');
     assert.equal(m.get('a')!.logUri, 'file:///w/.parex/runs/r1/a%20b.log');
+  });
+
+  it("takes the tasks runStarted announces: prompts, agents, ranges and logs as the server read them", () => {
+    const m = new RunModel(['call2'], 0);
+    const range = { start: { line: 3, character: 0 }, end: { line: 4, character: 9 } };
+    m.apply(ev(null, 'runStarted', {
+      tasks: [
+        { id: 'call1', prompt: 'summarise\nthe parser', agent: 'model', range, logPath: '/w/.parex/runs/r1/call1.log' },
+        { id: 'call2', prompt: 'name two risks', agent: 'model', range: null, logPath: '/w/.parex/runs/r1/call2.log' },
+      ],
+    }), 0);
+    assert.deepEqual(m.list().map((t) => t.id), ['call2', 'call1']);
+    assert.deepEqual(m.get('call1'), {
+      id: 'call1', state: 'pending', attempt: 0, prompt: 'summarise\nthe parser', agent: 'model', range,
+      logUri: 'file:///w/.parex/runs/r1/call1.log',
+    });
+    assert.equal(m.get('call2')!.range, undefined);
+    assert.deepEqual([...m.prompts()], [['call2', 'name two risks'], ['call1', 'summarise\nthe parser']]);
+  });
+
+  it("takes a result's logPath when it has no logUri, and never builds a path itself", () => {
+    const m = new RunModel(['a', 'b'], 0);
+    m.applyResult({ runId: 'r1', status: 'failed', wallMs: 1, workMs: 1, speedup: 1, tasks: [
+      { id: 'a', status: 'failed', attempts: 1, durationMs: 1, logPath: '/w/.parex/runs/r1/a.log' },
+      { id: 'b', status: 'failed', attempts: 1, durationMs: 1 },
+    ] }, 5);
+    assert.equal(m.get('a')!.logUri, 'file:///w/.parex/runs/r1/a.log');
+    assert.equal(m.get('b')!.logUri, undefined);
+    assert.deepEqual([...m.prompts()], []);
   });
 
   it('learns tasks it was not told of, in event order', () => {
@@ -153,6 +182,16 @@ describe('protocol parsing', () => {
     });
     assert.equal(parseRunResult({ runId: 'r' }), undefined);
     assert.equal(parseRunResult(null), undefined);
+  });
+  it('parsePlannedTasks takes objects or bare ids, dropping entries without an id and ranges that are not ranges', () => {
+    assert.equal(parsePlannedTasks({}), undefined);
+    assert.equal(parsePlannedTasks(undefined), undefined);
+    assert.deepEqual(parsePlannedTasks({ tasks: ['a', '', 3, { prompt: 'no id' }, { id: 'b', prompt: '', agent: '', range: { start: { line: 1 } }, logPath: '' },
+      { id: 'c', range: { start: { line: 0, character: 0 }, end: { line: 0, character: 5 } }, extra: true }] }), [
+      { id: 'a' },
+      { id: 'b', prompt: '' },
+      { id: 'c', range: { start: { line: 0, character: 0 }, end: { line: 0, character: 5 } } },
+    ]);
   });
   it('parseLogUri takes the uri itself or an object holding it', () => {
     assert.equal(parseLogUri('file:///l.log'), 'file:///l.log');
