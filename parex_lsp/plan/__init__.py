@@ -12,8 +12,16 @@ from typing import Any
 
 from parex_lsp.plan.ids import MAX_ID_LENGTH, id_problem, is_valid_id
 from parex_lsp.plan.model import AgentSpec, Plan, PlanError, Problem, RunConfig, SourceRange, TaskSpec, in_order
-from parex_lsp.plan.resolve import (WORKSPACE_PLAN, Resolved, _calls, find_workspace, is_plan_file, pick_call_agent,
-                                    resolve, resolve_inline)
+from parex_lsp.plan.resolve import (
+    WORKSPACE_PLAN,
+    Resolved,
+    _calls,
+    find_workspace,
+    is_plan_file,
+    pick_call_agent,
+    resolve,
+    resolve_inline,
+)
 from parex_lsp.plan.toml_plan import parse_toml_plan
 from parex_lsp.plan.validate import nothing_to_run, validate
 

@@ -116,7 +116,7 @@ def _shown(value: Any) -> str:
 def _string(value: Any, what: str) -> str:
     if "\0" in value:
         raise FieldError("bad-value", f"{what} contains a NUL character")
-    return value
+    return str(value)
 
 
 def _range(value: int | float, f: Field, name: str) -> None:

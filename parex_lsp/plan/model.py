@@ -61,7 +61,7 @@ def in_order(problems: list[Problem]) -> list[Problem]:
     for p in unique:
         docs.setdefault(p.path, len(docs))
 
-    def key(p: Problem) -> tuple:
+    def key(p: Problem) -> tuple[int, tuple[int, int]]:
         r = p.range
         return docs[p.path], (r.start_line, r.start_col) if r else (-1, -1)
     return sorted(unique, key=key)

@@ -6,12 +6,14 @@ A plan's `[agents.<name>]` table with a preset's name overrides fields of that p
 
 from __future__ import annotations
 
+from typing import Any
+
 from parex_lsp.plan.model import AgentSpec
 
 # Output patterns that mean "try again later", shared by the hosted-model CLIs.
 TRANSIENT = ["rate limit", "rate_limit", "overloaded", "429", "503", "ECONNRESET", "ETIMEDOUT", "timed out"]
 
-PRESETS: dict[str, dict] = {
+PRESETS: dict[str, dict[str, Any]] = {
     "claude": {"command": ["claude", "-p", "{prompt}", "--output-format", "stream-json", "--verbose"],
                "output_format": "json-lines"},
     "gemini": {"command": ["gemini", "-p", "{prompt}", "--output-format", "stream-json"],

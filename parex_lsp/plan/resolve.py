@@ -173,7 +173,7 @@ def _calls(text: str, source: str, workspace: Path, line_range: tuple[int, int] 
     last = max(len(LINE_BREAK.split(text)) - 1 - (1 if text.endswith(("\n", "\r")) else 0), 0)
     first_line = tasks[0].range if tasks else SourceRange.line(min(max(line_range[0], 0), last) if line_range else 0)
     if base is None:
-        where = in_order(problems)[0].format() if problems else str(config)
+        where: Path | str = in_order(problems)[0].format() if problems else str(config)
         problems.append(Problem("bad-config", f"the workspace configuration {config} has problems, so no `callN:` "
                                 f"line runs (first: {where})", first_line, source))
         return Resolved(None, in_order(problems), workspace, config)

@@ -6,16 +6,23 @@ deep for the parser, numbers too long to convert, wrong types and out-of-range v
 
 from __future__ import annotations
 
+import copy
 import re
-try:  # the compiled tomli parses large plans several times faster; same API and messages as tomllib
-    import tomli as tomllib
-except ImportError:  # pragma: no cover
-    import tomllib
 from pathlib import Path
 from typing import Any
 
-from parex_lsp.plan.fields import (AGENT_FIELDS, EXTRA_AGENT_KEYS, RUN_FIELDS, TASK_FIELDS, Field, FieldError,
-                                   did_you_mean, read_field)
+import tomli as tomllib  # compiled: parses large plans several times faster than tomllib, same API
+
+from parex_lsp.plan.fields import (
+    AGENT_FIELDS,
+    EXTRA_AGENT_KEYS,
+    RUN_FIELDS,
+    TASK_FIELDS,
+    Field,
+    FieldError,
+    did_you_mean,
+    read_field,
+)
 from parex_lsp.plan.model import AgentSpec, Plan, Problem, RunConfig, SourceRange, TaskSpec
 from parex_lsp.plan.positions import Positions, deep_nesting, scan
 from parex_lsp.plan.presets import builtin_agents
@@ -60,11 +67,12 @@ class _Reader:
     def __init__(self, path: str, pos: Positions, problems: list[Problem]):
         self.path, self.pos, self.problems = path, pos, problems
 
-    def problem(self, code: str, message: str, at: tuple) -> None:
+    def problem(self, code: str, message: str, at: tuple[Any, ...]) -> None:
         # where the scanner lost track (it is lighter than the parser), the problem still has a place
         self.problems.append(Problem(code, message, self.pos.find(at) or SourceRange(0, 0, 0, 0), self.path))
 
-    def fields(self, data: dict, table: tuple, schema: dict[str, Field], what: str) -> tuple[dict[str, Any], set[str]]:
+    def fields(self, data: dict[str, Any], table: tuple[Any, ...], schema: dict[str, Field],
+               what: str) -> tuple[dict[str, Any], set[str]]:
         """The good fields, and the names of those that were present but bad (already reported)."""
         out: dict[str, Any] = {}
         bad: set[str] = set()
@@ -164,5 +172,4 @@ def parse_toml_plan(text: str, path: str, workspace: Path) -> tuple[Plan | None,
 
 
 def _copy_agent(a: AgentSpec) -> AgentSpec:
-    return AgentSpec(**{f: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-                        for f in AgentSpec.__slots__ for v in [getattr(a, f)]})
+    return copy.deepcopy(a)  # a preset's lists and tables are never shared with a plan's agent

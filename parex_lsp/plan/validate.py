@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from parex_lsp.plan.fields import difflib_close, did_you_mean
+from parex_lsp.plan.fields import did_you_mean, difflib_close
 from parex_lsp.plan.ids import id_problem
 from parex_lsp.plan.model import ERROR, WARNING, AgentSpec, Plan, Problem, SourceRange, TaskSpec, in_order
 
@@ -101,7 +101,7 @@ def validate(plan: Plan) -> list[Problem]:
         if why:
             problems.append(Problem("path-escape", f"[run] {why}", run_at("copy_files"), path))
     for name, agent in plan.agents.items():
-        def agent_problem(msg: str) -> None:
+        def agent_problem(msg: str, name: str = name, agent: AgentSpec = agent) -> None:
             problems.append(Problem("bad-agent", f"agent `{name}`: {msg}", agent.range, path))
         if agent.kind == "command" and not agent.command:
             agent_problem("a command agent needs `command`, an argv list such as [\"mytool\", \"{prompt}\"]")
@@ -127,12 +127,12 @@ def validate(plan: Plan) -> list[Problem]:
         if "prompt" not in said and not t.prompt.strip():
             add("empty-prompt", f"task `{t.id}` has an empty prompt", t, "prompt")
         agent_name = t.agent or run.default_agent
-        agent = plan.agents.get(agent_name)
-        if agent is None:
+        task_agent = plan.agents.get(agent_name)
+        if task_agent is None:
             if t.agent is not None:  # else [run] default_agent is reported once, above
                 add("unknown-agent", f"task `{t.id}`: unknown agent `{agent_name}` ({agent_hint(agent_name)})",
                     t, "agent")
-        elif t.retries and _transient_free(agent):
+        elif t.retries and _transient_free(task_agent):
             add("retries-unused", f"task `{t.id}`: `retries = {t.retries}` never applies: agent `{agent_name}` "
                 "marks no failure as transient (give the agent `retry_on` patterns or `retry_timeouts = true`)",
                 t, "retries", WARNING)

@@ -4,8 +4,8 @@ or problems with positions: never an exception."""
 from __future__ import annotations
 
 import json
-import re
 import math
+import re
 from pathlib import Path
 
 import pytest
