@@ -111,20 +111,6 @@ class TaskSpec:
     range: SourceRange | None = None  # the task's `id` line, or its `callN:` line
     field_ranges: dict[str, SourceRange] = field(default_factory=dict)
 
-    def to_wire(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"id": self.id, "prompt": self.prompt}
-        if self.agent:
-            d["agent"] = self.agent
-        if self.depends_on:
-            d["dependsOn"] = list(self.depends_on)
-        if self.files:
-            d["files"] = list(self.files)
-        if self.retries is not None:
-            d["retries"] = self.retries
-        if self.timeout is not None:
-            d["timeout"] = self.timeout
-        return d
-
 
 @dataclass(slots=True)
 class RunConfig:

@@ -1,6 +1,6 @@
 // Text the extension shows: notifications, progress messages, output lines, tree labels.
 // Pure, no `vscode`.
-import type { RunResult, TaskResult } from './protocol';
+import type { RunResult } from './protocol';
 import type { RunCounts, TaskState, TaskView } from './runModel';
 
 /** `850ms`, `4.2s`, `42s`, `1m 05s`, `1h 02m`. */
@@ -40,11 +40,6 @@ export function countResult(
     } else counts.other++;
   }
   return counts;
-}
-
-/** The tasks of a result that a resume would run again. */
-export function tasksToRetry(result: RunResult): TaskResult[] {
-  return result.tasks.filter((t) => t.status !== 'succeeded');
 }
 
 /**

@@ -12,7 +12,6 @@ import {
   summarySeverity,
   tagLines,
   taskDescription,
-  tasksToRetry,
   truncate,
 } from '../src/format';
 import type { RunResult } from '../src/protocol';
@@ -86,9 +85,6 @@ describe('summaryMessage', () => {
     assert.equal(summaryMessage(r), 'Parallel tasks failed: 0 succeeded, 1 failed, 1 kept from the earlier run in 1.2s (800ms of work, 0.67× speedup)');
     assert.equal(taskDescription({ id: 'ok', state: 'succeeded', attempt: 0, reusedFrom: 'r0' }, 0), 'succeeded earlier · kept from run r0');
     assert.equal(stateLine({ id: 'ok', state: 'succeeded', attempt: 0, reusedFrom: 'r0' }, 'succeeded', 0), '[ok] ── succeeded in run r0; not run again');
-  });
-  it('tasksToRetry keeps all but the succeeded', () => {
-    assert.deepEqual(tasksToRetry(result).map((t) => t.id), ['bad']);
   });
 });
 
