@@ -197,11 +197,13 @@ class TaskInfo:
     prompt: str
     agent: str
     range: dict[str, Any] | None  # LSP range of the task in its plan document
-    log_path: str
+    log_path: str | None  # None for a task kept from an earlier run (resume): it does not run
+    reused_from: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"id": self.id, "prompt": self.prompt, "agent": self.agent, "range": self.range,
-                "logPath": self.log_path}
+        d = {"id": self.id, "prompt": self.prompt, "agent": self.agent, "range": self.range,
+             "logPath": self.log_path}
+        return {**d, "reusedFrom": self.reused_from} if self.reused_from else d
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,7 +104,7 @@ class TerminalView:
         data = e.data
         if isinstance(data, RunStarted):
             self.run_id = e.run_id
-            self.rows = {t.id: TaskRow(t.id) for t in data.tasks}
+            self.rows = {t.id: TaskRow(t.id) for t in data.tasks if t.reused_from is None}
             return
         row = self.rows.get(e.task_id or "")
         if row is None:

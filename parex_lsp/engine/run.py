@@ -236,7 +236,7 @@ class Run:
             self.started = time.time()
             self.status_text = RunStatus.RUNNING
             self._emit(None, EventKind.RUN_STARTED, RunStarted(
-                self.plan_key, os.getpid(), tuple(self._task_info(t) for t in self.tasks.values()),
+                self.plan_key, os.getpid(), self._announced(),
                 self.max_concurrency, self.isolation_name, self.resumed_from))
             if ended:
                 self._emit(None, EventKind.ORPHANS_ENDED, OrphansEnded(tuple(ended)))
@@ -268,9 +268,17 @@ class Run:
             self.locks.close()
             self._journal.close()
 
-    def _task_info(self, t: TaskState) -> TaskInfo:
-        rng = t.spec.range
-        return TaskInfo(t.spec.id, t.spec.prompt, t.agent, rng.to_lsp() if rng else None, str(t.log_path))
+    def _announced(self) -> tuple[TaskInfo, ...]:
+        """The tasks of the run's first event, in plan order: those it runs, and those a resume keeps."""
+        out = []
+        for spec in self.plan.tasks:
+            rng = spec.range.to_lsp() if spec.range else None
+            agent = spec.agent or self.plan.run.default_agent
+            if spec.id in self.tasks:
+                out.append(TaskInfo(spec.id, spec.prompt, agent, rng, str(self.tasks[spec.id].log_path)))
+            elif spec.id in self.reused:
+                out.append(TaskInfo(spec.id, spec.prompt, agent, rng, None, self.reused[spec.id].run_id))
+        return tuple(out)
 
     # -- scheduling ----------------------------------------------------------------------------
 

@@ -158,7 +158,7 @@ class RunProgress:
     def __call__(self, ev: Event) -> None:
         if ev.task_id is None:
             if isinstance(ev.data, RunStarted):
-                self.members = {t.id for t in ev.data.tasks}
+                self.members = {t.id for t in ev.data.tasks if t.reused_from is None}
                 self.total = len(self.members)
                 if self.run:
                     self.run.begin(f"parex: {self.total} tasks", message="starting", percentage=0)

@@ -106,7 +106,7 @@ class Runs:
         if text is None:
             raise invalid([f"unknown document {uri}: it is not open in the editor and no such file exists"])
         path = to_fs_path(uri) if uri.startswith("file:") else None
-        root = self.editor_root(Path(path)) if path else None
+        root = self.editor_root(Path(path)) if path else self.workspace_for(None)
         got = resolve(path or uri, ref.lines, editor_root=root, text=text)
         self.diagnostics.set_problems(uri, got.problems)
         if got.plan is None:

@@ -74,7 +74,10 @@ def resolve(document: str | Path, line_range: tuple[int, int] | None = None, edi
     if text is None and path.is_dir():
         path = path / WORKSPACE_PLAN
         source = str(path)
-    workspace = find_workspace(path.parent, editor_root)
+    # A document that is no file on disk (an editor's untitled buffer, given by its text) belongs to the
+    # editor's root folder.
+    unsaved = text is not None and not path.is_absolute()
+    workspace = find_workspace(path.parent if not unsaved else (editor_root or Path.cwd()), editor_root)
     if text is None:
         text_or_problem = _read(path, source)
         if isinstance(text_or_problem, Problem):

@@ -3,7 +3,7 @@
 // server that answers the callN: prompts of answers.md: e2e/fake_model.py), E2E_USER_DATA (the
 // profile, whose logs hold the language client's trace).
 import { chromium } from 'playwright-core';
-import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 const url = process.env.E2E_URL;
@@ -322,11 +322,10 @@ try {
   const answersTab = '.tabs-container .tab[aria-label*="parex answers — "]';
   check((await page.locator(answersTab).count()) === 0, 'runs without model answers open no answers document');
   check(Boolean(modelUrl), `the fake model server is up: ${modelUrl}`);
-  // The workspace gains a model agent: callN: prompts go to the first one it declares.
-  appendFileSync(
-    path.join(workspace, 'parex.toml'),
-    `\n[agents.local]\nkind = "openai"\nbase_url = "${modelUrl}"\nmodel = "fake"\n`,
-  );
+  // The workspace gains a model agent, and callN: prompts go to it (no longer to the shell).
+  const planPath = path.join(workspace, 'parex.toml');
+  writeFileSync(planPath, readFileSync(planPath, 'utf8').replace('call_agent = "shell"', 'call_agent = "local"'));
+  appendFileSync(planPath, `\n[agents.local]\nkind = "openai"\nbase_url = "${modelUrl}"\nmodel = "fake"\n`);
   log('declared [agents.local] in parex.toml');
   await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
   await openFile(page, 'answers.md');

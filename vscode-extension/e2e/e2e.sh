@@ -97,6 +97,7 @@ EOF
 cat > "$WS/parex.toml" <<'EOF'
 [run]
 max_concurrency = 2
+call_agent = "shell"  # the callN: lines of notes.md are shell commands, by choice
 
 [[task]]
 id = "hello"
