@@ -410,6 +410,8 @@ class Run:
                     if dep.deps_left == 0 and dep.status == TaskStatus.PENDING:
                         self._push(dep)
         else:
+            if self.limits.ledger.exhausted and not self._budget_stopped:
+                self._stop_for_budget()  # what never started ends `budget-exceeded`, not `dependency-failed`
             self._skip_dependents(t)
             if self.fail_fast and status == TaskStatus.FAILED and not self._cancelled and self._failed_by is None:
                 self._failed_by = t.spec.id

@@ -66,7 +66,7 @@ async def test_a_token_budget_stops_the_run_at_most_one_request_beyond_it(worksp
     assert result.status == "failed" and result.budget["exceeded"] is True
     by_id = {t.id: t for t in result.tasks}
     ended = [t for t in result.tasks if t.status != "succeeded"]
-    assert ended and all(t.code == "budget-exceeded" for t in ended), [(t.id, t.code) for t in ended]
+    assert ended and all(t.code == "budget-exceeded" for t in ended), [(t.id, t.code, t.error) for t in ended if t.code != "budget-exceeded"]
     assert {t.status for t in ended} <= {"failed", "skipped"}
     assert by_id["after"].status == "skipped" and by_id["after"].code == "budget-exceeded"
     for t in result.tasks:

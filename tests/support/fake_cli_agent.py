@@ -138,7 +138,7 @@ def usage_limited(fmt: str, reset: float) -> list[object]:
         wait = max(1, math.ceil(reset - time.time()))
         message = f"You've hit your usage limit. Upgrade to Pro or try again in {wait} seconds."
         return [{"type": "error", "message": message}, {"type": "turn.failed", "error": {"message": message}}]
-    when = datetime.datetime.fromtimestamp(reset, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    when = datetime.datetime.fromtimestamp(reset, datetime.UTC).isoformat().replace("+00:00", "Z")
     message = f"Quota exceeded for this model; your usage limit resets at {when}."
     return [{"type": "error", "severity": "error", "message": message},
             {"type": "result", "status": "error", "error": {"type": "FatalError", "message": message}, "stats": {}}]
