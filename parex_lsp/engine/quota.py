@@ -53,8 +53,10 @@ class AgentQuota:
         until = now + retry_after
         if fresh:
             self._set_level(max(1, self.level // 2), f"rate limited: {reason}")
-        if until > self.until + EXTEND_NOTICE or fresh:
-            self.until, self.reason = max(until, self.until), reason
+        announce = fresh or until > self.until + EXTEND_NOTICE
+        if until > self.until:
+            self.until, self.reason = until, reason
+        if announce:
             self._announce(Cooldown(self.agent, self.until, reason))
         self._streak = 0
         self._signal()
