@@ -29,6 +29,10 @@ class EventKind(StrEnum):
     WARNING = "warning"  # something a person should know that did not fail the task
     MERGED = "merged"  # worktree isolation: the task's branch was merged
     SPAWNED = "spawned"  # journal only: an agent process {pid, startTime}, so a later run can end it
+    # agent-wide (taskId null; docs/protocol.md §6): quotas and spend
+    COOLDOWN = "cooldown"  # an agent was rate limited: every task of it waits until `until`
+    CONCURRENCY = "concurrency"  # an agent's effective concurrency changed (halved on a rate limit, regrown)
+    BUDGET_EXCEEDED = "budgetExceeded"  # the run's spend reached its budget: nothing new starts
     # run events (taskId null)
     RUN_STARTED = "runStarted"
     RUN_FINISHED = "runFinished"
@@ -70,6 +74,8 @@ class Reason(StrEnum):
     SETUP_FAILED = "setup-failed"
     API_ERROR = "api-error"
     INTERNAL_ERROR = "internal-error"
+    BUDGET_EXCEEDED = "budget-exceeded"  # the run's budget (or the task's max_cost) was spent
+    RATE_LIMITED = "rate-limited"  # the agent's quota stayed exhausted longer than rate_limit_wait_max
 
 
 TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
@@ -146,6 +152,41 @@ class Usage:
 
     def to_wire(self) -> dict[str, Any]:
         return dict(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """Every task of `agent` waits until `until` (epoch seconds): one shared pause per rate-limited agent."""
+
+    agent: str
+    until: float
+    reason: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"agent": self.agent, "until": round(self.until, 3), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """An agent's effective concurrency: `level` of at most `max` tasks at once."""
+
+    agent: str
+    level: int
+    max: int
+    reason: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"agent": self.agent, "level": self.level, "max": self.max, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetExceeded:
+    spent: dict[str, Any]  # {tokens, costUsd}
+    budget: dict[str, Any]  # {tokens?, usd?}
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"spent": self.spent, "budget": self.budget, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)

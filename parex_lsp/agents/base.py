@@ -4,10 +4,10 @@ the engine supplies: agents never import the engine."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncContextManager, Protocol
+from typing import Any, AsyncContextManager, Protocol, TypeVar
 
 from parex_lsp.contract import EventKind, Payload, Reason
 from parex_lsp.isolation.registry import LockOwner
@@ -17,6 +17,7 @@ from parex_lsp.plan.model import AgentSpec, TaskSpec
 EXIT_CODE, TIMEOUT, RETRIES_EXHAUSTED = Reason.EXIT_CODE, Reason.TIMEOUT, Reason.RETRIES_EXHAUSTED
 LOCK_TIMEOUT, AGENT_NOT_FOUND, CANCELLED = Reason.LOCK_TIMEOUT, Reason.AGENT_NOT_FOUND, Reason.CANCELLED
 SETUP_FAILED, API_ERROR = Reason.SETUP_FAILED, Reason.API_ERROR
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -31,6 +32,38 @@ class Outcome:
     retry_after: float | None = None  # seconds the far side asked us to wait
     usage: dict[str, Any] | None = None  # {promptTokens, completionTokens, costUsd?}
     answer: str | None = None  # a model agent's final text
+    rate_limited: bool = False  # the agent's quota, not this attempt, failed it: wait out the cooldown, run again
+
+
+class RateLimit(Exception):
+    """Raised by a request the far side refused for now (HTTP 429, an overload answer). Under a `RequestGate`
+    the request is sent again once the agent's shared cooldown (`retry_after` seconds) has passed."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason, self.retry_after = reason, retry_after
+
+
+class RequestRefused(Exception):
+    """The gate will not send the request: the budget is spent, or the quota stayed exhausted too long."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+class RequestGate(Protocol):
+    """The engine's say over each model request: it may wait (a shared cooldown, the budget's last requests),
+    refuse (`RequestRefused`), or send a rate-limited request again. Agents call `send` at each request."""
+
+    async def send(self, request: Callable[[], Awaitable[T]]) -> T: ...
+
+
+class DirectGate:
+    """No engine: every request is sent as it comes."""
+
+    async def send(self, request: Callable[[], Awaitable[T]]) -> T:
+        return await request()
 
 
 class Output(Protocol):
@@ -72,6 +105,7 @@ class AgentContext:
     kill_grace: float = 5.0
     env: dict[str, str] = field(default_factory=dict)  # extra environment (agent env + PAREX_* vars)
     on_spawn: Callable[[int], None] | None = None  # told each agent process's pid (the journal keeps it)
+    gate: RequestGate = field(default_factory=DirectGate)  # budget and quota at each model request
 
 
 class Agent(Protocol):

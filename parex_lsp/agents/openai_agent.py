@@ -16,7 +16,16 @@ from typing import Any, Callable
 
 import httpx
 
-from parex_lsp.agents.base import API_ERROR, EXIT_CODE, LOCK_TIMEOUT, SETUP_FAILED, AgentContext, Outcome
+from parex_lsp.agents.base import (
+    API_ERROR,
+    EXIT_CODE,
+    LOCK_TIMEOUT,
+    SETUP_FAILED,
+    AgentContext,
+    Outcome,
+    RateLimit,
+    RequestRefused,
+)
 from parex_lsp.agents.sse import DONE, sse_data
 from parex_lsp.agents.tools import COMMAND_TIMEOUT, FileTools
 from parex_lsp.contract import EventKind
@@ -40,6 +49,10 @@ class ApiError(Exception):
     def __init__(self, reason: str, *, transient: bool, retry_after: float | None = None):
         super().__init__(reason)
         self.reason, self.transient, self.retry_after = reason, transient, retry_after
+
+
+class RateLimitedError(ApiError, RateLimit):
+    """A 429 or an overload answer: the engine's gate waits out the agent's cooldown and sends it again."""
 
 
 @dataclass(slots=True)
@@ -146,7 +159,10 @@ class OpenAIAgent:
         async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
             for _ in range(spec.max_steps):
                 try:
-                    reply = await stream_completion(client, url, {**body, "messages": messages}, screen.write)
+                    reply = await ctx.gate.send(  # the engine's budget and quota, at each request
+                        lambda: stream_completion(client, url, {**body, "messages": messages}, screen.write))
+                except RequestRefused as e:
+                    return outcome(False, code=e.code, reason=e.reason)
                 except ApiError as e:
                     return outcome(False, code=API_ERROR, transient=e.transient, retry_after=e.retry_after,
                                    reason=e.reason)
@@ -220,8 +236,10 @@ def _http_error(response: httpx.Response) -> ApiError:
     status = response.status_code
     message = _error_message(response)
     transient = status == 429 or status >= 500 or status == 408
-    return ApiError(f"HTTP {status}: {message}", transient=transient,
-                    retry_after=retry_after_seconds(response.headers) if transient else None)
+    limited = status in (429, 529) or (status == 503 and "overload" in message.lower())
+    return (RateLimitedError if limited else ApiError)(
+        f"HTTP {status}: {message}", transient=transient,
+        retry_after=retry_after_seconds(response.headers) if transient else None)
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -248,7 +266,9 @@ def _stream_error(err: Any) -> ApiError:
     code, kind = str(err.get("code") or ""), str(err.get("type") or "")
     transient = code == "429" or code.startswith("5") or any(
         w in (kind + " " + code).lower() for w in ("rate", "overloaded", "server_error", "unavailable"))
-    return ApiError(f"stream error: {err.get('message') or kind or code}", transient=transient)
+    limited = code == "429" or any(w in (kind + " " + code).lower() for w in ("rate", "overloaded"))
+    return (RateLimitedError if limited else ApiError)(f"stream error: {err.get('message') or kind or code}",
+                                                       transient=transient)
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:

@@ -37,6 +37,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _positive_number(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return x
+
+
 def _ids(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
 
@@ -63,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--call-agent", metavar="AGENT",
                      help='the agent for callN: prompts ("shell" runs them as shell commands)')
     run.add_argument("--fail-fast", action="store_true", default=None, help="cancel the rest at the first failure")
+    run.add_argument("--budget-usd", type=_positive_number, metavar="USD",
+                     help="stop the run when its spend reaches this (overrides [run] budget.usd)")
+    run.add_argument("--budget-tokens", type=_positive, metavar="N",
+                     help="stop the run when it has used this many tokens (overrides [run] budget.tokens)")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON on the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-line task output, only state changes")
 
@@ -149,7 +163,8 @@ def _run(args: argparse.Namespace) -> int:
             plan = _load(args.plan, args.call_agent)
             run = await Run.prepare(plan, RunOptions(
                 max_concurrency=args.max_concurrency, isolation=args.isolation, only=args.only,
-                resume=args.resume, fail_fast=args.fail_fast), sinks=[view.on_event])
+                resume=args.resume, fail_fast=args.fail_fast, budget_usd=args.budget_usd,
+                budget_tokens=args.budget_tokens), sinks=[view.on_event])
         except (PlanError, RunError) as e:
             return e
         async with anyio.create_task_group() as tg:

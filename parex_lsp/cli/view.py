@@ -22,6 +22,9 @@ from rich.text import Text
 from parex_lsp.contract import (
     ENDINGS,
     TERMINAL,
+    BudgetExceeded,
+    Concurrency,
+    Cooldown,
     Ended,
     Event,
     EventKind,
@@ -30,6 +33,7 @@ from parex_lsp.contract import (
     Retrying,
     RunStarted,
     TaskStatus,
+    Usage,
 )
 from parex_lsp.engine.result import RunResult, TaskResult
 
@@ -70,6 +74,9 @@ class TerminalView:
         self.run_id = ""
         self.rows: dict[str, TaskRow] = {}
         self._gone = False  # the terminal went away (SIGHUP): stop writing to it
+        self.cooldowns: dict[str, Cooldown] = {}  # agent → its latest cooldown
+        self.levels: dict[str, Concurrency] = {}  # agent → its effective concurrency, once it changed
+        self.spent: dict[str, Any] = {}  # the run's usage so far, and its budget
 
     @contextlib.contextmanager
     def live(self) -> Iterator[None]:
@@ -81,6 +88,8 @@ class TerminalView:
 
     def on_event(self, e: Event) -> None:
         self._track(e)
+        if not self.interactive and isinstance(e.data, (Cooldown, Concurrency, BudgetExceeded)):
+            self._write(f"parex: {agent_line(e.data, e.ts)}\n")
         if self.interactive or e.task_id is None:
             return  # the live table shows state; run-level events are summed up at the end
         data = e.data
@@ -102,6 +111,12 @@ class TerminalView:
 
     def _track(self, e: Event) -> None:
         data = e.data
+        if isinstance(data, Cooldown):
+            self.cooldowns[data.agent] = data
+        elif isinstance(data, Concurrency):
+            self.levels[data.agent] = data
+        elif isinstance(data, Usage):
+            self.spent = data.values
         if isinstance(data, RunStarted):
             self.run_id = e.run_id
             self.rows = {t.id: TaskRow(t.id) for t in data.tasks if t.reused_from is None}
@@ -151,6 +166,12 @@ class TerminalView:
         rows = list(self.rows.values())
         done = sum(1 for r in rows if r.status in TERMINAL)
         table = Table(title=f"parex run {self.run_id}: {done}/{len(rows)} done", title_justify="left", expand=False)
+        notes = [f"{c.agent}: rate limited, resuming in {c.until - now:.0f}s"
+                 for c in self.cooldowns.values() if c.until > now]
+        notes += [f"{c.agent}: concurrency {c.level}/{c.max}" for c in self.levels.values() if c.level < c.max]
+        if self.spent:
+            notes.append("spent " + spend_text(self.spent))
+        table.caption = " · ".join(notes) or None
         for col in COLUMNS:
             table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=80 if col == "latest output" else None)
         for r in rows:
@@ -194,6 +215,10 @@ class TerminalView:
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
         self.console.print(f"{counts} — wall {secs(result.wall_ms)}, work {secs(result.work_ms)}, "
                            f"speedup {result.speedup:.2f}×{usage_text(result.usage)}")
+        if result.budget:
+            self.console.print(Text(f"budget: {result.budget['summary']}"
+                                    + (" — budget exceeded" if result.budget["exceeded"] else ""),
+                                    style="bold red" if result.budget["exceeded"] else ""))
         if result.status != "succeeded":
             self.console.print(f"resume with: parex-lsp run {plan_source or 'PLAN'} --resume {result.run_id}")
 
@@ -210,3 +235,26 @@ def usage_text(usage: dict[str, Any] | None) -> str:
         return ""
     cost = f" (${usage['costUsd']:.4f})" if "costUsd" in usage else ""
     return f", {usage.get('promptTokens', 0)}+{usage.get('completionTokens', 0)} tokens{cost}"
+
+
+def spend_text(values: dict[str, Any]) -> str:
+    """`1,234 tokens ($0.0123) of 2,000 tokens`: the run's total from a `usage` event, against its budget."""
+    run = values.get("run") or values
+    tokens = int(run.get("promptTokens", 0)) + int(run.get("completionTokens", 0))
+    text = f"{tokens:,} tokens" + (f" (${run['costUsd']:.4f})" if "costUsd" in run else "")
+    budget = values.get("budget") or {}
+    limits = []
+    if "tokens" in budget:
+        limits.append(f"{int(budget['tokens']):,} tokens")
+    if "usd" in budget:
+        limits.append(f"${budget['usd']:g}")
+    return text + (f" of {' / '.join(limits)}" if limits else "")
+
+
+def agent_line(data: Cooldown | Concurrency | BudgetExceeded, now: float) -> str:
+    """One line for an agent-wide event: `claude: rate limited, resuming in 42s (HTTP 429: …)`."""
+    if isinstance(data, Cooldown):
+        return f"{data.agent}: rate limited, resuming in {max(0.0, data.until - now):.0f}s ({data.reason})"
+    if isinstance(data, Concurrency):
+        return f"{data.agent}: concurrency {data.level}/{data.max} ({data.reason})"
+    return data.message

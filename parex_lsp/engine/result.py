@@ -49,6 +49,7 @@ class RunResult:
     status: str  # succeeded | failed | cancelled
     tasks: list[TaskResult] = field(default_factory=list)
     wall_ms: int = 0
+    budget: dict[str, Any] | None = None  # {spent, budget, exceeded, summary} when the run had a budget
 
     @property
     def work_ms(self) -> int:
@@ -73,4 +74,6 @@ class RunResult:
                              "wallMs": self.wall_ms, "workMs": self.work_ms, "speedup": self.speedup}
         if self.usage:
             d["usage"] = self.usage
+        if self.budget:
+            d["budget"] = self.budget
         return d

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from parex_lsp import state
 from parex_lsp.agents.base import Outcome
 from parex_lsp.contract import (
     TERMINAL,
+    BudgetExceeded,
     Ended,
     Event,
     EventKind,
@@ -48,9 +50,11 @@ from parex_lsp.engine.children import use_pidfd_watcher
 from parex_lsp.engine.graph import critical_path, dependents_of
 from parex_lsp.engine.history import Earlier, History, load_history
 from parex_lsp.engine.journal import Journal, find_run, is_running
+from parex_lsp.engine.limits import Limits
 from parex_lsp.engine.orphans import end_orphans
 from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.selection import PlanBusy, RunError, Selection, select
+from parex_lsp.engine.spend import Budget
 from parex_lsp.engine.task import TaskRunner, TaskState
 from parex_lsp.isolation.keys import lock_keys
 from parex_lsp.isolation.modes import Isolation, SharedWorkspace, WorktreeIsolation
@@ -76,6 +80,8 @@ class RunOptions:
     resume: str | None = None  # a run id or "last"
     run_id: str | None = None
     fail_fast: bool | None = None
+    budget_usd: float | None = None  # override `[run] budget` (each key on its own)
+    budget_tokens: int | None = None
 
 
 def plan_key(plan: Plan) -> str | None:
@@ -112,8 +118,13 @@ class Run:
         self.isolation: Isolation = (
             WorktreeIsolation(workspace, run_id, self._is_live_run, plan.run.copy_files, plan.run.allow_dirty)
             if self.isolation_name == "worktree" else SharedWorkspace(workspace, self.locks))
+        self.limits = Limits(plan, Budget.of(plan.run.budget, options.budget_usd, options.budget_tokens),
+                             self.max_concurrency, lambda kind, data: self._emit(None, kind, data),
+                             on_exhausted=self._wake_up)
+        self._budget_stopped = False
+        self._running_agents: Counter[str] = Counter()  # running tasks per agent, against its quota's level
         self._runner = TaskRunner(run_id, plan, workspace, self.isolation, self._emit, self._record_spawn,
-                                  self._agent_lock_wait)
+                                  self._agent_lock_wait, self.limits)
         self._finished = 0  # tasks of this run in a terminal state
         self._claim: tuple[str, str] | None = None  # this plan is running: no second run of it starts
         priority = critical_path(plan.tasks, history.durations)
@@ -134,6 +145,9 @@ class Run:
             raise RunError(f'isolation must be "none" or "worktree", not "{isolation}"')
         if opts.max_concurrency is not None and opts.max_concurrency < 1:
             raise RunError(f"max concurrency must be at least 1, not {opts.max_concurrency}")
+        for name, value in (("budget in USD", opts.budget_usd), ("budget in tokens", opts.budget_tokens)):
+            if value is not None and not value > 0:
+                raise RunError(f"the {name} must be more than 0, not {value}")
         if not plan.tasks:
             raise RunError("the plan has no tasks")
         workspace = plan.workspace.resolve()
@@ -206,7 +220,7 @@ class Run:
                          "waitingFor": t.waiting_for[0] if t.status == TaskStatus.WAITING and t.waiting_for else None,
                          "lastLine": t.output.last_line if t.output else ""})
         return {"runId": self.run_id, "plan": self.plan.source, "status": self.status_text,
-                "startedAt": self.started, "tasks": rows}
+                "startedAt": self.started, "tasks": rows, **self.limits.status()}
 
     async def execute(self) -> RunResult:
         try:
@@ -255,7 +269,8 @@ class Run:
                     lock_waiting = self._dispatch(tg)
                     if self._all_done():
                         break
-                    with anyio.move_on_after(LOCK_POLL if lock_waiting else None):
+                    looks = [x for x in (LOCK_POLL if lock_waiting else None, self.limits.next_change()) if x]
+                    with anyio.move_on_after(min(looks) if looks else None):  # a lock poll, a cooldown's end
                         await self._wake.wait()
                     self._wake = anyio.Event()
             result = self._result()
@@ -291,6 +306,8 @@ class Run:
     def _dispatch(self, tg: TaskGroup) -> bool:
         """Start every ready task that fits, best first; the rest stay ready. True if one waits for a lock."""
         deferred = []
+        if self.limits.ledger.exhausted and not self._budget_stopped:
+            self._stop_for_budget()
         while self._ready and self._global.available_tokens >= 1:
             item = heapq.heappop(self._ready)
             t = self.tasks[item[2]]
@@ -301,13 +318,15 @@ class Run:
                                                               reason=f"{t.cancel_reason} before it started"))
                 continue
             limit = self._agent_limits.get(t.agent)
-            if (limit is not None and limit.available_tokens < 1) or not self._take_locks(t):
+            if ((limit is not None and limit.available_tokens < 1)
+                    or not self.limits.may_start(t.agent, self._running_agents[t.agent]) or not self._take_locks(t)):
                 deferred.append(item)
                 continue
             self._global.acquire_on_behalf_of_nowait(t)
             if limit is not None:
                 limit.acquire_on_behalf_of_nowait(t)
             t.status, t.started = TaskStatus.RUNNING, time.time()
+            self._running_agents[t.agent] += 1
             tg.start_soon(self._run_task, t)
         for item in deferred:
             heapq.heappush(self._ready, item)
@@ -374,6 +393,7 @@ class Run:
         try:
             outcome = await self._runner.run(t)
         finally:
+            self._running_agents[t.agent] -= 1
             self._global.release_on_behalf_of(t)
             if t.agent in self._agent_limits:
                 self._agent_limits[t.agent].release_on_behalf_of(t)
@@ -398,11 +418,32 @@ class Run:
                     if dep.deps_left == 0 and dep.status == TaskStatus.PENDING:
                         self._push(dep)
         else:
+            if self.limits.ledger.exhausted and not self._budget_stopped:
+                self._stop_for_budget()  # what never started ends `budget-exceeded`, not `dependency-failed`
             self._skip_dependents(t)
             if self.fail_fast and status == TaskStatus.FAILED and not self._cancelled and self._failed_by is None:
                 self._failed_by = t.spec.id
                 self.cancel(reason=f"cancelled: task {t.spec.id} failed (fail_fast)")
         self._wake.set()
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+
+    def _stop_for_budget(self) -> None:
+        """The budget is spent: nothing new starts, CLI agents are stopped; model agents stop at their next
+        request (their gate refuses it). Every task that had not started is skipped."""
+        self._budget_stopped = True
+        ledger = self.limits.ledger
+        self._emit(None, EventKind.BUDGET_EXCEEDED, BudgetExceeded(
+            ledger.spent(), ledger.budget.to_wire(), f"budget reached: {ledger.summary()}"))
+        why = f"the run's budget is spent ({ledger.summary()})"
+        for t in self.tasks.values():
+            if t.status == TaskStatus.RUNNING and not self.limits.is_model(t.agent):
+                t.cancel_code, t.cancel_reason = Reason.BUDGET_EXCEEDED, why
+                t.scope.cancel()
+            elif t.status in (TaskStatus.PENDING, TaskStatus.WAITING):
+                self._record(t, TaskStatus.SKIPPED, Outcome(False, code=Reason.BUDGET_EXCEEDED,
+                                                            reason=f"not started: {why}"))
 
     def _skip_dependents(self, ended: TaskState) -> None:
         stack = [ended]
@@ -444,7 +485,10 @@ class Run:
                   else RunStatus.SUCCEEDED if all(r.status == TaskStatus.SUCCEEDED for r in results)
                   else RunStatus.FAILED)
         assert self.started is not None
-        return RunResult(self.run_id, status, results, int((time.time() - self.started) * 1000))
+        ledger = self.limits.ledger
+        spend = {"spent": ledger.spent(), "budget": ledger.budget.to_wire(), "exceeded": ledger.exhausted,
+                 "summary": ledger.summary()} if ledger.budget else None
+        return RunResult(self.run_id, status, results, int((time.time() - self.started) * 1000), spend)
 
     def kill_now(self) -> int:
         """A second Ctrl-C: SIGKILL every running agent's process group at once, without the grace."""

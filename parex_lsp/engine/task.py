@@ -16,6 +16,7 @@ from parex_lsp.agents.base import AgentContext, Outcome
 from parex_lsp.agents.command import SHELL
 from parex_lsp.agents.process import run_process
 from parex_lsp.contract import EventKind, Merged, Payload, Reason, Retrying, Started, TaskStatus
+from parex_lsp.engine.limits import Limits
 from parex_lsp.engine.output import TaskOutput, compile_patterns
 from parex_lsp.engine.result import TaskResult
 from parex_lsp.engine.retry import with_retries
@@ -44,6 +45,7 @@ class TaskState:
     waiting_for: tuple[str, str] | None = None  # (key, holder) last reported in a lockWait
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancel_reason: str | None = None  # set when cancelled: why (a person, fail_fast, ...)
+    cancel_code: Reason = Reason.CANCELLED  # how a cancelled task ends (budget-exceeded: a spent budget)
     output: TaskOutput | None = None
     result: TaskResult | None = None
     pid: int | None = None  # the current attempt's agent process (leader of its own process group)
@@ -51,9 +53,11 @@ class TaskState:
 
 class TaskRunner:
     def __init__(self, run_id: str, plan: Plan, workspace: Path, isolation: Isolation, emit: Emit,
-                 record_spawn: Callable[[str, int, int], None], lock_wait: Callable[[TaskState, str, LockOwner], None]):
+                 record_spawn: Callable[[str, int, int], None], lock_wait: Callable[[TaskState, str, LockOwner], None],
+                 limits: Limits):
         self.run_id, self.plan, self.workspace, self.isolation = run_id, plan, workspace, isolation
         self._emit, self._record_spawn, self._lock_wait = emit, record_spawn, lock_wait
+        self.limits = limits
 
     async def run(self, t: TaskState) -> Outcome:
         """The task from start to end; never raises (a crash is this task's failure, never the run's)."""
@@ -68,7 +72,8 @@ class TaskRunner:
                 self._emit(spec.id, EventKind.STARTED, Started(t.agent, str(workdir)), 1)
                 outcome = await self._setup(t, workdir) or await self._attempts(t, workdir)
             if outcome is None or t.scope.cancelled_caught:
-                outcome = Outcome(False, code=Reason.CANCELLED, reason=t.cancel_reason or "cancelled")
+                outcome = Outcome(False, code=t.cancel_code, reason=t.cancel_reason or "cancelled",
+                                  usage=self.limits.usage_of(spec.id))
             with anyio.CancelScope(shield=True):
                 outcome = await self._finish(t, outcome)
         except Exception as e:  # a bug or an unusable workdir fails this task, never the run
@@ -83,11 +88,13 @@ class TaskRunner:
                "PAREX_ATTEMPT": str(attempt)}
         return AgentContext(
             self.run_id, spec, self.plan.agents[t.agent], workdir, self.workspace, attempt, output,
-            emit=lambda kind, payload: self._emit(spec.id, kind, payload, t.attempt),
+            emit=lambda kind, payload: self._emit(
+                spec.id, kind, self.limits.usage(spec.id, payload) if kind == EventKind.USAGE else payload, t.attempt),
             locks=self.isolation.file_locks,
             on_lock_wait=lambda key, owner: self._lock_wait(t, key, owner),
             kill_grace=self.plan.run.kill_grace, env=env,
-            on_spawn=lambda pid: self._record_spawn(spec.id, pid, attempt))
+            on_spawn=lambda pid: self._record_spawn(spec.id, pid, attempt),
+            gate=self.limits.gate(spec, t.agent))
 
     async def _attempts(self, t: TaskState, workdir: Path) -> Outcome:
         spec, output = t.spec, t.output
@@ -95,7 +102,7 @@ class TaskRunner:
         agent_spec = self.plan.agents[t.agent]
         agent = agent_for(agent_spec)
 
-        async def attempt() -> Outcome:
+        async def one() -> Outcome:
             t.attempt += 1
             if t.attempt > 1:
                 output.mark(f"attempt {t.attempt}")
@@ -104,6 +111,21 @@ class TaskRunner:
             assert deadline.cancelled_caught
             return Outcome(False, code=Reason.TIMEOUT, reason=f"timed out after {spec.timeout:g}s",
                            transient=agent_spec.retry_timeouts)
+
+        async def attempt() -> Outcome:
+            """One attempt, run again (spending no retry) while its agent's quota is what failed it."""
+            while True:
+                if (refused := await self.limits.before_attempt(spec, t.agent)) is not None:
+                    return refused
+                outcome = await one()
+                again = self.limits.after_attempt(spec, t.agent, outcome, list(output.tail))
+                if outcome.usage and not self.limits.is_model(t.agent):
+                    self._emit(spec.id, EventKind.USAGE, self.limits.cli_usage(spec.id), t.attempt)
+                if not again:
+                    outcome.usage = self.limits.usage_of(spec.id) or outcome.usage  # every attempt's spend
+                    return outcome
+                output.log(f"[parex] attempt {t.attempt}: the agent's usage limit was reached ({outcome.reason}); "
+                           "waiting for its reset\n")
 
         def on_retry(delay: float, failed: Outcome) -> None:
             self._emit(spec.id, EventKind.RETRYING, Retrying(delay, failed.code, failed.reason), t.attempt)

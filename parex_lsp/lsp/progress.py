@@ -17,6 +17,8 @@ from lsprotocol import types
 
 from parex_lsp.contract import (
     ENDINGS,
+    BudgetExceeded,
+    Cooldown,
     Ended,
     Event,
     EventKind,
@@ -25,6 +27,7 @@ from parex_lsp.contract import (
     Retrying,
     RunStarted,
     TaskStatus,
+    Usage,
     Wire,
 )
 
@@ -145,6 +148,7 @@ class RunProgress:
         self.total = 0
         self.finished: dict[str, str] = {}  # task id → terminal kind
         self.running: set[str] = set()
+        self.notes: dict[str, str] = {}  # run-wide notes on the run's progress: cooldowns, spend
 
     def owner(self, token: int | str) -> tuple[bool, str | None]:
         """(True, task id or None for the run) when `token` is one of this run's, else (False, None)."""
@@ -164,6 +168,13 @@ class RunProgress:
                     self.run.begin(f"parex: {self.total} tasks", message="starting", percentage=0)
             elif ev.kind == EventKind.RUN_FINISHED and isinstance(ev.data, Wire):
                 self.close(_summary(ev.data.data))
+            elif isinstance(ev.data, Cooldown):
+                self.notes[f"cooldown {ev.data.agent}"] = (f"{ev.data.agent}: rate limited, resuming in "
+                                                           f"{max(0.0, ev.data.until - ev.ts):.0f}s")
+                self._run_report()
+            elif isinstance(ev.data, BudgetExceeded):
+                self.notes["spend"] = ev.data.message
+                self._run_report()
             return
         if ev.task_id not in self.members:
             return
@@ -181,6 +192,9 @@ class RunProgress:
             self._task(ev.task_id).report(f"retrying in {data.delay:.0f}s: {data.reason or ''}".strip())
         elif isinstance(data, LockWait):
             self._task(ev.task_id).report(_short(data.message) or "waiting for a lock")
+        elif isinstance(data, Usage):
+            self.notes["spend"] = "spent " + _spend(data.values)
+            self._run_report()
         elif ev.kind in ENDINGS and isinstance(data, Ended):
             self.running.discard(ev.task_id)
             self.finished[ev.task_id] = ev.kind
@@ -206,6 +220,7 @@ class RunProgress:
             parts.append(f"{failed} failed")
         if self.running:
             parts.append(f"{len(self.running)} running")
+        parts += self.notes.values()
         self.run.report(", ".join(parts), pct)
 
     async def settle(self, timeout: float = 5.0) -> None:
@@ -241,6 +256,17 @@ def _task_end(kind: str, data: Ended) -> str:
     return str(kind)
 
 
+def _spend(values: dict[str, Any]) -> str:
+    run = values.get("run") or values
+    text = f"{int(run.get('promptTokens', 0)) + int(run.get('completionTokens', 0))} tokens"
+    if "costUsd" in run:
+        text += f" (${run['costUsd']:.4f})"
+    budget = values.get("budget") or {}
+    limits = ([f"{int(budget['tokens'])} tokens"] if "tokens" in budget else []) + (
+        [f"${budget['usd']:g}"] if "usd" in budget else [])
+    return text + (" of " + " / ".join(limits) if limits else "")
+
+
 def _summary(data: dict[str, Any]) -> str:
     tasks = data.get("tasks") or []
     counts: dict[str, int] = {}
@@ -250,4 +276,7 @@ def _summary(data: dict[str, Any]) -> str:
     wall = (data.get("wallMs") or 0) / 1000
     speed = data.get("speedup")
     tail = f" in {wall:.1f}s" + (f" (speedup {speed:.1f}x)" if isinstance(speed, (int, float)) else "")
+    spend = data.get("budget")
+    if isinstance(spend, dict) and spend.get("summary"):
+        tail += f"; {spend['summary']}" + (" (budget exceeded)" if spend.get("exceeded") else "")
     return f"{data.get('status', 'finished')}: {', '.join(parts) or 'no tasks'}{tail}"

@@ -17,6 +17,7 @@ from parex_lsp.plan.durations import parse_duration
 MAX_RETRIES = 100
 MAX_CONCURRENCY = 100_000
 MAX_STEPS = 10_000
+MAX_BUDGET = 1e15  # USD or tokens: far beyond any real run, so a typo's extra zeros still read as a number
 
 
 class FieldError(ValueError):
@@ -35,11 +36,13 @@ class Field:
     high: float | None = None
     low_open: bool = False
     choices: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # number-table: the keys it may hold (empty: any)
 
 
 _NAME = Field("string")
 _DURATION = Field("duration", low=0, low_open=True)  # a timeout: positive
 _DELAY = Field("duration", low=0)  # a wait that may be zero
+_BUDGET = Field("number-table", low=0, low_open=True, high=MAX_BUDGET, keys=("usd", "tokens"))
 
 RUN_FIELDS: dict[str, Field] = {
     "max_concurrency": Field("int", low=1, high=MAX_CONCURRENCY),
@@ -55,6 +58,9 @@ RUN_FIELDS: dict[str, Field] = {
     "retry_backoff_max": _DELAY,
     "kill_grace": _DELAY,
     "allow_dirty": Field("bool"),
+    # spend and quota (engine/spend.py, engine/quota.py)
+    "budget": _BUDGET,
+    "rate_limit_wait_max": _DELAY,
 }
 AGENT_FIELDS: dict[str, Field] = {
     "kind": Field("string", choices=("shell", "command", "openai")),
@@ -70,6 +76,7 @@ AGENT_FIELDS: dict[str, Field] = {
     "max_steps": Field("int", low=1, high=MAX_STEPS),
     "allow_commands": Field("bool"),
     "prices": Field("number-table", low=0, high=1_000_000),
+    "rate_limit_wait_max": _DELAY,
     # model agents' finer settings, kept in AgentSpec.extra
     "system_prompt": Field("string"),
     "temperature": Field("number", low=0, high=2),
@@ -86,10 +93,12 @@ TASK_FIELDS: dict[str, Field] = {
     "retries": Field("int", low=0, high=MAX_RETRIES),
     "timeout": _DURATION,
     "lock_timeout": _DURATION,
+    "max_cost": Field("number", low=0, low_open=True, high=MAX_BUDGET),  # USD
 }
 # Inline task lists use the wire's camelCase names for the same fields.
 WIRE_TASK_NAMES = {"id": "id", "prompt": "prompt", "agent": "agent", "dependsOn": "depends_on", "files": "files",
-                   "retries": "retries", "timeout": "timeout", "lockTimeout": "lock_timeout"}
+                   "retries": "retries", "timeout": "timeout", "lockTimeout": "lock_timeout",
+                   "maxCost": "max_cost"}
 
 _WHAT = {"string": "a string", "bool": "true or false", "int": "an integer", "number": "a number",
          "duration": 'a duration ("90s", "10m", "1h") or seconds', "strings": "an array of strings",
@@ -178,6 +187,8 @@ def read_field(name: str, f: Field, value: Any) -> Any:
             raise wrong()
         out: dict[str, float] = {}
         for k, v in value.items():
+            if f.keys and k not in f.keys:
+                raise FieldError("unknown-field", f"`{name}` has no key `{k}` ({did_you_mean(k, f.keys)})")
             if not isinstance(v, (int, float)) or isinstance(v, bool):
                 raise FieldError("wrong-type", f"`{name}.{k}` must be a number, not {type(v).__name__} {_shown(v)}")
             _range(v, f, f"{name}.{k}")

@@ -94,6 +94,7 @@ class AgentSpec:
     max_steps: int = 20
     allow_commands: bool = False
     prices: dict[str, float] = field(default_factory=dict)  # per million tokens: input, output
+    rate_limit_wait_max: float | None = None  # None: the plan's `[run] rate_limit_wait_max`
     extra: dict[str, Any] = field(default_factory=dict)
     range: SourceRange | None = None
 
@@ -108,6 +109,7 @@ class TaskSpec:
     retries: int | None = None  # None: the plan's `[run] retries`
     timeout: float | None = None  # seconds
     lock_timeout: float | None = None
+    max_cost: float | None = None  # USD this task may spend; reaching it ends the task `budget-exceeded`
     range: SourceRange | None = None  # the task's `id` line, or its `callN:` line
     field_ranges: dict[str, SourceRange] = field(default_factory=dict)
 
@@ -128,6 +130,8 @@ class RunConfig:
     retry_backoff_max: float = 60.0
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL
     allow_dirty: bool = False  # worktree: start even when tracked files have uncommitted changes
+    budget: dict[str, float] = field(default_factory=dict)  # {usd?, tokens?}: the run stops when spend reaches one
+    rate_limit_wait_max: float = 900.0  # seconds a task may wait out its agent's quota; 0: no shared cooldown
 
 
 @dataclass(slots=True)

@@ -163,7 +163,7 @@ def parse_toml_plan(text: str, path: str, workspace: Path) -> tuple[Plan | None,
             id=task_id, prompt=fields.get("prompt", ""), agent=fields.get("agent"),
             depends_on=list(fields.get("depends_on", [])), files=list(fields.get("files", [])),
             retries=fields.get("retries"), timeout=fields.get("timeout"),
-            lock_timeout=fields.get("lock_timeout"),
+            lock_timeout=fields.get("lock_timeout"), max_cost=fields.get("max_cost"),
             range=field_ranges.get("id") or pos.find(table), field_ranges=field_ranges,
         ))
     plan = Plan(tasks=tasks, agents=agents, run=run, workspace=workspace, source=path, kind="toml",

@@ -34,9 +34,25 @@ async def test_per_agent_limit_caps_requests_in_flight(workspace: Path):
     assert result.to_wire()["usage"]["costUsd"] > 0
 
 
-async def test_rate_limit_is_retried_after_the_time_the_server_asked(workspace: Path):
+async def test_rate_limit_is_waited_out_in_the_agents_cooldown_without_spending_an_attempt(workspace: Path):
     with FakeOpenAI([rate_limited(retry_after=0.4), text("done")]) as srv:
-        toml = model_plan(workspace, srv.base_url, '[[task]]\nid = "t"\nprompt = "go"\nretries = 2\n')
+        toml = model_plan(workspace, srv.base_url, '[[task]]\nid = "t"\nprompt = "go"\nretries = 0\n')
+        rec = Recorder()
+        run = await Run.prepare(plan_from_text(toml, str(workspace / "parex.toml"), workspace), sinks=[rec])
+        result = await run.execute()
+    t = result.tasks[0]
+    assert (t.status, t.attempts, t.answer) == ("succeeded", 1, "done")
+    assert not rec.of("retrying")
+    cooldown = rec.of("cooldown")[0]
+    assert cooldown.task_id is None and cooldown.data.agent == "local"
+    assert cooldown.data.until - cooldown.ts >= 0.39 and "429" in cooldown.data.reason
+    assert srv.received[1].at - srv.received[0].at >= 0.39  # the request was sent again once it had passed
+
+
+async def test_without_the_cooldown_a_rate_limit_is_retried_after_the_time_the_server_asked(workspace: Path):
+    with FakeOpenAI([rate_limited(retry_after=0.4), text("done")]) as srv:
+        toml = model_plan(workspace, srv.base_url, '[[task]]\nid = "t"\nprompt = "go"\nretries = 2\n',
+                          run="rate_limit_wait_max = 0")
         rec = Recorder()
         run = await Run.prepare(plan_from_text(toml, str(workspace / "parex.toml"), workspace), sinks=[rec])
         result = await run.execute()
@@ -44,6 +60,7 @@ async def test_rate_limit_is_retried_after_the_time_the_server_asked(workspace: 
     assert (t.status, t.attempts, t.answer) == ("succeeded", 2, "done")
     retry = rec.of("retrying")[0]
     assert retry.data.code == "api-error" and retry.data.delay >= 0.4
+    assert not rec.of("cooldown")
 
 
 async def test_a_bad_request_is_not_retried(workspace: Path):

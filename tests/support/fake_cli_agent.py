@@ -1,16 +1,22 @@
 """Prints what a coding-agent CLI prints in its JSON-lines mode, for tests that run it as a real subprocess.
 
-    python fake_cli_agent.py claude|codex|gemini [--rate-limit] [PROMPT]
+    python fake_cli_agent.py claude|codex|gemini [--rate-limit] [--usage-limit-until EPOCH] [PROMPT]
 
 Each format: the CLI's own event lines, one plain-text line (CLIs print banners and warnings), and a
 final event with usage. `--rate-limit` ends the way each CLI ends on a 429, with exit code 1.
+`--usage-limit-until EPOCH`: until then, ends as each CLI ends when its plan's usage limit is reached, naming
+the reset time its own way (Claude: `…limit reached|EPOCH`; Codex: `try again in N seconds`; Gemini: an ISO
+time), with exit code 1; from then on, succeeds.
 The final answer is "Done: <PROMPT>" (PROMPT defaults to "add a test").
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 import sys
+import time
 
 PLAIN_LINE = "Loaded cached credentials."
 
@@ -120,12 +126,39 @@ def gemini(prompt: str, rate_limited: bool) -> tuple[list[object], int]:
 FORMATS = {"claude": claude, "codex": codex, "gemini": gemini}
 
 
+def usage_limited(fmt: str, reset: float) -> list[object]:
+    """What each CLI prints when the plan's usage limit is reached, with the reset time."""
+    if fmt == "claude":
+        text = f"Claude AI usage limit reached|{math.ceil(reset)}"
+        return [{"type": "assistant", "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+                 "error": "rate_limit"},
+                {"type": "result", "subtype": "success", "is_error": True, "result": text, "total_cost_usd": 0,
+                 "usage": {"input_tokens": 0, "output_tokens": 0}}]
+    if fmt == "codex":
+        wait = max(1, math.ceil(reset - time.time()))
+        message = f"You've hit your usage limit. Upgrade to Pro or try again in {wait} seconds."
+        return [{"type": "error", "message": message}, {"type": "turn.failed", "error": {"message": message}}]
+    when = datetime.datetime.fromtimestamp(reset, datetime.UTC).isoformat().replace("+00:00", "Z")
+    message = f"Quota exceeded for this model; your usage limit resets at {when}."
+    return [{"type": "error", "severity": "error", "message": message},
+            {"type": "result", "status": "error", "error": {"type": "FatalError", "message": message}, "stats": {}}]
+
+
 def main(argv: list[str]) -> int:
+    until = None
+    if "--usage-limit-until" in argv:
+        i = argv.index("--usage-limit-until")
+        until = float(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     args = [a for a in argv if a != "--rate-limit"]
     if not args or args[0] not in FORMATS:
         print(f"usage: fake_cli_agent.py {'|'.join(FORMATS)} [--rate-limit] [PROMPT]", file=sys.stderr)
         return 2
     prompt = " ".join(args[1:]) or "add a test"
+    if until is not None and time.time() < until:
+        for line in usage_limited(args[0], until):
+            print(json.dumps(line), flush=True)
+        return 1
     lines, code = FORMATS[args[0]](prompt, "--rate-limit" in argv)
     for line in lines:
         print(line if isinstance(line, str) else json.dumps(line), flush=True)

@@ -6,6 +6,9 @@
         srv.requests        # the JSON bodies received, in arrival order
         srv.max_in_flight   # the most requests it was serving at one time
 
+    with FakeOpenAI(script, limit=RateLimit(requests=10, window=1.0)) as srv:
+        srv.refused         # how many requests it answered 429 (beyond `requests` a `window`, with Retry-After)
+
 A script is a list of replies, served in arrival order, or a function `Received -> Reply`. `by_prompt`
 routes concurrent conversations: each task gets its own list, indexed by the assistant turns so far.
 """
@@ -13,6 +16,7 @@ routes concurrent conversations: each task gets its own list, indexed by the ass
 from __future__ import annotations
 
 import json
+import math
 import socket
 import threading
 import time
@@ -37,6 +41,7 @@ class Reply:
 class Received:
     body: dict[str, Any]
     headers: dict[str, str]
+    at: float = field(default_factory=time.time)  # when it arrived
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -126,6 +131,16 @@ def cut(content: str | list[str], after: int = 2) -> Reply:
     return reply
 
 
+@dataclass
+class RateLimit:
+    """A provider's requests-per-window limit: a request beyond `requests` served in the last `window`
+    seconds is answered 429 with the seconds until a place frees up (`Retry-After` rounded up, as HTTP
+    wants whole seconds, and `retry-after-ms`, as OpenAI sends)."""
+
+    requests: int
+    window: float = 60.0
+
+
 # -- routing -----------------------------------------------------------------------------------
 
 def by_prompt(conversations: dict[str, list[Reply]]) -> Callable[[Received], Reply]:
@@ -143,14 +158,21 @@ def by_prompt(conversations: dict[str, list[Reply]]) -> Callable[[Received], Rep
     return handle
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # a fan-out connects all at once; the default backlog of 5 resets connections
+
+
 class FakeOpenAI:
-    def __init__(self, script: list[Reply] | Callable[[Received], Reply]):
+    def __init__(self, script: list[Reply] | Callable[[Received], Reply], limit: RateLimit | None = None):
         self._script = script
+        self._limit = limit
+        self._served: list[float] = []  # when the requests inside the limit's window were accepted
+        self.refused = 0  # 429s answered for the limit
         self._lock = threading.Lock()
         self.received: list[Received] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = _Server(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="fake-openai", daemon=True)
@@ -179,6 +201,17 @@ class FakeOpenAI:
             self.received.append(req)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self._limit is not None:
+                now, limit = time.monotonic(), self._limit
+                self._served = [t for t in self._served if now - t < limit.window]
+                if len(self._served) >= limit.requests:
+                    self.refused += 1
+                    wait = self._served[0] + limit.window - now
+                    return error(429, f"Rate limit reached: {limit.requests} requests per {limit.window:g}s",
+                                 type="rate_limit_error",
+                                 headers={"Retry-After": str(max(1, math.ceil(wait))),
+                                          "retry-after-ms": str(max(1, int(wait * 1000)))})
+                self._served.append(now)
         if callable(self._script):
             return self._script(req)
         if n < len(self._script):
