@@ -31,6 +31,7 @@ PLAN = """\
 [run]
 max_concurrency = 2
 default_agent = "shell"
+call_agent = "shell"          # the callN: lines of notes.txt are shell commands
 
 [[task]]
 id = "good"
@@ -39,6 +40,13 @@ prompt = "echo good-task-output"
 [[task]]
 id = "bad"
 prompt = "echo bad-task-output-marker; exit 3"
+"""
+NOTES = """\
+Prompts for the shell agent:
+
+call1: echo call-one-output
+call2: echo call-two-marker; exit 4
+call3: echo outside-the-region
 """
 BAD_LINE = PLAN.splitlines().index('id = "bad"') + 1
 
@@ -51,6 +59,7 @@ EXPECTED_OK = [
     "ok - code actions on the failure: ",
     "ok - M-x parex-show-log bad opened bad.log in another window",
     "ok - workspace/executeCommand parex.run (detach) ran ",
+    "ok - M-x parex-run on a region of notes.txt ran call1 and call2 only; call2's failure at line 4",
     "ok - all checks passed",
 ]
 
@@ -105,10 +114,13 @@ def test_eglot_config_from_the_doc_in_headless_emacs(tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     (workspace / "parex.toml").write_text(PLAN)
+    (workspace / "notes.txt").write_text(NOTES)
     config = tmp_path / "parex-config.el"
     config.write_text(doc_block("define-derived-mode parex-plan-mode"))
     command_form = tmp_path / "parex-command-form.el"
     command_form.write_text(doc_block("eglot-execute-command"))
+    text_mode = tmp_path / "parex-text-mode.el"
+    text_mode.write_text(doc_block("(text-mode . "))
     home = tmp_path / "home"
     home.mkdir()
     server = _server()
@@ -119,6 +131,7 @@ def test_eglot_config_from_the_doc_in_headless_emacs(tmp_path: Path) -> None:
         PATH=f"{server.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         PAREX_TEST_CONFIG=str(config),
         PAREX_TEST_COMMAND_FORM=str(command_form),
+        PAREX_TEST_TEXT_MODE=str(text_mode),
         PAREX_TEST_WORKSPACE=str(workspace),
         PAREX_TEST_SERVER=str(server),
     )

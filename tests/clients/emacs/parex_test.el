@@ -4,7 +4,9 @@
 ;;
 ;;   PAREX_TEST_CONFIG=<the configuration block of docs/other-editors.md, as a file>
 ;;   PAREX_TEST_COMMAND_FORM=<the doc's `eglot-execute-command' example, as a file>
-;;   PAREX_TEST_WORKSPACE=<a folder whose parex.toml has a task "good" and a task "bad" that fails>
+;;   PAREX_TEST_TEXT_MODE=<the doc's line that gives text-mode to parex-lsp, as a file>
+;;   PAREX_TEST_WORKSPACE=<a folder whose parex.toml has a task "good" and a task "bad" that fails,
+;;                         and whose notes.txt has the callN: lines call1, call2 (fails) and call3>
 ;;   PAREX_TEST_SERVER=<the parex-lsp that `parex-lsp' on PATH must resolve to>
 ;;   emacs --batch -l tests/clients/emacs/parex_test.el
 ;;
@@ -215,6 +217,47 @@ WHAT names what is awaited: a string, or a function that says it at the time of 
                                     (parex-test-failure-diag bad-line second-run))))
       (parex-test-out "ok - workspace/executeCommand parex.run (detach) ran %s; its failure reached line %d"
                       second-run bad-line))
+
+    ;; 9. callN: lines of a text file: the doc's text-mode line, M-x eglot there, select the
+    ;; lines of call1 and call2 (up to the start of call3's line, which the run must not take)
+    ;; and M-x parex-run.
+    (load (parex-test-env "PAREX_TEST_TEXT_MODE") nil t t)
+    (let ((notes-buffer (find-file (expand-file-name "notes.txt" workspace)))
+          notes-server call2-line)
+      (unless (eq major-mode 'text-mode)
+        (parex-test-fail "notes.txt opened in %s" major-mode))
+      (setq parex-last-result nil)
+      (call-interactively #'eglot)
+      (setq notes-server (parex-test-wait parex-test-small-timeout "eglot to start parex-lsp for text-mode"
+                                          (lambda () (with-current-buffer notes-buffer
+                                                       (and (bound-and-true-p eglot--managed-mode)
+                                                            (eglot-current-server))))))
+      (setq call2-line (parex-test-line-of "^call2:"))
+      (transient-mark-mode 1)
+      (goto-char (point-min))
+      (forward-line (1- (parex-test-line-of "^call1:")))
+      (push-mark (point) t t)
+      (forward-line (1+ (- call2-line (line-number-at-pos))))
+      (unless (looking-at "call3:")
+        (parex-test-fail "the region should end at the start of call3's line"))
+      (call-interactively #'parex-run)
+      (let* ((result (parex-test-wait parex-test-run-timeout "the RunResult of the region's run"
+                                      (lambda () parex-last-result)))
+             (statuses (mapcar (lambda (task) (cons (plist-get task :id) (plist-get task :status)))
+                               (plist-get result :tasks))))
+        (unless (equal statuses '(("call1" . "succeeded") ("call2" . "failed")))
+          (parex-test-fail "the region's run ran %S" statuses))
+        (parex-test-wait parex-test-small-timeout
+                         (lambda () (with-current-buffer notes-buffer
+                                      (format "the failure of call2 at notes.txt line %d (have: %s)"
+                                              call2-line (parex-test-describe-diags))))
+                         (lambda () (with-current-buffer notes-buffer
+                                      (cl-find-if (lambda (d) (string-match-p "call2 failed"
+                                                                              (flymake-diagnostic-text d)))
+                                                  (parex-test-diags-at call2-line)))))
+        (parex-test-out "ok - M-x parex-run on a region of notes.txt ran call1 and call2 only; call2's failure at line %d"
+                        call2-line))
+      (eglot-shutdown notes-server))
 
     (eglot-shutdown server)
     (parex-test-out "ok - all checks passed")))
