@@ -228,7 +228,7 @@ try {
   // shown all the same (view, output, summary).
   await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
   await openFile(page, 'parex.toml');
-  await goToLine(page, 9);
+  await goToLine(page, 10); // the `id = "broken"` line
   await page.keyboard.press('Control+.');
   const fix = page.locator('.action-widget .monaco-list-row', { hasText: 'Retry task broken' }).first();
   const fixShown = await fix.waitFor({ state: 'visible', timeout: 15000 }).then(() => true, () => false);
