@@ -31,6 +31,7 @@ class Outcome:
     retry_after: float | None = None  # seconds the far side asked us to wait
     usage: dict[str, Any] | None = None  # {promptTokens, completionTokens, costUsd?}
     answer: str | None = None  # a model agent's final text
+    warnings: list[dict[str, Any]] | None = None  # [{reason, message}]: e.g. a model answer cut at its length limit
 
 
 @dataclass(slots=True)
