@@ -149,9 +149,11 @@ async def _read_stream(lines: AsyncIterator[str], on_text: Callable[[str], None]
     reply, calls = Completion(), ToolCallAssembler()
     finished = False
     async for data in sse_data(lines):
+        if finished:
+            continue  # read to the end, so the connection goes back to the pool for the next call
         if data == DONE:
             finished = True
-            break
+            continue
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError:

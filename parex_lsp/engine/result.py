@@ -20,12 +20,14 @@ class TaskResult:
     usage: dict[str, Any] | None = None
     answer: str | None = None
     reused_from: str | None = None  # succeeded in this earlier run; not run again (resume)
+    warnings: list[dict[str, Any]] | None = None  # [{reason, message}], e.g. a truncated model answer
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "status": self.status, "attempts": self.attempts,
                              "durationMs": self.duration_ms}
         for key, value in (("exitCode", self.exit_code), ("error", self.error), ("code", self.code),
-                           ("usage", self.usage), ("answer", self.answer), ("reusedFrom", self.reused_from)):
+                           ("usage", self.usage), ("answer", self.answer), ("reusedFrom", self.reused_from),
+                           ("warnings", self.warnings)):
             if value is not None:
                 d[key] = value
         d["logUri"] = self.log_path.as_uri() if self.log_path else None

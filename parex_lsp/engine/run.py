@@ -33,6 +33,7 @@ from parex_lsp.engine.output import TaskOutput, compile_patterns
 from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.retry import with_retries
 from parex_lsp.plan.model import Plan, TaskSpec
+from parex_lsp.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Run:
         self._finished = 0  # tasks of this run in a terminal state
         self._run_dir = runs_dir(self.workspace) / self.run_id
         self.tasks = self._select_tasks()
+        self._redact = Redactor.for_plan(plan)  # secrets never reach the journal, logs, sinks or results
 
     # -- setting up ----------------------------------------------------------------------------
 
@@ -333,7 +335,7 @@ class Run:
         spec = t.spec
         agent_spec = self.plan.agents[t.agent]
         t.output = TaskOutput(self.log_path(spec.id), lambda d: self._emit(spec.id, ev.OUTPUT, d, t.attempt),
-                              compile_patterns(agent_spec.retry_on))
+                              compile_patterns(agent_spec.retry_on), scrub=self._redact.scrub if self._redact else None)
         outcome: Outcome | None = None
         try:
             with t.scope:
@@ -473,6 +475,8 @@ class Run:
 
     def _record(self, t: _Task, status: str, outcome: Outcome) -> None:
         t.status, t.ended = status, time.time()
+        if self._redact:
+            outcome.reason, outcome.answer = self._redact.scrub_data(outcome.reason), self._redact.scrub_data(outcome.answer)
         self._finished += 1
         duration = int((t.ended - t.started) * 1000) if t.started else 0
         if t.output is not None:
@@ -480,13 +484,15 @@ class Run:
         tail = list(t.output.tail) if t.output else []
         t.result = TaskResult(t.spec.id, status, t.attempt, duration, outcome.exit_code,
                               None if outcome.ok else outcome.reason, None if outcome.ok else outcome.code,
-                              self.log_path(t.spec.id), outcome.usage, outcome.answer)
+                              self.log_path(t.spec.id), outcome.usage, outcome.answer, warnings=outcome.warnings)
         data = {"durationMs": duration, "exitCode": outcome.exit_code, "code": t.result.code,
                 "reason": t.result.error, "tail": tail, "logPath": str(t.result.log_path)}
         if outcome.usage:
             data["usage"] = outcome.usage
         if outcome.answer is not None:
             data["answer"] = outcome.answer
+        if outcome.warnings:
+            data["warnings"] = outcome.warnings
         self._emit(t.spec.id, status, data, t.attempt)
 
     def _result(self) -> RunResult:
@@ -503,6 +509,8 @@ class Run:
                                    {"pid": pid, "startTime": process_start(pid)}))
 
     def _emit(self, task_id: str | None, kind: str, data: dict[str, Any] | None, attempt: int = 0) -> None:
+        if self._redact:
+            data = self._redact.scrub_data(data)
         event = Event(self.run_id, task_id, kind, attempt, time.time(), data)
         self._journal.append(event)  # durable before visible
         for sink in self._sinks:
