@@ -11,9 +11,11 @@ import dataclasses
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import anyio
 import httpx
 
 from parex_lsp.agents.base import API_ERROR, EXIT_CODE, LOCK_TIMEOUT, SETUP_FAILED, AgentContext, Outcome
@@ -147,40 +149,53 @@ class OpenAIAgent:
                 kw["reason"] = hide.scrub(kw["reason"])
             return Outcome(ok, usage=usage.to_wire(spec.prices), warnings=warnings or None, **kw)
 
-        async with shared_client(ctx.run_id, spec.name, timeout) as client:
-            for step in range(spec.max_steps):
+        async with shared_client(ctx.run_id, spec.name, timeout) as client, anyio.create_task_group() as tg:
+            tg.start_soon(screen.keep_flushed)
+            try:
+                return await self._converse(ctx, spec, client, url, shown_url, body, headers, messages, tools,
+                                            limits, options, screen, outcome, warnings)
+            finally:
+                tg.cancel_scope.cancel()
+                screen.flush()  # a cancelled or timed-out attempt still shows what the model had sent
+
+    async def _converse(self, ctx: AgentContext, spec: AgentSpec, client: httpx.AsyncClient, url: str,
+                        shown_url: str, body: dict[str, Any], headers: dict[str, str],
+                        messages: list[dict[str, Any]], tools: FileTools, limits: Limits, options: dict[str, Any],
+                        screen: _Screen, outcome: Callable[..., Outcome], warnings: list[dict[str, Any]]) -> Outcome:
+        usage = self.usage
+        for step in range(spec.max_steps):
+            try:
+                reply = await stream_completion(client, url, {**body, "messages": messages}, headers,
+                                                screen.write, limits)
+            except ApiError as e:
+                return outcome(False, code=e.code, transient=e.transient, retry_after=e.retry_after,
+                               reason=e.reason.replace(url, shown_url))
+            usage.add(reply)
+            ctx.emit("usage", usage.to_wire(spec.prices))
+            if reply.finish_reason == "length":
+                message = (f"the model's answer was cut at its length limit (finish_reason \"length\") "
+                           f"in call {step + 1}")
+                if options["on_truncated"] == "fail":
+                    return outcome(False, code=API_ERROR, reason=message + " (on_truncated = \"fail\")")
+                warning = {"reason": "truncated", "message": message}
+                warnings.append(warning)
+                ctx.emit(WARNING, warning)
+                screen.end_line()
+                screen.write(f"  warning: {message}\n")
+            messages.append(_assistant_message(reply, options["tool_call_content"]))
+            if not reply.tool_calls:
+                return outcome(True, exit_code=0, answer=reply.content)
+            for call in reply.tool_calls:
+                name, arguments = call["function"]["name"], call["function"]["arguments"]
+                screen.end_line()
+                screen.write(f"→ {name} {_tool_subject(arguments)}".rstrip() + "\n")
                 try:
-                    reply = await stream_completion(client, url, {**body, "messages": messages}, headers,
-                                                    screen.write, limits)
-                except ApiError as e:
-                    return outcome(False, code=e.code, transient=e.transient, retry_after=e.retry_after,
-                                   reason=e.reason.replace(url, shown_url))
-                usage.add(reply)
-                ctx.emit("usage", usage.to_wire(spec.prices))
-                if reply.finish_reason == "length":
-                    message = (f"the model's answer was cut at its length limit (finish_reason \"length\") "
-                               f"in call {step + 1}")
-                    if options["on_truncated"] == "fail":
-                        return outcome(False, code=API_ERROR, reason=message + " (on_truncated = \"fail\")")
-                    warning = {"reason": "truncated", "message": message}
-                    warnings.append(warning)
-                    ctx.emit(WARNING, warning)
-                    screen.end_line()
-                    screen.write(f"  warning: {message}\n")
-                messages.append(_assistant_message(reply, options["tool_call_content"]))
-                if not reply.tool_calls:
-                    return outcome(True, exit_code=0, answer=reply.content)
-                for call in reply.tool_calls:
-                    name, arguments = call["function"]["name"], call["function"]["arguments"]
-                    screen.end_line()
-                    screen.write(f"→ {name} {_tool_subject(arguments)}".rstrip() + "\n")
-                    try:
-                        result = await tools.call(name, arguments)
-                    except LockTimeout as e:
-                        return outcome(False, code=LOCK_TIMEOUT, reason=f"{name}: {e}")
-                    if result.startswith("error:"):
-                        screen.write(f"  {result}\n")
-                    messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+                    result = await tools.call(name, arguments)
+                except LockTimeout as e:
+                    return outcome(False, code=LOCK_TIMEOUT, reason=f"{name}: {e}")
+                if result.startswith("error:"):
+                    screen.write(f"  {result}\n")
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
         return outcome(False, code=EXIT_CODE,
                        reason=f"the model still wanted tools after max_steps={spec.max_steps} calls; "
                               "raise `max_steps` or split the task")
@@ -236,17 +251,45 @@ def _tool_subject(arguments: str) -> str:
 
 class _Screen:
     """Streams text to the task output, remembering whether the last line is open, so that tool lines
-    always start on a line of their own."""
+    always start on a line of their own.
+
+    Text that arrives within `INTERVAL` of the last write is held and written together (by the next
+    write after the interval, or by `keep_flushed`): the first piece after a quiet spell shows at once,
+    and a fast stream of small deltas costs one write, one log append and one event per interval, not
+    per delta. Editors are sent output at this pace anyway.
+    """
+
+    INTERVAL = 0.05
 
     def __init__(self, write: Callable[[str], None]):
         self._write = write
         self._open = False
+        self._pending: list[str] = []
+        self._last = 0.0
 
     def write(self, text: str) -> None:
-        if text:
+        if not text:
+            return
+        self._pending.append(text)
+        self._open = not text.endswith("\n")
+        if time.monotonic() - self._last >= self.INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
             self._write(text)
-            self._open = not text.endswith("\n")
+        self._last = time.monotonic()
 
     def end_line(self) -> None:
         if self._open:
             self.write("\n")
+        self.flush()
+
+    async def keep_flushed(self) -> None:
+        """Write held text once it is `INTERVAL` old, so a stream that pauses still shows all it sent."""
+        while True:
+            await anyio.sleep(self.INTERVAL)
+            if self._pending and time.monotonic() - self._last >= self.INTERVAL:
+                self.flush()

@@ -22,6 +22,7 @@ from parex_lsp.agents.sse import DONE, ResponseTooLarge, sse_data, sse_lines
 
 MAX_ERROR_BODY = 64 * 1024  # bytes of an error response read for its message
 MAX_REASON = 500  # characters of a server's message kept in a reason
+PARTS_PER_BLOCK = 1024
 
 
 class ApiError(Exception):
@@ -48,16 +49,24 @@ class Completion:
     """What one call produced."""
 
     parts: list[str] = field(default_factory=list)  # content pieces, joined once in `content`
+    blocks: list[str] = field(default_factory=list)  # every PARTS_PER_BLOCK pieces joined: small objects stay few
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # assistant-message form
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
 
+    def add_text(self, text: str) -> None:
+        self.parts.append(text)
+        if len(self.parts) >= PARTS_PER_BLOCK:
+            self.blocks.append("".join(self.parts))
+            self.parts.clear()
+
     @property
     def content(self) -> str:
-        if len(self.parts) > 1:
-            self.parts[:] = ["".join(self.parts)]
-        return self.parts[0] if self.parts else ""
+        if self.parts or len(self.blocks) > 1:
+            self.blocks[:] = ["".join(self.blocks + self.parts)]
+            self.parts.clear()
+        return self.blocks[0] if self.blocks else ""
 
 
 class ToolCallAssembler:
@@ -125,7 +134,7 @@ async def stream_completion(client: httpx.AsyncClient, url: str, body: dict[str,
     except httpx.TimeoutException as e:
         raise ApiError(f"no answer from {url} in time ({type(e).__name__})", transient=True) from e
     except httpx.TransportError as e:
-        raise ApiError(f"connection to {url} failed: {e or type(e).__name__}", transient=True) from e
+        raise ApiError(f"connection to {url} failed: {str(e) or type(e).__name__}", transient=True) from e
     except ResponseTooLarge as e:
         raise ApiError(f"the response from {url} {e}", transient=False) from e
 
@@ -171,7 +180,7 @@ async def _read_stream(lines: AsyncIterator[str], on_text: Callable[[str], None]
             if content:
                 if not isinstance(content, str):
                     raise protocol_error(f"`choices[].delta.content` is {_kind(content)}, expected a string")
-                reply.parts.append(content)
+                reply.add_text(content)
                 on_text(content)
             if delta.get("tool_calls"):
                 calls.add(delta["tool_calls"])
@@ -201,7 +210,7 @@ def _whole_completion(data: Any, on_text: Callable[[str], None]) -> Completion:
     if content:
         if not isinstance(content, str):
             raise protocol_error(f"`choices[].message.content` is {_kind(content)}, expected a string")
-        reply.parts.append(content)
+        reply.add_text(content)
         on_text(content)
     if message.get("tool_calls"):
         calls.add(message["tool_calls"])

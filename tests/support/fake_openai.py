@@ -170,6 +170,10 @@ def by_prompt(conversations: dict[str, list[Reply]]) -> Callable[[Received], Rep
     return handle
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # a fan-out connects all at once; the default backlog of 5 drops connections
+
+
 class FakeOpenAI:
     def __init__(self, script: list[Reply] | Callable[[Received], Reply]):
         self._script = script
@@ -177,7 +181,7 @@ class FakeOpenAI:
         self.received: list[Received] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._server = _Server(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="fake-openai", daemon=True)

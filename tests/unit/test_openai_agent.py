@@ -99,7 +99,8 @@ async def test_concurrent_streams_arrive_in_order_each_attributed_to_its_own_tas
     alpha = [f"alpha line {i}\n" for i in range(5)]
     beta = [f"beta line {i}\n" for i in range(5)]
     rec = Recorder()
-    with FakeOpenAI(both_in_flight({"task A": [text(alpha)], "task B": [text(beta)]})) as srv:
+    # Deltas further apart than the screen's coalescing interval are each written as they come.
+    with FakeOpenAI(both_in_flight({"task A": [text(alpha, delay=0.08)], "task B": [text(beta, delay=0.08)]})) as srv:
         ctx_a = make_ctx(tmp_path, ws, model(srv), rec, "a", prompt="task A")
         ctx_b = make_ctx(tmp_path, ws, model(srv), rec, "b", prompt="task B")
         results: dict[str, Outcome] = {}
@@ -118,6 +119,17 @@ async def test_concurrent_streams_arrive_in_order_each_attributed_to_its_own_tas
     assert ctx_a.output.writes == alpha  # each delta written as it came, not buffered into one piece
     assert results["a"].answer == "".join(alpha)
     assert (tmp_path / "logs" / "b.log").read_text() == "".join(beta)
+
+
+async def test_fast_deltas_are_written_together_and_none_is_lost(tmp_path: Path, ws: Path):
+    pieces = [f"piece {i} " for i in range(200)]
+    rec = Recorder()
+    with FakeOpenAI([text(pieces, delay=0.001)]) as srv:
+        ctx = make_ctx(tmp_path, ws, model(srv), rec)
+        outcome = await run(ctx)
+    assert outcome.answer == "".join(pieces)
+    assert "".join(ctx.output.writes) == "".join(pieces) + "\n"
+    assert 2 <= len(ctx.output.writes) < 50  # shown while streaming, but not one write per delta
 
 
 async def test_request_is_a_streaming_chat_completion_with_file_tools(tmp_path: Path, ws: Path):
