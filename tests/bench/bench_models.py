@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,9 +39,9 @@ def long_answer(size: int, delta: int = 64, line: int = 80) -> tuple[str, bytes]
     return body, sse_body(events)
 
 
-def rss_kb() -> int:
+def proc_status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
-        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+        return next(int(ln.split()[1]) for ln in f if ln.startswith(field + ":"))
 
 
 # -- child processes: one reader each ------------------------------------------------------------------
@@ -79,11 +78,11 @@ def child(kind: str, url: str, ws: str) -> None:
     if kind == "parex":
         import parex_lsp.agents.openai_agent  # noqa: F401
         import parex_lsp.engine  # noqa: F401
-    before = rss_kb()
+    before = proc_status_kb("VmRSS")
     started = time.perf_counter()
     n = anyio.run(bare_reader, url) if kind == "bare" else anyio.run(parex_run, url, Path(ws))
     wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = proc_status_kb("VmHWM")  # not ru_maxrss: Linux carries that over exec from the forking parent
     print(json.dumps({"wall": wall, "chars": n, "rss_growth_kb": peak - before}))
 
 
