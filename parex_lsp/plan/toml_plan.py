@@ -35,8 +35,11 @@ AGENT_KEYS = {
     "max_steps": int, "allow_commands": bool, "prices": dict,
     # model agents' finer settings, kept in AgentSpec.extra
     "system_prompt": str, "temperature": (int, float), "request_timeout": (int, float), "command_timeout": (int, float),
+    "on_truncated": str, "tool_call_content": str, "strict_tools": bool, "max_response_bytes": int,
+    "max_line_bytes": int,
 }
-EXTRA_AGENT_KEYS = {"system_prompt", "temperature", "request_timeout", "command_timeout"}
+EXTRA_AGENT_KEYS = {"system_prompt", "temperature", "request_timeout", "command_timeout", "on_truncated",
+                    "tool_call_content", "strict_tools", "max_response_bytes", "max_line_bytes"}
 TASK_KEYS = {
     "id": str, "prompt": str, "agent": str, "depends_on": list, "files": list, "retries": int,
     "timeout": "duration", "lock_timeout": "duration",

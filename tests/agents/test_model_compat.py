@@ -272,3 +272,14 @@ async def test_a_rate_limit_with_reset_headers_is_transient_with_that_wait(tmp_p
 
 def test_plain_json_in_the_fake_server_is_json():
     assert json.loads(json.dumps(completion("x").body))["choices"][0]["message"]["content"] == "x"
+
+
+def test_the_new_agent_options_are_read_from_a_plan(tmp_path: Path):
+    from parex_lsp.plan import plan_from_text
+
+    toml = ('[agents.m]\nbase_url = "http://127.0.0.1:1/v1"\nmodel = "x"\non_truncated = "fail"\n'
+            'tool_call_content = "omit"\nstrict_tools = true\nmax_response_bytes = 1000\nmax_line_bytes = 100\n'
+            '[[task]]\nid = "t"\nagent = "m"\nprompt = "p"\n')
+    extra = plan_from_text(toml, str(tmp_path / "parex.toml"), tmp_path).agents["m"].extra
+    assert extra == {"on_truncated": "fail", "tool_call_content": "omit", "strict_tools": True,
+                     "max_response_bytes": 1000, "max_line_bytes": 100}
