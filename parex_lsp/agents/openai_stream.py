@@ -12,17 +12,18 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 import anyio
 import httpx
 
 from parex_lsp.agents.base import API_ERROR, SETUP_FAILED
-from parex_lsp.agents.sse import DONE, ResponseTooLarge, sse_data, sse_lines
+from parex_lsp.agents.sse import DONE, ResponseTooLarge, SSEParser
 
 MAX_ERROR_BODY = 64 * 1024  # bytes of an error response read for its message
 MAX_REASON = 500  # characters of a server's message kept in a reason
 PARTS_PER_BLOCK = 1024
+DRAIN_TIMEOUT = 1.0  # seconds to read what follows `[DONE]` (the response's end) before dropping the connection
 
 
 class ApiError(Exception):
@@ -151,18 +152,36 @@ async def _read(response: httpx.Response, url: str, on_text: Callable[[str], Non
     if kind == "application/json":  # a server that ignores `stream: true` answers with one whole completion
         raw = await _read_capped(response, limits.max_bytes, fail=True)
         return _whole_completion(_json(raw), on_text)
-    return await _read_stream(sse_lines(response.aiter_bytes(), limits.max_bytes, limits.max_line), on_text)
+    return await _read_stream(response, SSEParser(limits.max_bytes, limits.max_line), on_text)
 
 
-async def _read_stream(lines: AsyncIterator[str], on_text: Callable[[str], None]) -> Completion:
+async def _read_stream(response: httpx.Response, parser: SSEParser, on_text: Callable[[str], None]) -> Completion:
+    """Events are handled a network chunk at a time; after `[DONE]` the rest is read and dropped, so the
+    connection goes back to the pool for the next call."""
     reply, calls = Completion(), ToolCallAssembler()
     finished = False
-    async for data in sse_data(lines):
-        if finished:
-            continue  # read to the end, so the connection goes back to the pool for the next call
-        if data == DONE:
+    chunks = response.aiter_bytes()
+    async for chunk in chunks:
+        if _events(parser.feed(chunk), reply, calls, on_text):
             finished = True
-            continue
+            break
+    if finished:
+        with anyio.move_on_after(DRAIN_TIMEOUT):  # a server that keeps the response open after [DONE]
+            async for _ in chunks:
+                pass
+    else:
+        finished = _events(parser.close(), reply, calls, on_text)
+    if not finished and reply.finish_reason is None:
+        raise ApiError("the response stream ended before the model finished", transient=True)
+    reply.tool_calls = calls.calls()
+    return reply
+
+
+def _events(events: list[str], reply: Completion, calls: ToolCallAssembler, on_text: Callable[[str], None]) -> bool:
+    """Read events into `reply`; True once `[DONE]` came."""
+    for data in events:
+        if data == DONE:
+            return True
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError:
@@ -185,10 +204,7 @@ async def _read_stream(lines: AsyncIterator[str], on_text: Callable[[str], None]
             if delta.get("tool_calls"):
                 calls.add(delta["tool_calls"])
             _finish_reason(choice, reply)
-    if not finished and reply.finish_reason is None:
-        raise ApiError("the response stream ended before the model finished", transient=True)
-    reply.tool_calls = calls.calls()
-    return reply
+    return False
 
 
 def _whole_completion(data: Any, on_text: Callable[[str], None]) -> Completion:

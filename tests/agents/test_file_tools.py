@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from parex_lsp.agents.sse import sse_lines
+from parex_lsp.agents.sse import ResponseTooLarge, SSEParser
 from parex_lsp.agents.tools import FileTools
 from parex_lsp.redact import MASK, Redactor, redact_url
 from tests.support.fake_openai import FakeOpenAI, Received, text, tool_calls
@@ -97,29 +97,31 @@ async def test_list_files_hides_nested_git_state(ws: Path):
 
 # -- the stream reader -------------------------------------------------------------------------------
 
-async def _lines(chunks: list[bytes], max_bytes: int = 1 << 30, max_line: int = 1 << 20) -> list[str]:
-    async def gen():
-        for c in chunks:
-            yield c
-
-    return [ln async for ln in sse_lines(gen(), max_bytes, max_line)]
+def _events(chunks: list[bytes], max_bytes: int = 1 << 30, max_line: int = 1 << 22) -> list[str]:
+    parser = SSEParser(max_bytes, max_line)
+    return [e for c in chunks for e in parser.feed(c)] + parser.close()
 
 
-async def test_lines_are_the_same_however_the_bytes_are_cut():
-    body = "data: {\"a\": \"é ü 漢\"}\r\n\r\n: keep-alive\n\ndata: [DONE]\n\nlast".encode()
-    expected = body.decode().replace("\r\n", "\n").split("\n")
+def test_events_are_the_same_however_the_bytes_are_cut():
+    body = ("data: {\"a\": \"é ü 漢\"}\r\n\r\n: keep-alive\n\nevent: x\ndata: one\ndata:two\nid: 3\n\n"
+            "data\n\ndata: [DONE]\n\ndata: last").encode()
+    expected = ['{"a": "é ü 漢"}', "one\ntwo", "", "[DONE]", "last"]
     rng = random.Random(7)
-    for _ in range(200):
+    for _ in range(300):
         cuts = sorted(rng.sample(range(1, len(body)), rng.randint(0, 12)))
         pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
-        assert await _lines(pieces) == expected
+        assert _events(pieces) == expected
 
 
-async def test_reading_a_long_line_in_small_pieces_is_linear():
-    pieces = [b"x" * 64] * 40_000  # one 2.5 MB line in 64-byte pieces
+def test_reading_a_long_line_in_small_pieces_is_linear_and_bounded():
+    pieces = [b"data: "] + [b"x" * 64] * 40_000 + [b"\n\n"]  # one 2.5 MB event in 64-byte pieces
     started = time.perf_counter()
-    (line,) = await _lines(pieces + [b"\n"], max_line=4 << 20)
-    assert len(line) == 64 * 40_000 and time.perf_counter() - started < 2
+    (event,) = _events(pieces)
+    assert len(event) == 64 * 40_000 and time.perf_counter() - started < 2
+    with pytest.raises(ResponseTooLarge, match="max_line_bytes"):
+        _events(pieces, max_line=100_000)
+    with pytest.raises(ResponseTooLarge, match="max_response_bytes"):
+        _events(pieces, max_bytes=1_000_000)
 
 
 # -- the scrubber ------------------------------------------------------------------------------------
