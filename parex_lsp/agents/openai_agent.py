@@ -84,121 +84,120 @@ class OpenAIAgent:
 
     async def run(self, ctx: AgentContext) -> Outcome:
         spec = self.spec or ctx.agent
-        env = {**spec.env, **ctx.env}  # the agent's `env` table, then parex's own variables
-        hide = Redactor(url_secrets(spec.base_url))
         try:
-            headers = {"Accept": "text/event-stream", **self._auth(spec, env, hide)}
+            if not spec.model:
+                raise _Setup("no `model` configured")
+            key, raw = _api_key(spec, {**spec.env, **ctx.env})
             options = _options(spec)
         except _Setup as e:
             return Outcome(False, code=SETUP_FAILED, reason=f"agent `{spec.name}`: {e}",
                            usage=self.usage.to_wire(spec.prices))
-        try:
-            return await self._attempt(ctx, spec, headers, options, hide)
-        except ApiError as e:  # raised outside a call (it never is today); still a clean failure
-            return Outcome(False, code=e.code, reason=hide.scrub(e.reason), usage=self.usage.to_wire(spec.prices))
+        conversation = _Conversation(ctx, spec, options, self.usage, key,
+                                     Redactor([*url_secrets(spec.base_url), key or "", raw or ""]))
+        return await conversation.run()
 
-    def _auth(self, spec: AgentSpec, env: dict[str, str], hide: Redactor) -> dict[str, str]:
-        if not spec.model:
-            raise _Setup("no `model` configured")
-        if not spec.api_key_env:
-            return {}
-        name = spec.api_key_env
-        raw = env.get(name) if name in env else os.environ.get(name)
-        key = (raw or "").strip()  # a .env saved with CRLF line ends leaves a `\r` on the value
-        if not key:
-            raise _Setup(f"environment variable {name} is not set or empty (it holds the API key)")
-        if not HEADER_SAFE.fullmatch(key):
-            raise _Setup(f"environment variable {name} holds a value that cannot be sent as an API key "
-                         "(it has spaces, control characters or non-ASCII text inside)")
-        hide.secrets = tuple(sorted({*hide.secrets, key, raw or key}, key=len, reverse=True))
-        return {"Authorization": f"Bearer {key}"}
 
-    async def _attempt(self, ctx: AgentContext, spec: AgentSpec, headers: dict[str, str], options: dict[str, Any],
-                       hide: Redactor) -> Outcome:
-        screen = _Screen(ctx.output.write)
-        usage = self.usage
-        warnings: list[dict[str, Any]] = []
+def _api_key(spec: AgentSpec, env: dict[str, str]) -> tuple[str | None, str | None]:
+    """The key (stripped) and the variable's raw value, from the agent's `env` table, else the environment."""
+    name = spec.api_key_env
+    if not name:
+        return None, None
+    raw = env.get(name) if name in env else os.environ.get(name)
+    key = (raw or "").strip()  # a .env saved with CRLF line ends leaves a `\r` on the value
+    if not key:
+        raise _Setup(f"environment variable {name} is not set or empty (it holds the API key)")
+    if not HEADER_SAFE.fullmatch(key):
+        raise _Setup(f"environment variable {name} holds a value that cannot be sent as an API key "
+                     "(it has spaces, control characters or non-ASCII text inside)")
+    return key, raw
 
-        def on_lock_wait(key: str, owner: LockOwner) -> None:
-            theirs = owner.task_id if owner.run_id == ctx.run_id else f"{owner.task_id} of run {owner.run_id}"
-            message = f"waiting for {key}, held by task {theirs}"
-            screen.end_line()
-            screen.write(f"  {message}\n")
-            ctx.emit(LOCK_WAIT, {"path": key, "holder": owner.to_dict(), "message": message})
 
-        tools = FileTools(ctx.workdir, run_id=ctx.run_id, task_id=ctx.task.id, workspace=ctx.workspace,
-                          locks=ctx.locks, lock_timeout=ctx.task.lock_timeout, on_wait=on_lock_wait,
-                          allow_commands=spec.allow_commands, command_timeout=options["command_timeout"],
-                          command_ctx=dataclasses.replace(ctx, agent=spec), strict=options["strict_tools"])
-        messages: list[dict[str, Any]] = [
+class _Conversation:
+    """One attempt: model calls and the tool calls they ask for, until an answer or `max_steps`."""
+
+    def __init__(self, ctx: AgentContext, spec: AgentSpec, options: dict[str, Any], usage: Usage,
+                 key: str | None, hide: Redactor):
+        self.ctx, self.spec, self.options, self.usage, self.hide = ctx, spec, options, usage, hide
+        self.headers = {"Accept": "text/event-stream"} | ({"Authorization": f"Bearer {key}"} if key else {})
+        self.screen = _Screen(ctx.output.write)
+        self.warnings: list[dict[str, Any]] = []
+        self.tools = FileTools(ctx.workdir, run_id=ctx.run_id, task_id=ctx.task.id, workspace=ctx.workspace,
+                               locks=ctx.locks, lock_timeout=ctx.task.lock_timeout, on_wait=self._on_lock_wait,
+                               allow_commands=spec.allow_commands, command_timeout=options["command_timeout"],
+                               command_ctx=dataclasses.replace(ctx, agent=spec), strict=options["strict_tools"])
+        self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": spec.extra.get("system_prompt", SYSTEM_PROMPT)},
             {"role": "user", "content": ctx.task.prompt},
         ]
-        body: dict[str, Any] = {"model": spec.model, "stream": True, "stream_options": {"include_usage": True},
-                                "tools": tools.schemas()}
+        self.body: dict[str, Any] = {"model": spec.model, "stream": True, "stream_options": {"include_usage": True},
+                                     "tools": self.tools.schemas()}
         if "temperature" in spec.extra:
-            body["temperature"] = spec.extra["temperature"]
-        url = (spec.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
-        shown_url = redact_url(url)
-        limits = Limits(options["max_response_bytes"], options["max_line_bytes"], options["request_timeout"])
-        timeout = httpx.Timeout(min(READ_TIMEOUT, limits.deadline), connect=CONNECT_TIMEOUT)
+            self.body["temperature"] = spec.extra["temperature"]
+        self.url = (spec.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+        self.limits = Limits(options["max_response_bytes"], options["max_line_bytes"], options["request_timeout"])
 
-        def outcome(ok: bool, **kw: Any) -> Outcome:
-            screen.end_line()
-            if kw.get("reason"):
-                kw["reason"] = hide.scrub(kw["reason"])
-            return Outcome(ok, usage=usage.to_wire(spec.prices), warnings=warnings or None, **kw)
-
-        async with shared_client(ctx.run_id, spec.name, timeout) as client, anyio.create_task_group() as tg:
-            tg.start_soon(screen.keep_flushed)
+    async def run(self) -> Outcome:
+        timeout = httpx.Timeout(min(READ_TIMEOUT, self.limits.deadline), connect=CONNECT_TIMEOUT)
+        async with shared_client(self.ctx.run_id, self.spec.name, timeout) as client, \
+                anyio.create_task_group() as tg:
+            tg.start_soon(self.screen.keep_flushed)
             try:
-                return await self._converse(ctx, spec, client, url, shown_url, body, headers, messages, tools,
-                                            limits, options, screen, outcome, warnings)
+                return await self._steps(client)
             finally:
                 tg.cancel_scope.cancel()
-                screen.flush()  # a cancelled or timed-out attempt still shows what the model had sent
+                self.screen.flush()  # a cancelled or timed-out attempt still shows what the model had sent
 
-    async def _converse(self, ctx: AgentContext, spec: AgentSpec, client: httpx.AsyncClient, url: str,
-                        shown_url: str, body: dict[str, Any], headers: dict[str, str],
-                        messages: list[dict[str, Any]], tools: FileTools, limits: Limits, options: dict[str, Any],
-                        screen: _Screen, outcome: Callable[..., Outcome], warnings: list[dict[str, Any]]) -> Outcome:
-        usage = self.usage
+    async def _steps(self, client: httpx.AsyncClient) -> Outcome:
+        ctx, spec, screen = self.ctx, self.spec, self.screen
         for step in range(spec.max_steps):
             try:
-                reply = await stream_completion(client, url, {**body, "messages": messages}, headers,
-                                                screen.write, limits)
+                reply = await stream_completion(client, self.url, {**self.body, "messages": self.messages},
+                                                self.headers, screen.write, self.limits)
             except ApiError as e:
-                return outcome(False, code=e.code, transient=e.transient, retry_after=e.retry_after,
-                               reason=e.reason.replace(url, shown_url))
-            usage.add(reply)
-            ctx.emit("usage", usage.to_wire(spec.prices))
+                return self._outcome(False, code=e.code, transient=e.transient, retry_after=e.retry_after,
+                                     reason=e.reason.replace(self.url, redact_url(self.url)))
+            self.usage.add(reply)
+            ctx.emit("usage", self.usage.to_wire(spec.prices))
             if reply.finish_reason == "length":
-                message = (f"the model's answer was cut at its length limit (finish_reason \"length\") "
-                           f"in call {step + 1}")
-                if options["on_truncated"] == "fail":
-                    return outcome(False, code=API_ERROR, reason=message + " (on_truncated = \"fail\")")
+                message = f"the model's answer was cut at its length limit (finish_reason \"length\") in call {step + 1}"
+                if self.options["on_truncated"] == "fail":
+                    return self._outcome(False, code=API_ERROR, reason=message + ' (on_truncated = "fail")')
                 warning = {"reason": "truncated", "message": message}
-                warnings.append(warning)
+                self.warnings.append(warning)
                 ctx.emit(WARNING, warning)
                 screen.end_line()
                 screen.write(f"  warning: {message}\n")
-            messages.append(_assistant_message(reply, options["tool_call_content"]))
+            self.messages.append(_assistant_message(reply, self.options["tool_call_content"]))
             if not reply.tool_calls:
-                return outcome(True, exit_code=0, answer=reply.content)
+                return self._outcome(True, exit_code=0, answer=reply.content)
             for call in reply.tool_calls:
                 name, arguments = call["function"]["name"], call["function"]["arguments"]
                 screen.end_line()
                 screen.write(f"→ {name} {_tool_subject(arguments)}".rstrip() + "\n")
                 try:
-                    result = await tools.call(name, arguments)
+                    result = await self.tools.call(name, arguments)
                 except LockTimeout as e:
-                    return outcome(False, code=LOCK_TIMEOUT, reason=f"{name}: {e}")
+                    return self._outcome(False, code=LOCK_TIMEOUT, reason=f"{name}: {e}")
                 if result.startswith("error:"):
                     screen.write(f"  {result}\n")
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-        return outcome(False, code=EXIT_CODE,
-                       reason=f"the model still wanted tools after max_steps={spec.max_steps} calls; "
-                              "raise `max_steps` or split the task")
+                self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        return self._outcome(False, code=EXIT_CODE,
+                             reason=f"the model still wanted tools after max_steps={spec.max_steps} calls; "
+                                    "raise `max_steps` or split the task")
+
+    def _outcome(self, ok: bool, **kw: Any) -> Outcome:
+        self.screen.end_line()
+        if kw.get("reason"):
+            kw["reason"] = self.hide.scrub(kw["reason"])
+        return Outcome(ok, usage=self.usage.to_wire(self.spec.prices), warnings=self.warnings or None, **kw)
+
+    def _on_lock_wait(self, key: str, owner: LockOwner) -> None:
+        ctx = self.ctx
+        theirs = owner.task_id if owner.run_id == ctx.run_id else f"{owner.task_id} of run {owner.run_id}"
+        message = f"waiting for {key}, held by task {theirs}"
+        self.screen.end_line()
+        self.screen.write(f"  {message}\n")
+        ctx.emit(LOCK_WAIT, {"path": key, "holder": owner.to_dict(), "message": message})
 
 
 def _options(spec: AgentSpec) -> dict[str, Any]:
