@@ -27,14 +27,17 @@ _clients: dict[tuple[str, str], list] = {}  # (run id, agent name) -> [client, u
 
 
 @contextlib.asynccontextmanager
-async def shared_client(run_id: str, agent: str, timeout: httpx.Timeout) -> AsyncIterator[httpx.AsyncClient]:
-    """The agent's client in this run, opened by its first user and closed by its last."""
+async def shared_client(run_id: str, agent: str, timeout: httpx.Timeout,
+                        tls: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """The agent's client in this run, opened by its first user and closed by its last. `tls` False (a
+    plain-http base_url; redirects are never followed) needs no SSL context at all."""
     key = (run_id, agent)
     entry = _clients.get(key)
     if entry is None:
         # No connection cap: the engine's concurrency limits decide how many calls are in flight.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=KEEPALIVE)
-        client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=ssl_context(), follow_redirects=False)
+        client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=ssl_context() if tls else False,
+                                   follow_redirects=False)
         entry = _clients[key] = [client, 0]
     entry[1] += 1
     try:

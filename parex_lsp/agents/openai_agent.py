@@ -138,7 +138,8 @@ class _Conversation:
 
     async def run(self) -> Outcome:
         timeout = httpx.Timeout(min(READ_TIMEOUT, self.limits.deadline), connect=CONNECT_TIMEOUT)
-        async with shared_client(self.ctx.run_id, self.spec.name, timeout) as client, \
+        tls = not self.url.lower().startswith("http://")
+        async with shared_client(self.ctx.run_id, self.spec.name, timeout, tls) as client, \
                 anyio.create_task_group() as tg:
             tg.start_soon(self.screen.keep_flushed)
             try:

@@ -8,9 +8,10 @@
    reader (parse each event, keep the deltas, join once) and a whole parex run of one task (engine,
    journal, task log). Reported: wall time (ratio to the bare reader), peak RSS growth over the
    process's RSS before the request, and what the journal and the log hold, against the answer's size.
-2. A fan-out: N calls to a server that waits 1 s before answering. Reported: how long after the run
-   started the N-th request arrived, and the run's wall time; the same N requests from one bare
-   httpx client for comparison.
+2. A fan-out: N calls to a server (in a process of its own) that waits 1 s before answering. Reported:
+   how long after the run started the N-th request arrived, and the run's wall time; the same N
+   requests from one bare httpx client for comparison.
+RSS growth is measured after a warm-up run with a small answer, so imports are not counted.
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ def proc_status_kb(field: str) -> int:
 
 # -- child processes: one reader each ------------------------------------------------------------------
 
-async def bare_reader(url: str) -> int:
+async def bare_reader(url: str, prompt: str = "write a lot") -> int:
     import httpx
 
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": prompt}]}
     async with httpx.AsyncClient(timeout=60) as client:
-        async with client.stream("POST", url + "/chat/completions", json={"model": "m", "stream": True}) as r:
+        async with client.stream("POST", url + "/chat/completions", json=body) as r:
             parts = []
             async for line in r.aiter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
@@ -60,12 +62,13 @@ async def bare_reader(url: str) -> int:
     return len("".join(parts))
 
 
-async def parex_run(url: str, ws: Path) -> int:
+async def parex_run(url: str, ws: Path, prompt: str = "write a lot") -> int:
     from parex_lsp.engine import Run
     from parex_lsp.plan import plan_from_text
 
+    task = "long" if prompt == "write a lot" else "warm"
     toml = (f'[run]\nretries = 0\n[agents.m]\nbase_url = "{url}"\nmodel = "m"\n'
-            '[[task]]\nid = "long"\nagent = "m"\nprompt = "write a lot"\n')
+            f'[[task]]\nid = "{task}"\nagent = "m"\nprompt = "{prompt}"\n')
     result = await Run(plan_from_text(toml, str(ws / "parex.toml"), ws)).execute()
     assert result.status == "succeeded", result.to_wire()
     return len(result.tasks[0].answer or "")
@@ -73,11 +76,14 @@ async def parex_run(url: str, ws: Path) -> int:
 
 def child(kind: str, url: str, ws: str) -> None:
     import anyio
-    import httpx  # noqa: F401  (imports are not the answer's cost: measure growth after them)
 
-    if kind == "parex":
-        import parex_lsp.agents.openai_agent  # noqa: F401
-        import parex_lsp.engine  # noqa: F401
+    # A warm-up run with a small answer first: imports and first-use allocations are not the answer's cost.
+    if kind == "bare":
+        anyio.run(bare_reader, url, "warm up")
+    else:
+        warm = Path(ws) / "warm"
+        warm.mkdir()
+        anyio.run(parex_run, url, warm, "warm up")
     before = proc_status_kb("VmRSS")
     started = time.perf_counter()
     n = anyio.run(bare_reader, url) if kind == "bare" else anyio.run(parex_run, url, Path(ws))
@@ -96,7 +102,9 @@ def run_child(kind: str, url: str, ws: Path) -> dict:
 
 def bench_long_answer(size: int) -> dict:
     body, raw = long_answer(size)
-    with FakeOpenAI(lambda req: Reply(raw=raw)) as srv, tempfile.TemporaryDirectory() as tmp:
+    _, small = long_answer(4096)
+    with FakeOpenAI(lambda req: Reply(raw=small if "warm" in req.prompt else raw)) as srv, \
+            tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp)
         bare = run_child("bare", srv.base_url, ws)
         parex = run_child("parex", srv.base_url, ws)
@@ -142,14 +150,26 @@ async def fan_out_bare(url: str, n: int) -> tuple[float, float]:
     return started, time.monotonic() - started
 
 
+def serve_slowly() -> None:
+    """The fan-out's server, in a process of its own so that it does not share the client's GIL: prints its
+    URL, serves until a line arrives on stdin, then prints the arrival times (CLOCK_MONOTONIC, system-wide)."""
+    with FakeOpenAI(lambda req: Reply(events=text("ok", delay=0).events, latency=1.0, delay=0)) as srv:
+        print(srv.base_url, flush=True)
+        sys.stdin.readline()
+        print(json.dumps([r.at for r in srv.received]), flush=True)
+
+
 def bench_fan_out(n: int) -> dict:
     out = {}
     for name in ("bare", "parex"):
-        with FakeOpenAI(lambda req: Reply(events=text("ok", delay=0).events, latency=1.0, delay=0)) as srv, \
-                tempfile.TemporaryDirectory() as tmp:
-            coro = fan_out_bare(srv.base_url, n) if name == "bare" else fan_out_parex(srv.base_url, n, Path(tmp))
+        server = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True, cwd=ROOT)
+        url = server.stdout.readline().strip()
+        with tempfile.TemporaryDirectory() as tmp:
+            coro = fan_out_bare(url, n) if name == "bare" else fan_out_parex(url, n, Path(tmp))
             started, wall = asyncio.run(coro)
-            arrivals = sorted(r.at for r in srv.received)
+        arrivals, _ = server.communicate("report\n", timeout=30)
+        arrivals = sorted(json.loads(arrivals))
         assert len(arrivals) == n
         out[name] = {"all_in_flight_ms": round((arrivals[-1] - started) * 1000, 1), "wall_s": round(wall, 3)}
     return {"calls": n, **out}
@@ -158,6 +178,9 @@ def bench_fan_out(n: int) -> dict:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(*sys.argv[2:5])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve_slowly()
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
