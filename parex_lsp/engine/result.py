@@ -21,6 +21,7 @@ class TaskResult:
     answer: str | None = None
     reused_from: str | None = None  # succeeded in this earlier run; not run again (resume)
     warnings: list[dict[str, Any]] | None = None  # [{reason, message}], e.g. a truncated model answer
+    agent: str | None = None  # whose usage this is (per-agent sums); not on the wire per task
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "status": self.status, "attempts": self.attempts,
@@ -64,6 +65,10 @@ class RunResult:
     def usage(self) -> dict[str, Any] | None:
         return sum_usage([t.usage for t in self.tasks if t.usage])
 
+    def usage_by_agent(self) -> dict[str, dict[str, Any]]:
+        agents = sorted({t.agent for t in self.tasks if t.usage and t.agent})
+        return {a: sum_usage([t.usage for t in self.tasks if t.usage and t.agent == a]) or {} for a in agents}
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for t in self.tasks:
@@ -75,4 +80,5 @@ class RunResult:
                              "wallMs": self.wall_ms, "workMs": self.work_ms, "speedup": self.speedup}
         if self.usage:
             d["usage"] = self.usage
+            d["usageByAgent"] = self.usage_by_agent()
         return d

@@ -484,7 +484,7 @@ class Run:
         tail = list(t.output.tail) if t.output else []
         t.result = TaskResult(t.spec.id, status, t.attempt, duration, outcome.exit_code,
                               None if outcome.ok else outcome.reason, None if outcome.ok else outcome.code,
-                              self.log_path(t.spec.id), outcome.usage, outcome.answer, warnings=outcome.warnings)
+                              self.log_path(t.spec.id), outcome.usage, outcome.answer, warnings=outcome.warnings, agent=t.agent)
         data = {"durationMs": duration, "exitCode": outcome.exit_code, "code": t.result.code,
                 "reason": t.result.error, "tail": tail, "logPath": str(t.result.log_path)}
         if outcome.usage:

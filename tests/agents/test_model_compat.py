@@ -283,3 +283,33 @@ def test_the_new_agent_options_are_read_from_a_plan(tmp_path: Path):
     extra = plan_from_text(toml, str(tmp_path / "parex.toml"), tmp_path).agents["m"].extra
     assert extra == {"on_truncated": "fail", "tool_call_content": "omit", "strict_tools": True,
                      "max_response_bytes": 1000, "max_line_bytes": 100}
+
+
+async def test_usage_of_failed_attempts_is_summed_per_task_per_agent_and_per_run(workspace: Path):
+    from parex_lsp.engine import Run
+    from parex_lsp.plan import plan_from_text
+
+    conversations = {"first": [tool_calls(("list_files", {}), usage=(100, 10)), error(503, "overloaded"),
+                               text("one", usage=(1, 1))],
+                     "second": [text("two", usage=(20, 2))], "third": [text("three", usage=(300, 30))]}
+
+    def route(req: Received) -> Reply:
+        # the retried attempt of "first" starts its conversation again: count its requests, not its turns
+        key = next(k for k in conversations if k in req.prompt)
+        done = sum(1 for r in srv.received if key in r.prompt) - 1
+        return conversations[key][min(done, len(conversations[key]) - 1)]
+
+    with FakeOpenAI(route) as srv:
+        toml = (f'[run]\nretry_backoff = 0.01\n[agents.a]\nbase_url = "{srv.base_url}"\nmodel = "m"\n'
+                f'[agents.b]\nbase_url = "{srv.base_url}"\nmodel = "m"\n'
+                '[[task]]\nid = "t1"\nagent = "a"\nprompt = "first"\nretries = 1\n'
+                '[[task]]\nid = "t2"\nagent = "a"\nprompt = "second"\n'
+                '[[task]]\nid = "t3"\nagent = "b"\nprompt = "third"\n')
+        result = await Run(plan_from_text(toml, str(workspace / "parex.toml"), workspace)).execute()
+    t1 = result.tasks[0]
+    assert (t1.status, t1.attempts, t1.answer) == ("succeeded", 2, "one")
+    assert t1.usage == {"promptTokens": 101, "completionTokens": 11}  # the failed attempt's call counts
+    wire = result.to_wire()
+    assert wire["usage"] == {"promptTokens": 421, "completionTokens": 43}
+    assert wire["usageByAgent"] == {"a": {"promptTokens": 121, "completionTokens": 13},
+                                    "b": {"promptTokens": 300, "completionTokens": 30}}
