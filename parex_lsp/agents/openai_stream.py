@@ -22,7 +22,6 @@ from parex_lsp.agents.sse import DONE, ResponseTooLarge, SSEParser
 
 MAX_ERROR_BODY = 64 * 1024  # bytes of an error response read for its message
 MAX_REASON = 500  # characters of a server's message kept in a reason
-PARTS_PER_BLOCK = 1024
 DRAIN_TIMEOUT = 1.0  # seconds to read what follows `[DONE]` (the response's end) before dropping the connection
 
 
@@ -49,25 +48,23 @@ class Limits:
 class Completion:
     """What one call produced."""
 
-    parts: list[str] = field(default_factory=list)  # content pieces, joined once in `content`
-    blocks: list[str] = field(default_factory=list)  # every PARTS_PER_BLOCK pieces joined: small objects stay few
+    text: str = ""  # the content so far; grown in place (see `add_text`)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # assistant-message form
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
 
-    def add_text(self, text: str) -> None:
-        self.parts.append(text)
-        if len(self.parts) >= PARTS_PER_BLOCK:
-            self.blocks.append("".join(self.parts))
-            self.parts.clear()
+    def add_text(self, piece: str) -> None:
+        # Taken out of the object, the string has one reference, and CPython then grows it in place
+        # (`+=` on a sole reference reallocates): linear in the answer's size, and the answer is held
+        # once, never as pieces plus their join. `reply.text += piece` would copy it every time.
+        text, self.text = self.text, ""
+        text += piece
+        self.text = text
 
     @property
     def content(self) -> str:
-        if self.parts or len(self.blocks) > 1:
-            self.blocks[:] = ["".join(self.blocks + self.parts)]
-            self.parts.clear()
-        return self.blocks[0] if self.blocks else ""
+        return self.text
 
 
 class ToolCallAssembler:

@@ -313,3 +313,23 @@ async def test_usage_of_failed_attempts_is_summed_per_task_per_agent_and_per_run
     assert wire["usage"] == {"promptTokens": 421, "completionTokens": 43}
     assert wire["usageByAgent"] == {"a": {"promptTokens": 121, "completionTokens": 13},
                                     "b": {"promptTokens": 300, "completionTokens": 30}}
+
+
+def test_an_answer_is_collected_in_linear_time():
+    from parex_lsp.agents.openai_stream import Completion
+
+    reply, piece = Completion(), "x" * 63 + "\n"
+    started = time.monotonic()
+    for _ in range(64_000):  # 4 MB in 64-character deltas: copying the whole text per delta takes many seconds
+        reply.add_text(piece)
+    assert time.monotonic() - started < 1.5 and len(reply.content) == 64 * 64_000
+
+
+async def test_a_long_answer_streamed_in_tiny_deltas_arrives_whole(tmp_path: Path, ws: Path):
+    from tests.bench.bench_models import long_answer
+
+    body, raw = long_answer(1_000_000)
+    with FakeOpenAI([Reply(raw=raw)]) as srv:
+        outcome = await run(make_ctx(tmp_path, ws, model(srv), Recorder()))
+    assert outcome.ok and outcome.answer == body
+    assert (tmp_path / "logs" / "t1.log").read_text() == body + ("" if body.endswith("\n") else "\n")
