@@ -191,11 +191,11 @@ class BudgetExceeded:
 
 @dataclass(frozen=True, slots=True)
 class TaskWarning:
-    code: str
+    reason: str  # e.g. "truncated"
     message: str
 
     def to_wire(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
+        return {"reason": self.reason, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +220,7 @@ class Ended:
     usage: dict[str, Any] | None = None
     answer: str | None = None
     reused_from: str | None = None  # resume: succeeded in this earlier run, not run again
+    warnings: tuple[dict[str, Any], ...] = ()  # [{reason, message}]: what a person should know
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"durationMs": self.duration_ms, "exitCode": self.exit_code, "code": self.code,
@@ -227,6 +228,8 @@ class Ended:
         if self.reused_from is None:
             d["tail"] = list(self.tail)
             d["logPath"] = self.log_path
+        if self.warnings:
+            d["warnings"] = list(self.warnings)
         return {**d, **_compact({"usage": self.usage, "answer": self.answer, "reusedFrom": self.reused_from})}
 
 

@@ -33,6 +33,7 @@ class Outcome:
     usage: dict[str, Any] | None = None  # {promptTokens, completionTokens, costUsd?}
     answer: str | None = None  # a model agent's final text
     rate_limited: bool = False  # the agent's quota, not this attempt, failed it: wait out the cooldown, run again
+    warnings: list[dict[str, Any]] | None = None  # [{reason, message}]: e.g. a model answer cut at its length limit
 
 
 class RateLimit(Exception):

@@ -7,13 +7,16 @@ reads `Outcome.transient` and `Outcome.retry_after`.
 
 from __future__ import annotations
 
-import email.utils
+import dataclasses
 import json
 import os
+import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+import anyio
 import httpx
 
 from parex_lsp.agents.base import (
@@ -23,15 +26,27 @@ from parex_lsp.agents.base import (
     SETUP_FAILED,
     AgentContext,
     Outcome,
-    RateLimit,
     RequestRefused,
 )
-from parex_lsp.agents.sse import DONE, sse_data
+from parex_lsp.agents.http_pool import shared_client
+from parex_lsp.agents.openai_stream import (
+    ApiError,
+    Completion,
+    Limits,
+    ToolCallAssembler,
+    go_duration,
+    retry_after_seconds,
+    stream_completion,
+)
 from parex_lsp.agents.tools import COMMAND_TIMEOUT, FileTools
-from parex_lsp.contract import EventKind
+from parex_lsp.contract import EventKind, TaskWarning
 from parex_lsp.contract import Usage as UsageEvent
 from parex_lsp.isolation.registry import LockOwner, LockTimeout
 from parex_lsp.plan.model import AgentSpec
+from parex_lsp.redact import Redactor, redact_url, url_secrets
+
+__all__ = ["ApiError", "Completion", "OpenAIAgent", "ToolCallAssembler", "Usage", "go_duration",
+           "retry_after_seconds", "stream_completion"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SYSTEM_PROMPT = (
@@ -40,30 +55,15 @@ SYSTEM_PROMPT = (
     "for, completely, then answer with a short summary of what you changed."
 )
 CONNECT_TIMEOUT = 15.0
-READ_TIMEOUT = 300.0  # between two streamed chunks: a slow local model may think for minutes
-
-
-class ApiError(Exception):
-    """One failed model call, already classified."""
-
-    def __init__(self, reason: str, *, transient: bool, retry_after: float | None = None):
-        super().__init__(reason)
-        self.reason, self.transient, self.retry_after = reason, transient, retry_after
-
-
-class RateLimitedError(ApiError, RateLimit):
-    """A 429 or an overload answer: the engine's gate waits out the agent's cooldown and sends it again."""
-
-
-@dataclass(slots=True)
-class Completion:
-    """What one streamed call produced."""
-
-    content: str = ""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # assistant-message form
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str | None = None
+READ_TIMEOUT = 300.0  # between two received bytes: a slow local model may think for minutes
+REQUEST_TIMEOUT = 900.0  # a whole response, however the server trickles it (keep-alive comments included)
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
+HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # what an Authorization header value may hold
+OPTIONS = {  # option -> allowed values (None: any)
+    "on_truncated": ("warn", "fail"),
+    "tool_call_content": ("empty", "null", "omit"),
+}
 
 
 @dataclass(slots=True)
@@ -83,216 +83,172 @@ class Usage:
         return d
 
 
-class ToolCallAssembler:
-    """Tool calls arrive in pieces (`index`, then name and argument fragments); this joins them."""
-
-    def __init__(self) -> None:
-        self._calls: dict[int, dict[str, Any]] = {}
-
-    def add(self, deltas: list[dict[str, Any]]) -> None:
-        for d in deltas:
-            # Some servers send each call whole, without `index`: then each one is a call of its own.
-            index = d["index"] if "index" in d else len(self._calls)
-            call = self._calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
-            if d.get("id"):
-                call["id"] = d["id"]
-            fn = d.get("function") or {}
-            if fn.get("name"):
-                call["name"] += fn["name"]
-            if fn.get("arguments"):
-                args = fn["arguments"]
-                call["arguments"] += args if isinstance(args, str) else json.dumps(args)
-
-    def calls(self) -> list[dict[str, Any]]:
-        return [{"id": c["id"] or f"call_{i}", "type": "function",
-                 "function": {"name": c["name"], "arguments": c["arguments"] or "{}"}}
-                for i, c in sorted(self._calls.items())]
+class _Setup(Exception):
+    """A configuration problem: the attempt fails with `setup-failed` before anything is sent."""
 
 
 class OpenAIAgent:
-    """`OpenAIAgent()` takes its settings from `ctx.agent`; `OpenAIAgent(spec)` pins them."""
+    """`OpenAIAgent()` takes its settings from `ctx.agent`; `OpenAIAgent(spec)` pins them.
+
+    One instance serves every attempt of one task (the engine makes one per task), so its `usage`
+    counts failed attempts too: tokens a failed attempt spent are still spent.
+    """
 
     def __init__(self, spec: AgentSpec | None = None):
         self.spec = spec
+        self.usage = Usage()
 
     async def run(self, ctx: AgentContext) -> Outcome:
         spec = self.spec or ctx.agent
-        headers = {"Accept": "text/event-stream"}
-        if spec.api_key_env:
-            key = ctx.env.get(spec.api_key_env) or os.environ.get(spec.api_key_env)
-            if not key:
-                return Outcome(False, code=SETUP_FAILED,
-                               reason=f"agent `{spec.name}`: environment variable {spec.api_key_env} is not set "
-                                      "(it holds the API key)")
-            headers["Authorization"] = f"Bearer {key}"
-        if not spec.model:
-            return Outcome(False, code=SETUP_FAILED, reason=f"agent `{spec.name}`: no `model` configured")
+        try:
+            if not spec.model:
+                raise _Setup("no `model` configured")
+            key, raw = _api_key(spec, {**spec.env, **ctx.env})
+            options = _options(spec)
+        except _Setup as e:
+            return Outcome(False, code=SETUP_FAILED, reason=f"agent `{spec.name}`: {e}",
+                           usage=self.usage.to_wire(spec.prices))
+        conversation = _Conversation(ctx, spec, options, self.usage, key,
+                                     Redactor([*url_secrets(spec.base_url), key or "", raw or ""]))
+        return await conversation.run()
 
-        screen = _Screen(ctx.output.write)
 
-        def on_lock_wait(key: str, owner: LockOwner) -> None:
-            screen.end_line()
-            screen.write(f"  waiting for {key}\n")
-            if ctx.on_lock_wait is not None:
-                ctx.on_lock_wait(key, owner)  # the engine reports whom it waits for
+def _api_key(spec: AgentSpec, env: dict[str, str]) -> tuple[str | None, str | None]:
+    """The key (stripped) and the variable's raw value, from the agent's `env` table, else the environment."""
+    name = spec.api_key_env
+    if not name:
+        return None, None
+    raw = env.get(name) if name in env else os.environ.get(name)
+    key = (raw or "").strip()  # a .env saved with CRLF line ends leaves a `\r` on the value
+    if not key:
+        raise _Setup(f"environment variable {name} is not set or empty (it holds the API key)")
+    if not HEADER_SAFE.fullmatch(key):
+        raise _Setup(f"environment variable {name} holds a value that cannot be sent as an API key "
+                     "(it has spaces, control characters or non-ASCII text inside)")
+    return key, raw
 
-        tools = FileTools(ctx.workdir, run_id=ctx.run_id, task_id=ctx.task.id, workspace=ctx.workspace,
-                          locks=ctx.locks, lock_timeout=ctx.task.lock_timeout, on_wait=on_lock_wait,
-                          allow_commands=spec.allow_commands,
-                          command_timeout=float(spec.extra.get("command_timeout", COMMAND_TIMEOUT)), env=ctx.env)
-        messages: list[dict[str, Any]] = [
+
+class _Conversation:
+    """One attempt: model calls and the tool calls they ask for, until an answer or `max_steps`."""
+
+    def __init__(self, ctx: AgentContext, spec: AgentSpec, options: dict[str, Any], usage: Usage,
+                 key: str | None, hide: Redactor):
+        self.ctx, self.spec, self.options, self.usage, self.hide = ctx, spec, options, usage, hide
+        self.headers = {"Accept": "text/event-stream"} | ({"Authorization": f"Bearer {key}"} if key else {})
+        self.screen = _Screen(ctx.output.write)
+        self.warnings: list[dict[str, Any]] = []
+        self.tools = FileTools(ctx.workdir, run_id=ctx.run_id, task_id=ctx.task.id, workspace=ctx.workspace,
+                               locks=ctx.locks, lock_timeout=ctx.task.lock_timeout, on_wait=self._on_lock_wait,
+                               allow_commands=spec.allow_commands, command_timeout=options["command_timeout"],
+                               command_ctx=dataclasses.replace(ctx, agent=spec), strict=options["strict_tools"])
+        self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": spec.extra.get("system_prompt", SYSTEM_PROMPT)},
             {"role": "user", "content": ctx.task.prompt},
         ]
-        body: dict[str, Any] = {"model": spec.model, "stream": True, "stream_options": {"include_usage": True},
-                                "tools": tools.schemas()}
+        self.body: dict[str, Any] = {"model": spec.model, "stream": True, "stream_options": {"include_usage": True},
+                                     "tools": self.tools.schemas()}
         if "temperature" in spec.extra:
-            body["temperature"] = spec.extra["temperature"]
-        url = (spec.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
-        timeout = httpx.Timeout(float(spec.extra.get("request_timeout", READ_TIMEOUT)), connect=CONNECT_TIMEOUT)
-        usage = Usage()
+            self.body["temperature"] = spec.extra["temperature"]
+        self.url = (spec.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
+        self.limits = Limits(options["max_response_bytes"], options["max_line_bytes"], options["request_timeout"])
 
-        def outcome(ok: bool, **kw: Any) -> Outcome:
-            screen.end_line()
-            return Outcome(ok, usage=usage.to_wire(spec.prices), **kw)
+    async def run(self) -> Outcome:
+        timeout = httpx.Timeout(min(READ_TIMEOUT, self.limits.deadline), connect=CONNECT_TIMEOUT)
+        tls = not self.url.lower().startswith("http://")
+        async with shared_client(self.ctx.run_id, self.spec.name, timeout, tls) as client, \
+                anyio.create_task_group() as tg:
+            tg.start_soon(self.screen.keep_flushed)
+            try:
+                return await self._steps(client)
+            finally:
+                tg.cancel_scope.cancel()
+                self.screen.flush()  # a cancelled or timed-out attempt still shows what the model had sent
 
-        async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
-            for _ in range(spec.max_steps):
+    async def _steps(self, client: httpx.AsyncClient) -> Outcome:
+        ctx, spec, screen = self.ctx, self.spec, self.screen
+        for step in range(spec.max_steps):
+            try:
+                reply = await ctx.gate.send(  # the engine's budget and quota, at each request
+                    lambda: stream_completion(client, self.url, {**self.body, "messages": self.messages},
+                                              self.headers, screen.write, self.limits))
+            except RequestRefused as e:
+                return self._outcome(False, code=e.code, reason=e.reason)
+            except ApiError as e:
+                return self._outcome(False, code=e.code, transient=e.transient, retry_after=e.retry_after,
+                                     reason=e.reason.replace(self.url, redact_url(self.url)))
+            self.usage.add(reply)
+            ctx.emit(EventKind.USAGE, UsageEvent(self.usage.to_wire(spec.prices)))
+            if reply.finish_reason == "length":
+                message = f"the model's answer was cut at its length limit (finish_reason \"length\") in call {step + 1}"
+                if self.options["on_truncated"] == "fail":
+                    return self._outcome(False, code=API_ERROR, reason=message + ' (on_truncated = "fail")')
+                warning = TaskWarning("truncated", message)
+                self.warnings.append(warning.to_wire())
+                ctx.emit(EventKind.WARNING, warning)
+                screen.end_line()
+                screen.write(f"  warning: {message}\n")
+            self.messages.append(_assistant_message(reply, self.options["tool_call_content"]))
+            if not reply.tool_calls:
+                return self._outcome(True, exit_code=0, answer=reply.content)
+            for call in reply.tool_calls:
+                name, arguments = call["function"]["name"], call["function"]["arguments"]
+                screen.end_line()
+                screen.write(f"→ {name} {_tool_subject(arguments)}".rstrip() + "\n")
                 try:
-                    reply = await ctx.gate.send(  # the engine's budget and quota, at each request
-                        lambda: stream_completion(client, url, {**body, "messages": messages}, screen.write))
-                except RequestRefused as e:
-                    return outcome(False, code=e.code, reason=e.reason)
-                except ApiError as e:
-                    return outcome(False, code=API_ERROR, transient=e.transient, retry_after=e.retry_after,
-                                   reason=e.reason)
-                usage.add(reply)
-                ctx.emit(EventKind.USAGE, UsageEvent(usage.to_wire(spec.prices)))
-                messages.append(_assistant_message(reply))
-                if not reply.tool_calls:
-                    return outcome(True, exit_code=0, answer=reply.content)
-                for call in reply.tool_calls:
-                    name, arguments = call["function"]["name"], call["function"]["arguments"]
-                    screen.end_line()
-                    screen.write(f"→ {name} {_tool_subject(arguments)}".rstrip() + "\n")
-                    try:
-                        result = await tools.call(name, arguments)
-                    except LockTimeout as e:
-                        return outcome(False, code=LOCK_TIMEOUT, reason=f"{name}: {e}")
-                    if result.startswith("error:"):
-                        screen.write(f"  {result}\n")
-                    messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-        return outcome(False, code=EXIT_CODE,
-                       reason=f"the model still wanted tools after max_steps={spec.max_steps} calls; "
-                              "raise `max_steps` or split the task")
+                    result = await self.tools.call(name, arguments)
+                except LockTimeout as e:
+                    return self._outcome(False, code=LOCK_TIMEOUT, reason=f"{name}: {e}")
+                if result.startswith("error:"):
+                    screen.write(f"  {result}\n")
+                self.messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+        return self._outcome(False, code=EXIT_CODE,
+                             reason=f"the model still wanted tools after max_steps={spec.max_steps} calls; "
+                                    "raise `max_steps` or split the task")
+
+    def _outcome(self, ok: bool, **kw: Any) -> Outcome:
+        self.screen.end_line()
+        if kw.get("reason"):
+            kw["reason"] = self.hide.scrub(kw["reason"])
+        return Outcome(ok, usage=self.usage.to_wire(self.spec.prices), warnings=self.warnings or None, **kw)
+
+    def _on_lock_wait(self, key: str, owner: LockOwner) -> None:
+        self.screen.end_line()
+        self.screen.write(f"  waiting for {key}\n")
+        if self.ctx.on_lock_wait is not None:
+            self.ctx.on_lock_wait(key, owner)  # the engine reports whom it waits for
 
 
-async def stream_completion(client: httpx.AsyncClient, url: str, body: dict[str, Any],
-                            on_text: Callable[[str], None]) -> Completion:
-    """POST one streaming chat completion; content deltas go to `on_text` as they arrive.
-
-    Raises `ApiError`: transient for 429, 5xx, a dropped connection or a stream that stops before its end.
-    """
-    reply, calls = Completion(), ToolCallAssembler()
-    finished = False
-    try:
-        async with client.stream("POST", url, json=body) as response:
-            if response.status_code >= 400:
-                await response.aread()
-                raise _http_error(response)
-            async for data in sse_data(response.aiter_lines()):
-                if data == DONE:
-                    finished = True
-                    break
-                try:
-                    chunk = json.loads(data)
-                except json.JSONDecodeError:
-                    continue  # a stray non-JSON event is not worth failing a task for
-                if "error" in chunk:
-                    raise _stream_error(chunk["error"])
-                if chunk.get("usage"):
-                    reply.prompt_tokens = int(chunk["usage"].get("prompt_tokens") or 0)
-                    reply.completion_tokens = int(chunk["usage"].get("completion_tokens") or 0)
-                for choice in chunk.get("choices") or []:
-                    delta = choice.get("delta") or {}
-                    if delta.get("content"):
-                        reply.content += delta["content"]
-                        on_text(delta["content"])
-                    if delta.get("tool_calls"):
-                        calls.add(delta["tool_calls"])
-                    if choice.get("finish_reason"):
-                        reply.finish_reason = choice["finish_reason"]
-    except httpx.TimeoutException as e:
-        raise ApiError(f"no answer from {url} in time ({type(e).__name__})", transient=True) from e
-    except httpx.TransportError as e:
-        raise ApiError(f"connection to {url} failed: {e or type(e).__name__}", transient=True) from e
-    if not finished and reply.finish_reason is None:
-        raise ApiError("the response stream ended before the model finished", transient=True)
-    reply.tool_calls = calls.calls()
-    return reply
+def _options(spec: AgentSpec) -> dict[str, Any]:
+    """The agent's finer settings, checked: a wrong value fails the task naming the option."""
+    extra = spec.extra
+    for key, allowed in OPTIONS.items():
+        if key in extra and extra[key] not in allowed:
+            raise _Setup(f"`{key}` must be " + " or ".join(f'"{a}"' for a in allowed) + f", not {extra[key]!r}")
+    out: dict[str, Any] = {
+        "on_truncated": extra.get("on_truncated", "warn"),
+        "tool_call_content": extra.get("tool_call_content", "empty"),
+        "strict_tools": bool(extra.get("strict_tools", False)),
+    }
+    for key, default in (("request_timeout", REQUEST_TIMEOUT), ("command_timeout", COMMAND_TIMEOUT),
+                         ("max_response_bytes", MAX_RESPONSE_BYTES), ("max_line_bytes", MAX_LINE_BYTES)):
+        value = extra.get(key, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise _Setup(f"`{key}` must be a positive number, not {value!r}")
+        out[key] = float(value) if key.endswith("timeout") else int(value)
+    return out
 
 
-def _http_error(response: httpx.Response) -> ApiError:
-    status = response.status_code
-    message = _error_message(response)
-    transient = status == 429 or status >= 500 or status == 408
-    limited = status in (429, 529) or (status == 503 and "overload" in message.lower())
-    return (RateLimitedError if limited else ApiError)(
-        f"HTTP {status}: {message}", transient=transient,
-        retry_after=retry_after_seconds(response.headers) if transient else None)
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The API's own words: `{"error": {"message": ...}}` (OpenAI), `{"error": "..."}` or `{"message": ...}`."""
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-        if data.get("detail"):
-            return str(data["detail"])
-    return json.dumps(data)[:500]
-
-
-def _stream_error(err: Any) -> ApiError:
-    """An error sent inside a 200 stream (vLLM, OpenRouter do this); classified by its code or type."""
-    if not isinstance(err, dict):
-        return ApiError(f"stream error: {err}", transient=False)
-    code, kind = str(err.get("code") or ""), str(err.get("type") or "")
-    transient = code == "429" or code.startswith("5") or any(
-        w in (kind + " " + code).lower() for w in ("rate", "overloaded", "server_error", "unavailable"))
-    limited = code == "429" or any(w in (kind + " " + code).lower() for w in ("rate", "overloaded"))
-    return (RateLimitedError if limited else ApiError)(f"stream error: {err.get('message') or kind or code}",
-                                                       transient=transient)
-
-
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """`retry-after-ms`, or `Retry-After` as seconds or an HTTP date."""
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _assistant_message(reply: Completion) -> dict[str, Any]:
-    msg: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
+def _assistant_message(reply: Completion, tool_call_content: str) -> dict[str, Any]:
+    """The model's turn as it goes back in the history. With tool calls and no text, `content` is "" by
+    default: llama.cpp and LM Studio reject null, which OpenAI sends; `tool_call_content` picks."""
+    msg: dict[str, Any] = {"role": "assistant"}
+    content = reply.content
+    if content or not reply.tool_calls:
+        msg["content"] = content
+    elif tool_call_content == "empty":
+        msg["content"] = ""
+    elif tool_call_content == "null":
+        msg["content"] = None
     if reply.tool_calls:
         msg["tool_calls"] = reply.tool_calls
     return msg
@@ -312,17 +268,45 @@ def _tool_subject(arguments: str) -> str:
 
 class _Screen:
     """Streams text to the task output, remembering whether the last line is open, so that tool lines
-    always start on a line of their own."""
+    always start on a line of their own.
+
+    Text that arrives within `INTERVAL` of the last write is held and written together (by the next
+    write after the interval, or by `keep_flushed`): the first piece after a quiet spell shows at once,
+    and a fast stream of small deltas costs one write, one log append and one event per interval, not
+    per delta. Editors are sent output at this pace anyway.
+    """
+
+    INTERVAL = 0.05
 
     def __init__(self, write: Callable[[str], None]):
         self._write = write
         self._open = False
+        self._pending: list[str] = []
+        self._last = 0.0
 
     def write(self, text: str) -> None:
-        if text:
+        if not text:
+            return
+        self._pending.append(text)
+        self._open = not text.endswith("\n")
+        if time.monotonic() - self._last >= self.INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            text = "".join(self._pending)
+            self._pending.clear()
             self._write(text)
-            self._open = not text.endswith("\n")
+        self._last = time.monotonic()
 
     def end_line(self) -> None:
         if self._open:
             self.write("\n")
+        self.flush()
+
+    async def keep_flushed(self) -> None:
+        """Write held text once it is `INTERVAL` old, so a stream that pauses still shows all it sent."""
+        while True:
+            await anyio.sleep(self.INTERVAL)
+            if self._pending and time.monotonic() - self._last >= self.INTERVAL:
+                self.flush()

@@ -6,19 +6,23 @@ A tool never raises into the agent loop: a refused path, a missing file or an am
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
-import signal
-import subprocess
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from parex_lsp.agents.process import run_process
+
 if TYPE_CHECKING:
-    from parex_lsp.agents.base import FileLocks
+    from parex_lsp.agents.base import AgentContext, FileLocks
     from parex_lsp.isolation.registry import LockOwner
 
 MAX_READ_CHARS = 200_000  # a bigger file is cut, and the model told so
@@ -26,7 +30,9 @@ MAX_LIST_ENTRIES = 1000
 MAX_COMMAND_OUTPUT = 20_000  # the tail of a command's output is what the model usually needs
 COMMAND_TIMEOUT = 120.0
 HIDDEN_DIRS = frozenset({".git", ".parex", "node_modules", "__pycache__", ".venv", ".mypy_cache", ".pytest_cache"})
-PROTECTED_DIRS = frozenset({".git", ".parex"})  # the repository's and parex's own state: never written by a model
+# A repository's and parex's own state, at any depth (a nested repository's `.git/config` or hooks run code):
+# never read, listed or written by a model. Compared case-insensitively (case-insensitive file systems).
+PROTECTED_NAMES = frozenset({".git", ".parex"})
 
 
 class ToolError(Exception):
@@ -34,9 +40,21 @@ class ToolError(Exception):
 
 
 def _schema(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:  # draft-04 wants `required` non-empty when present
+        parameters["required"] = required
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+
+
+def strict_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's strict form: every property required (optional ones may be null), no other properties."""
+    fn = tool["function"]
+    params = fn["parameters"]
+    required = set(params.get("required", []))
+    props = {k: v if k in required else {**v, "type": [v["type"], "null"]} for k, v in params["properties"].items()}
     return {"type": "function", "function": {
-        "name": name, "description": description,
-        "parameters": {"type": "object", "properties": properties, "required": required}}}
+        **fn, "strict": True,
+        "parameters": {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}}}
 
 
 _PATH = {"type": "string", "description": "path relative to the working directory"}
@@ -67,18 +85,21 @@ class FileTools:
     def __init__(self, workdir: Path, *, run_id: str, task_id: str, workspace: Path | None = None,
                  locks: FileLocks | None = None, lock_timeout: float | None = None,
                  on_wait: Callable[[str, LockOwner], None] | None = None, allow_commands: bool = False,
-                 command_timeout: float = COMMAND_TIMEOUT, env: dict[str, str] | None = None):
+                 command_timeout: float = COMMAND_TIMEOUT, command_ctx: AgentContext | None = None,
+                 strict: bool = False):
         self.root = workdir.resolve()
         self.workspace = (workspace or workdir).resolve()
         self.run_id, self.task_id = run_id, task_id
         self.locks, self.lock_timeout, self.on_wait = locks, lock_timeout, on_wait
         self.allow_commands = allow_commands
         self.command_timeout = command_timeout
-        self.env = env or {}
+        self.command_ctx = command_ctx  # run_command runs through the agents' process runner with this context
+        self.strict = strict
         self.written: set[str] = set()  # relative paths this attempt changed
 
     def schemas(self) -> list[dict[str, Any]]:
-        return FILE_TOOLS + ([RUN_COMMAND] if self.allow_commands else [])
+        tools = FILE_TOOLS + ([RUN_COMMAND] if self.allow_commands else [])
+        return [strict_schema(t) for t in tools] if self.strict else tools
 
     async def call(self, name: str, arguments: str) -> str:
         """Run one tool call; a `ToolError` comes back as `error: ...` text for the model."""
@@ -96,6 +117,7 @@ class FileTools:
             handler = self.run_command
         if handler is None:
             return f"error: unknown tool `{name}`; available: {', '.join(self.names())}"
+        args = {k: v for k, v in args.items() if v is not None}  # strict schemas send null for "not given"
         try:
             return await handler(**args)
         except TypeError as e:  # missing or unexpected argument
@@ -112,18 +134,23 @@ class FileTools:
 
     def resolve(self, path: str, *, for_write: bool = False) -> tuple[Path, str]:
         """The real path and its workdir-relative posix form; refuses anything that leaves the workdir,
-        through `..`, an absolute path or a symlink."""
+        through `..`, an absolute path or a symlink, and anything in a `.git` or `.parex` folder at any depth
+        (checked on the path as given and as resolved, so a symlink into one is refused too)."""
         if not isinstance(path, str) or not path.strip():
             raise ToolError("path must be a non-empty string")
         if "\0" in path:
             raise ToolError("path contains a NUL byte")
         candidate = Path(path)
+        if _protected(candidate.parts):
+            raise ToolError(f"`{path}` is inside a `.git` or `.parex` folder, which the tools never touch")
         real = (candidate if candidate.is_absolute() else self.root / candidate).resolve()
         if not real.is_relative_to(self.root):
             raise ToolError(f"`{path}` is outside the working directory; use a path inside it")
         rel = real.relative_to(self.root).as_posix()
-        if for_write and (rel == "." or rel.split("/", 1)[0] in PROTECTED_DIRS):
-            raise ToolError(f"`{path}` may not be written")
+        if _protected(rel.split("/")):
+            raise ToolError(f"`{path}` is inside a `.git` or `.parex` folder, which the tools never touch")
+        if for_write and rel == ".":
+            raise ToolError(f"`{path}` is the working directory itself, not a file")
         return real, rel
 
     # -- tools ---------------------------------------------------------------------------------
@@ -132,37 +159,57 @@ class FileTools:
         real, rel = self.resolve(path)
         if not await anyio.Path(real).is_file():
             raise ToolError(f"`{rel}` does not exist or is not a file")
-        text = await anyio.Path(real).read_text(encoding="utf-8", errors="replace")
+        # The model sees LF line ends whatever the file has; edits put the file's own ends back.
+        text = _decode(await anyio.Path(real).read_bytes(), rel).text.replace("\r\n", "\n")
         if len(text) > MAX_READ_CHARS:
             return text[:MAX_READ_CHARS] + f"\n[... cut: the file has {len(text)} characters]"
         return text
 
     async def write_file(self, path: str, content: str) -> str:
         real, rel = self.resolve(path, for_write=True)
+        if not isinstance(content, str):
+            raise ToolError("`content` must be a string")
         async with self._lock(real, rel):
-            await _replace(real, content)
+            old = None
+            if await anyio.Path(real).is_file():
+                with contextlib.suppress(ToolError):  # replacing a binary or non-UTF-8 file outright is allowed
+                    old = _decode(await anyio.Path(real).read_bytes(), rel)
+            # An existing file keeps its byte-order mark and CRLF line ends.
+            if old is not None and old.crlf and "\r\n" not in content:
+                content = content.replace("\n", "\r\n")
+            await _replace(real, (old.bom if old else b"") + content.encode("utf-8"))
         self.written.add(rel)
         return f"wrote {rel} ({len(content)} characters)"
 
     async def edit_file(self, path: str, search: str, replace: str) -> str:
         real, rel = self.resolve(path, for_write=True)
+        if not isinstance(search, str) or not isinstance(replace, str):
+            raise ToolError("`search` and `replace` must be strings")
         if not search:
             raise ToolError("`search` must not be empty")
         # Read, check and write under one lock hold, so a concurrent edit of the same file is never lost.
         async with self._lock(real, rel):
             if not await anyio.Path(real).is_file():
                 raise ToolError(f"`{rel}` does not exist; use write_file to create it")
-            text = await anyio.Path(real).read_text(encoding="utf-8")
+            doc = _decode(await anyio.Path(real).read_bytes(), rel)
+            text = doc.text
             count = text.count(search)
+            if count == 0 and doc.crlf and "\r\n" not in search:
+                # The model saw LF line ends (read_file); match and replace in the file's own CRLF.
+                search, replace = search.replace("\n", "\r\n"), replace.replace("\n", "\r\n")
+                count = text.count(search)
             if count == 0:
                 raise ToolError(f"the search text was not found in `{rel}`; read the file and copy it exactly")
             if count > 1:
                 raise ToolError(f"the search text occurs {count} times in `{rel}`; include more context to make it unique")
-            await _replace(real, text.replace(search, replace, 1))
+            # Only the matched bytes change: the rest, its line ends and its byte-order mark stay as they were.
+            await _replace(real, doc.bom + text.replace(search, replace, 1).encode("utf-8"))
         self.written.add(rel)
         return f"edited {rel}"
 
     async def list_files(self, path: str = ".") -> str:
+        if not isinstance(path, str):
+            raise ToolError("`path` must be a string")
         real, rel = self.resolve(path)
         if not await anyio.Path(real).is_dir():
             raise ToolError(f"`{rel}` is not a directory")
@@ -175,27 +222,17 @@ class FileTools:
     async def run_command(self, command: str) -> str:
         if not isinstance(command, str) or not command.strip():
             raise ToolError("command must be a non-empty string")
-        env = {**os.environ, **self.env}
-        # Own process group, so a timeout or a cancelled task ends the whole tree the shell started.
-        async with await anyio.open_process(["sh", "-c", command], cwd=self.root, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, start_new_session=True) as proc:
-            chunks: list[bytes] = []
-            try:
-                with anyio.move_on_after(self.command_timeout) as scope:
-                    async for chunk in proc.stdout:
-                        chunks.append(chunk)
-                    await proc.wait()
-            finally:
-                if proc.returncode is None:
-                    _kill_group(proc.pid)
-                    with anyio.CancelScope(shield=True):
-                        await proc.wait()
-        out = b"".join(chunks).decode("utf-8", errors="replace")
-        if len(out) > MAX_COMMAND_OUTPUT:
-            out = f"[... {len(out) - MAX_COMMAND_OUTPUT} characters cut]\n" + out[-MAX_COMMAND_OUTPUT:]
-        status = f"timed out after {self.command_timeout:g}s" if scope.cancelled_caught else f"exit code {proc.returncode}"
-        return f"{status}\n{out}"
+        if self.command_ctx is None:
+            raise ToolError("run_command is not available here")
+        # The agents' one process runner: own process group, environment from the agent's `env`, the
+        # journal told the pid, and on timeout the group gets SIGTERM, a grace period, then SIGKILL.
+        captured = _Captured(MAX_COMMAND_OUTPUT)
+        ctx = dataclasses.replace(self.command_ctx, output=captured, workdir=self.root)
+        done = None
+        with anyio.move_on_after(self.command_timeout):
+            done = await run_process(["sh", "-c", command], ctx)
+        status = f"timed out after {self.command_timeout:g}s" if done is None else f"exit code {done.exit_code}"
+        return f"{status}\n{captured.text()}"
 
     def _lock(self, real: Path, rel: str) -> contextlib.AbstractAsyncContextManager[Any]:
         if self.locks is None:
@@ -205,12 +242,68 @@ class FileTools:
         return self.locks.hold(self.run_id, self.task_id, [key], timeout=self.lock_timeout, on_wait=self.on_wait)
 
 
-async def _replace(path: Path, content: str) -> None:
+@dataclasses.dataclass(slots=True)
+class _Text:
+    text: str
+    bom: bytes
+    crlf: bool  # the file's line ends are CRLF (it has CRLF and no lone LF)
+
+
+def _decode(raw: bytes, rel: str) -> _Text:
+    """A file's text, or a `ToolError` the model reads: these tools handle UTF-8 text only."""
+    if b"\0" in raw:
+        raise ToolError(f"`{rel}` is not UTF-8 text (it looks binary); these tools read and edit text files only")
+    bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
+    try:
+        text = raw[len(bom):].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ToolError(f"`{rel}` is not UTF-8 text (byte {e.start}); these tools read and edit UTF-8 files only") from None
+    crlf = "\r\n" in text and text.count("\n") == text.count("\r\n")
+    return _Text(text, bom, crlf)
+
+
+def _protected(parts: Any) -> bool:
+    return any(p.lower() in PROTECTED_NAMES for p in parts)
+
+
+class _Captured:
+    """Stands in for a task's output while a command runs: keeps the last `limit` characters."""
+
+    transient_match = None
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.parts: deque[str] = deque()
+        self.size = 0
+        self.dropped = 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+        while self.size - len(self.parts[0]) >= self.limit:
+            gone = self.parts.popleft()
+            self.size -= len(gone)
+            self.dropped += len(gone)
+
+    log = show = write
+
+    def flush(self) -> None:
+        pass
+
+    def text(self) -> str:
+        out = "".join(self.parts)
+        cut = self.dropped + max(0, len(out) - self.limit)
+        if cut:
+            out = f"[... {cut} characters cut]\n" + out[-self.limit:]
+        return out
+
+
+async def _replace(path: Path, content: bytes) -> None:
     """Write through a temporary file and rename, so no reader ever sees half a file; keeps the mode."""
     await anyio.Path(path.parent).mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.parex-{secrets.token_hex(4)}")
     try:
-        await anyio.Path(tmp).write_text(content, encoding="utf-8")
+        await anyio.Path(tmp).write_bytes(content)
         if await anyio.Path(path).exists():
             os.chmod(tmp, (await anyio.Path(path).stat()).st_mode & 0o7777)
         os.replace(tmp, path)
@@ -222,16 +315,9 @@ async def _replace(path: Path, content: str) -> None:
 def _walk(top: Path, root: Path) -> list[str]:
     out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if d not in HIDDEN_DIRS)
+        dirnames[:] = sorted(d for d in dirnames if d.lower() not in HIDDEN_DIRS)
         base = Path(dirpath)
-        out.extend((base / f).relative_to(root).as_posix() for f in sorted(filenames))
+        out.extend((base / f).relative_to(root).as_posix() for f in sorted(filenames) if f.lower() not in PROTECTED_NAMES)
         if len(out) > MAX_LIST_ENTRIES:
             break
     return out
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

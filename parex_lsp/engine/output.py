@@ -32,11 +32,13 @@ def compile_patterns(patterns: list[str]) -> re.Pattern[str] | None:
 
 class TaskOutput:
     def __init__(self, log_path: Path, emit: Callable[[Output], None],
-                 retry_on: re.Pattern[str] | None = None, tail_lines: int = TAIL_LINES):
+                 retry_on: re.Pattern[str] | None = None, tail_lines: int = TAIL_LINES,
+                 scrub: Callable[[str], str] | None = None):
         self.log_path = log_path
         self._log: IO[str] | None = None  # opened at the first output: most short tasks print little
         self._emit = emit
         self._retry_on = retry_on
+        self._scrub = scrub  # hides secrets (parex_lsp.redact) in what reaches the log file
         self._partial = ""
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self.transient_match: str | None = None  # the first output line that matched `retry_on`
@@ -50,7 +52,7 @@ class TaskOutput:
         """To the log file only (e.g. an agent's raw JSON events, shown parsed)."""
         if self._log is None:
             self._log = self.log_path.open("a", encoding="utf-8", errors="replace")
-        self._log.write(text)
+        self._log.write(self._scrub(text) if self._scrub else text)
 
     def show(self, text: str) -> None:
         """To events and the tail only; the lines it finishes are emitted."""

@@ -20,12 +20,15 @@ class TaskResult:
     usage: dict[str, Any] | None = None
     answer: str | None = None
     reused_from: str | None = None  # succeeded in this earlier run; not run again (resume)
+    warnings: list[dict[str, Any]] | None = None  # [{reason, message}], e.g. a truncated model answer
+    agent: str | None = None  # whose usage this is (per-agent sums); not on the wire per task
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "status": self.status, "attempts": self.attempts,
                              "durationMs": self.duration_ms}
         for key, value in (("exitCode", self.exit_code), ("error", self.error), ("code", self.code),
-                           ("usage", self.usage), ("answer", self.answer), ("reusedFrom", self.reused_from)):
+                           ("usage", self.usage), ("answer", self.answer), ("reusedFrom", self.reused_from),
+                           ("warnings", self.warnings)):
             if value is not None:
                 d[key] = value
         d["logUri"] = self.log_path.as_uri() if self.log_path else None
@@ -63,6 +66,10 @@ class RunResult:
     def usage(self) -> dict[str, Any] | None:
         return sum_usage([t.usage for t in self.tasks if t.usage])
 
+    def usage_by_agent(self) -> dict[str, dict[str, Any]]:
+        agents = sorted({t.agent for t in self.tasks if t.usage and t.agent})
+        return {a: sum_usage([t.usage for t in self.tasks if t.usage and t.agent == a]) or {} for a in agents}
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for t in self.tasks:
@@ -74,6 +81,7 @@ class RunResult:
                              "wallMs": self.wall_ms, "workMs": self.work_ms, "speedup": self.speedup}
         if self.usage:
             d["usage"] = self.usage
+            d["usageByAgent"] = self.usage_by_agent()
         if self.budget:
             d["budget"] = self.budget
         return d

@@ -63,6 +63,7 @@ from parex_lsp.isolation.registry import LockOwner
 from parex_lsp.isolation.table import WorkspaceLocks
 from parex_lsp.isolation.worktree import WorktreeError
 from parex_lsp.plan.model import Plan
+from parex_lsp.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,9 @@ class Run:
                              on_exhausted=self._wake_up)
         self._budget_stopped = False
         self._running_agents: Counter[str] = Counter()  # running tasks per agent, against its quota's level
+        self._redact = Redactor.for_plan(plan)  # secrets never reach the journal, logs, sinks or results
         self._runner = TaskRunner(run_id, plan, workspace, self.isolation, self._emit, self._record_spawn,
-                                  self._agent_lock_wait, self.limits)
+                                  self._agent_lock_wait, self.limits, self._redact.scrub if self._redact else None)
         self._finished = 0  # tasks of this run in a terminal state
         self._claim: tuple[str, str] | None = None  # this plan is running: no second run of it starts
         priority = critical_path(plan.tasks, history.durations)
@@ -459,6 +461,8 @@ class Run:
 
     def _record(self, t: TaskState, status: TaskStatus, outcome: Outcome) -> None:
         t.status, t.ended = status, time.time()
+        if self._redact:
+            outcome.reason, outcome.answer = self._redact.scrub_data(outcome.reason), self._redact.scrub_data(outcome.answer)
         self._finished += 1
         duration = int((t.ended - t.started) * 1000) if t.started else 0
         if t.output is not None:
@@ -467,9 +471,11 @@ class Run:
         failed = not outcome.ok
         t.result = TaskResult(t.spec.id, status, t.attempt, duration, outcome.exit_code,
                               outcome.reason if failed else None, outcome.code if failed else None,
-                              t.log_path, outcome.usage, outcome.answer)
+                              t.log_path, outcome.usage, outcome.answer, warnings=outcome.warnings,
+                              agent=t.agent)
         self._emit(t.spec.id, EventKind(status), Ended(duration, outcome.exit_code, t.result.code, t.result.error,
-                                                       tail, str(t.log_path), outcome.usage, outcome.answer),
+                                                       tail, str(t.log_path), outcome.usage, outcome.answer,
+                                                       warnings=tuple(outcome.warnings or ())),
                    t.attempt)
 
     def _result(self) -> RunResult:
@@ -510,6 +516,8 @@ class Run:
                                    Spawned(pid, process_start(pid))))
 
     def _emit(self, task_id: str | None, kind: EventKind, data: Payload | None, attempt: int = 0) -> None:
+        if self._redact:
+            data = self._redact.scrub_data(data)
         event = Event(self.run_id, task_id, kind, attempt, time.time(), data)
         assert self._journal is not None
         self._journal.append(event)  # durable before visible

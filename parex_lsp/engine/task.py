@@ -54,17 +54,17 @@ class TaskState:
 class TaskRunner:
     def __init__(self, run_id: str, plan: Plan, workspace: Path, isolation: Isolation, emit: Emit,
                  record_spawn: Callable[[str, int, int], None], lock_wait: Callable[[TaskState, str, LockOwner], None],
-                 limits: Limits):
+                 limits: Limits, scrub: Callable[[str], str] | None = None):
         self.run_id, self.plan, self.workspace, self.isolation = run_id, plan, workspace, isolation
         self._emit, self._record_spawn, self._lock_wait = emit, record_spawn, lock_wait
-        self.limits = limits
+        self.limits, self._scrub = limits, scrub
 
     async def run(self, t: TaskState) -> Outcome:
         """The task from start to end; never raises (a crash is this task's failure, never the run's)."""
         spec = t.spec
         agent_spec = self.plan.agents[t.agent]
         t.output = TaskOutput(t.log_path, lambda out: self._emit(spec.id, EventKind.OUTPUT, out, t.attempt),
-                              compile_patterns(agent_spec.retry_on))
+                              compile_patterns(agent_spec.retry_on), scrub=self._scrub)
         outcome: Outcome | None = None
         try:
             with t.scope:

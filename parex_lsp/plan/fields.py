@@ -82,8 +82,14 @@ AGENT_FIELDS: dict[str, Field] = {
     "temperature": Field("number", low=0, high=2),
     "request_timeout": _DURATION,
     "command_timeout": _DURATION,
+    "on_truncated": Field("string", choices=("warn", "fail")),
+    "tool_call_content": Field("string", choices=("empty", "null", "omit")),
+    "strict_tools": Field("bool"),
+    "max_response_bytes": Field("int", low=1, high=1 << 34),
+    "max_line_bytes": Field("int", low=1, high=1 << 34),
 }
-EXTRA_AGENT_KEYS = {"system_prompt", "temperature", "request_timeout", "command_timeout"}
+EXTRA_AGENT_KEYS = {"system_prompt", "temperature", "request_timeout", "command_timeout", "on_truncated",
+                    "tool_call_content", "strict_tools", "max_response_bytes", "max_line_bytes"}
 TASK_FIELDS: dict[str, Field] = {
     "id": Field("string"),
     "prompt": Field("string"),

@@ -15,65 +15,13 @@ import httpx
 import pytest
 
 from parex_lsp.agents.base import API_ERROR, LOCK_TIMEOUT, SETUP_FAILED, AgentContext, Outcome
-from parex_lsp.agents.openai_agent import OpenAIAgent, retry_after_seconds
+from parex_lsp.agents.openai_agent import retry_after_seconds
 from parex_lsp.agents.sse import sse_data
 from parex_lsp.isolation.registry import LockOwner
 from parex_lsp.isolation.table import WorkspaceLocks
-from parex_lsp.engine.output import TaskOutput
-from parex_lsp.plan.model import AgentSpec, TaskSpec
-from tests.support.fake_openai import (FakeOpenAI, Received, Reply, by_prompt, cut, error, rate_limited, text,
-                                       tool_calls)
-
-RUN_ID = "run-1"
-
-
-class Recorder:
-    """Every event the agent produced, tagged with its task, as the engine would tag them."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
-
-    def output_lines(self, task_id: str) -> list[str]:
-        return [ln for t, kind, d in self.events if t == task_id and kind == "output" for ln in d["text"].splitlines()]
-
-    def of_kind(self, task_id: str, kind: str) -> list[dict[str, Any]]:
-        return [d for t, k, d in self.events if t == task_id and k == kind]
-
-
-class RecordingOutput(TaskOutput):
-    """The real TaskOutput, remembering each `write` so tests can see text arrive piece by piece."""
-
-    def __init__(self, *args: Any, **kw: Any):
-        super().__init__(*args, **kw)
-        self.writes: list[str] = []
-
-    def write(self, text: str) -> None:
-        self.writes.append(text)
-        super().write(text)
-
-
-def model(srv: FakeOpenAI, **kw: Any) -> AgentSpec:
-    return AgentSpec(name="local", kind="openai", base_url=srv.base_url, model="fake-coder", **kw)
-
-
-def make_ctx(tmp_path: Path, workdir: Path, agent: AgentSpec, rec: Recorder, task_id: str = "t1",
-             prompt: str = "do the thing", locks: WorkspaceLocks | None = None,
-             env: dict[str, str] | None = None) -> AgentContext:
-    logs = tmp_path / "logs"
-    logs.mkdir(exist_ok=True)
-    output = RecordingOutput(logs / f"{task_id}.log", lambda d: rec.events.append((task_id, "output", d.to_wire())))
-    return AgentContext(RUN_ID, TaskSpec(id=task_id, prompt=prompt), agent, workdir, workdir, 1, output,
-                        lambda kind, data: rec.events.append((task_id, kind, data.to_wire())), locks=locks,
-                        on_lock_wait=lambda key, owner: rec.events.append(
-                            (task_id, "lockWait", {"path": key, "holder": owner.to_dict()})),
-                        env=env or {})
-
-
-async def run(ctx: AgentContext) -> Outcome:
-    try:
-        return await OpenAIAgent().run(ctx)
-    finally:
-        ctx.output.close()
+from parex_lsp.plan.model import AgentSpec
+from tests.support.agent_helpers import RUN_ID, Recorder, RecordingOutput, make_ctx, model, run  # noqa: F401
+from tests.support.fake_openai import FakeOpenAI, Received, Reply, by_prompt, cut, error, rate_limited, text, tool_calls
 
 
 @pytest.fixture
@@ -103,7 +51,8 @@ async def test_concurrent_streams_arrive_in_order_each_attributed_to_its_own_tas
     alpha = [f"alpha line {i}\n" for i in range(5)]
     beta = [f"beta line {i}\n" for i in range(5)]
     rec = Recorder()
-    with FakeOpenAI(both_in_flight({"task A": [text(alpha)], "task B": [text(beta)]})) as srv:
+    # Deltas further apart than the screen's coalescing interval are each written as they come.
+    with FakeOpenAI(both_in_flight({"task A": [text(alpha, delay=0.08)], "task B": [text(beta, delay=0.08)]})) as srv:
         ctx_a = make_ctx(tmp_path, ws, model(srv), rec, "a", prompt="task A")
         ctx_b = make_ctx(tmp_path, ws, model(srv), rec, "b", prompt="task B")
         results: dict[str, Outcome] = {}
@@ -122,6 +71,17 @@ async def test_concurrent_streams_arrive_in_order_each_attributed_to_its_own_tas
     assert ctx_a.output.writes == alpha  # each delta written as it came, not buffered into one piece
     assert results["a"].answer == "".join(alpha)
     assert (tmp_path / "logs" / "b.log").read_text() == "".join(beta)
+
+
+async def test_fast_deltas_are_written_together_and_none_is_lost(tmp_path: Path, ws: Path):
+    pieces = [f"piece {i} " for i in range(200)]
+    rec = Recorder()
+    with FakeOpenAI([text(pieces, delay=0.001)]) as srv:
+        ctx = make_ctx(tmp_path, ws, model(srv), rec)
+        outcome = await run(ctx)
+    assert outcome.answer == "".join(pieces)
+    assert "".join(ctx.output.writes) == "".join(pieces) + "\n"
+    assert 2 <= len(ctx.output.writes) < 50  # shown while streaming, but not one write per delta
 
 
 async def test_request_is_a_streaming_chat_completion_with_file_tools(tmp_path: Path, ws: Path):

@@ -20,9 +20,10 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 CHUNK_DELAY = 0.01  # between streamed events, so that concurrent requests overlap observably
 
@@ -35,13 +36,18 @@ class Reply:
     body: dict[str, Any] | None = None  # a plain JSON response (errors)
     cut_after: int | None = None  # drop the connection after this many events, mid-stream
     delay: float = CHUNK_DELAY
+    raw: bytes | None = None  # a pre-encoded event-stream body, sent in `raw_chunk`-byte pieces without delay
+    raw_chunk: int = 64 * 1024
+    keepalive_for: float = 0.0  # first send `: keep-alive` comments for this long (a proxy holding the line)
+    latency: float = 0.0  # wait this long before answering at all
 
 
 @dataclass
 class Received:
     body: dict[str, Any]
     headers: dict[str, str]
-    at: float = field(default_factory=time.time)  # when it arrived
+    peer: tuple[str, int] = ("", 0)  # the client's address: one port for calls over one kept-alive connection
+    at: float = 0.0  # time.monotonic() when the request arrived
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -111,6 +117,27 @@ def tool_calls(*calls: tuple[str, dict[str, Any]], content: str = "", usage: tup
     return Reply(events=events, delay=delay)
 
 
+def sse_body(events: list[dict[str, Any] | str]) -> bytes:
+    """Events encoded as one event-stream body, for `Reply(raw=...)`."""
+    return b"".join(f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode() for e in events)
+
+
+def completion(content: str | None, *, tool_calls: list[dict[str, Any]] | None = None, finish: str = "stop",
+               usage: tuple[int, int] = (10, 5)) -> Reply:
+    """A plain (non-streamed) `chat.completion` JSON answer, as a server that ignores `stream` sends it."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return Reply(body={"id": "chatcmpl-fake", "object": "chat.completion", "model": "fake",
+                       "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                       "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}})
+
+
+def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    """One streamed chunk, for scripting unusual streams event by event."""
+    return _chunk(delta, finish)
+
+
 def error(status: int, message: str, *, type: str = "invalid_request_error",
           headers: dict[str, str] | None = None) -> Reply:
     """An HTTP error with OpenAI's error body."""
@@ -159,7 +186,7 @@ def by_prompt(conversations: dict[str, list[Reply]]) -> Callable[[Received], Rep
 
 
 class _Server(ThreadingHTTPServer):
-    request_queue_size = 256  # a fan-out connects all at once; the default backlog of 5 resets connections
+    request_queue_size = 256  # a fan-out connects all at once; the default backlog of 5 drops connections
 
 
 class FakeOpenAI:
@@ -235,12 +262,15 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._json(404, {"error": {"message": f"unknown path {self.path}", "type": "not_found"}})
                 return
-            req = Received(json.loads(raw or b"{}"), {k.lower(): v for k, v in self.headers.items()})
+            req = Received(json.loads(raw or b"{}"), {k.lower(): v for k, v in self.headers.items()},
+                           self.client_address[:2], time.monotonic())
             try:
                 try:
                     reply = fake._begin(req)
                 except Exception as e:  # a broken test handler shows up as a permanent API error
                     reply = error(400, f"fake server: handler failed: {e!r}")
+                if reply.latency:
+                    time.sleep(reply.latency)
                 if reply.body is not None or reply.status != 200:
                     self._json(reply.status, reply.body or {}, reply.headers)
                 else:
@@ -264,7 +294,20 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
+            for k, v in reply.headers.items():
+                self.send_header(k, v)
             self.end_headers()
+            if reply.keepalive_for:
+                until = time.monotonic() + reply.keepalive_for
+                while time.monotonic() < until:
+                    self._piece(b": keep-alive\n\n")
+                    time.sleep(0.05)
+            if reply.raw is not None:
+                for start in range(0, len(reply.raw), reply.raw_chunk):
+                    self._piece(reply.raw[start:start + reply.raw_chunk])
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+                return
             for i, event in enumerate(reply.events):
                 if reply.cut_after is not None and i >= reply.cut_after:
                     self.wfile.flush()
@@ -272,11 +315,14 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     self.close_connection = True
                     return
                 data = event if isinstance(event, str) else json.dumps(event)
-                payload = f"data: {data}\n\n".encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
-                self.wfile.flush()
-                time.sleep(reply.delay)
+                self._piece(f"data: {data}\n\n".encode())
+                if reply.delay and i < len(reply.events) - 1:
+                    time.sleep(reply.delay)
             self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _piece(self, payload: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
             self.wfile.flush()
 
     return Handler
