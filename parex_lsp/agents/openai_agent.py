@@ -90,8 +90,8 @@ class _Setup(Exception):
 class OpenAIAgent:
     """`OpenAIAgent()` takes its settings from `ctx.agent`; `OpenAIAgent(spec)` pins them.
 
-    One instance serves every attempt of one task (the engine makes one per task), so its `usage`
-    counts failed attempts too: tokens a failed attempt spent are still spent.
+    `usage` is one attempt's running total; the engine sums a task's attempts (engine/spend.py), so the
+    tokens a failed attempt spent are still counted.
     """
 
     def __init__(self, spec: AgentSpec | None = None):
@@ -100,6 +100,7 @@ class OpenAIAgent:
 
     async def run(self, ctx: AgentContext) -> Outcome:
         spec = self.spec or ctx.agent
+        self.usage = Usage()
         try:
             if not spec.model:
                 raise _Setup("no `model` configured")

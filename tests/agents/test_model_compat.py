@@ -249,7 +249,8 @@ async def test_one_client_per_agent_keeps_connections_alive_across_calls_and_tas
 
 # -- usage over attempts and Retry-After -------------------------------------------------------------
 
-async def test_usage_counts_the_tokens_of_failed_attempts(tmp_path: Path, ws: Path):
+async def test_each_attempt_reports_its_own_usage_even_when_it_fails(tmp_path: Path, ws: Path):
+    # the engine sums a task's attempts (see test_usage_of_failed_attempts_is_summed_per_task_per_agent_and_per_run)
     script = [tool_calls(("list_files", {}), usage=(100, 10)), cut(["partial"], after=1),
               text("done", usage=(5, 5))]
     with FakeOpenAI(script) as srv:
@@ -257,7 +258,7 @@ async def test_usage_counts_the_tokens_of_failed_attempts(tmp_path: Path, ws: Pa
         first = await agent.run(make_ctx(tmp_path, ws, model(srv), Recorder()))
         second = await agent.run(make_ctx(tmp_path, ws, model(srv), Recorder(), task_id="t1b"))
     assert not first.ok and first.transient and first.usage == {"promptTokens": 100, "completionTokens": 10}
-    assert second.ok and second.usage == {"promptTokens": 105, "completionTokens": 15}
+    assert second.ok and second.usage == {"promptTokens": 5, "completionTokens": 5}
 
 
 def test_retry_after_from_proxies_and_openai_reset_durations():
