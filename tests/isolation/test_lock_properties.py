@@ -90,13 +90,13 @@ def key_naming(draw: st.DrawFn, path_text: str) -> str:
     return "/".join(out)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(key_set, key_set)
 def test_keys_conflict_is_symmetric_and_never_raises(a: frozenset[str], b: frozenset[str]):
     assert keys_conflict(a, b) == keys_conflict(b, a)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.data(), path, key_set, key_set)
 def test_keys_that_both_name_a_path_conflict(data: st.DataObject, p: str, extra_a: frozenset[str],
                                             extra_b: frozenset[str]):
@@ -106,7 +106,7 @@ def test_keys_that_both_name_a_path_conflict(data: st.DataObject, p: str, extra_
     assert keys_conflict([ka], [p]) and keys_conflict([p], [kb])
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(key, key, st.lists(path, min_size=1, max_size=12))
 def test_any_path_named_by_two_keys_makes_them_conflict(a: str, b: str, paths: list[str]):
     for p in paths:
@@ -114,7 +114,7 @@ def test_any_path_named_by_two_keys_makes_them_conflict(a: str, b: str, paths: l
             assert keys_conflict([a], [b]), (a, b, p)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(key, path)
 def test_a_literal_path_conflicts_with_a_key_exactly_when_the_key_names_it(k: str, p: str):
     """Against a literal path the answer is exact, not merely conservative."""
@@ -229,9 +229,9 @@ class CrossProcessTableMachine(TableMachine):
 
 
 TestInProcessTable = TableMachine.TestCase
-TestInProcessTable.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+TestInProcessTable.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
 TestTableWithOwnerFiles = CrossProcessTableMachine.TestCase
-TestTableWithOwnerFiles.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestTableWithOwnerFiles.settings = settings(max_examples=30, stateful_step_count=25, deadline=None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -267,9 +267,9 @@ HAMMER = textwrap.dedent("""
 PROCESS_KEYS = ["a.py", "b.py", "src/x.py", "src/*.py", "src/**", "docs/a.md", "**/*.md", "docs/**"]
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(st.tuples(st.frozensets(st.sampled_from(PROCESS_KEYS), min_size=1, max_size=3),
-                                   st.integers(0, 3)), min_size=10, max_size=25),
+                                   st.integers(0, 3)), min_size=8, max_size=20),
                 min_size=2, max_size=3))
 def test_processes_never_hold_overlapping_keys_at_once(tmp_path_factory, plans):
     ws = tmp_path_factory.mktemp("ws")
