@@ -21,7 +21,6 @@ from hypothesis import event, given, settings
 
 from parex_lsp import state
 from parex_lsp.contract import ENDINGS, EventKind, TaskStatus
-from parex_lsp.engine import RunOptions
 from parex_lsp.engine.graph import critical_path, dependents_of
 from parex_lsp.engine.history import Earlier, History
 from parex_lsp.engine.journal import replay
@@ -320,21 +319,19 @@ def test_selection_honours_only_and_resume(case):
     assert sel.wanted == [t for t in ids if t in expected]  # plan order
     if resume:
         assert sel.resumed_from == history.runs[-1]
-        for tid in asked & succeeded_before:  # succeeded last time: reused, not run again
-            assert tid not in sel.wanted and sel.reused[tid] == history.latest[tid]
-        assert all(history.latest[tid].status == "succeeded" for tid in sel.reused)
+        # every task that succeeded last time is kept (listed as reused, even outside `only`), not run again
+        assert set(sel.reused) == succeeded_before - expected
+        assert all(sel.reused[tid] == history.latest[tid] for tid in sel.reused)
     else:
         assert sel.reused == {} and sel.resumed_from is None
     assert set(sel.deps_left) == expected
     for tid in expected:
         assert sel.deps_left[tid] == sum(1 for d in deps[tid] if d in expected)
-        satisfied = expected | (succeeded_before if resume else set())
         missing = [d for d in deps[tid] if d not in expected and d not in succeeded_before]
         if missing:  # a dependency outside the run that has not succeeded before: reported, by name
             assert sel.unmet[tid] == missing[0]
         else:
             assert tid not in sel.unmet
-            assert all(d in satisfied or d in succeeded_before for d in deps[tid])
     assert set(sel.unmet) <= expected
 
 

@@ -9,7 +9,7 @@ import sys
 import textwrap
 from collections import Counter
 from fnmatch import fnmatchcase
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -33,7 +33,7 @@ NAMES = ["a", "b", "ab", "ba", "x.py", "y.md", "^", "!", "-", "]", "[", "a-b", "
 SET_CHARS = "ab!^-]z.["
 
 
-@lru_cache(maxsize=None)
+@cache
 def _matches(segments: tuple[str, ...], parts: tuple[str, ...]) -> bool:
     if not segments:
         return not parts
