@@ -197,12 +197,14 @@ class Runs:
             raise invalid([f"{what}: run {ref.run_id} has no task {ref.task_id}"])
         return {"cancelled": live.run.cancel(ref.task_id)}
 
-    async def cancel_all(self, timeout: float = 10.0) -> None:
+    async def cancel_all(self) -> None:
+        """Cancel every live run and wait until each has ended: agents' process groups gone (SIGKILL after
+        kill_grace), locks released, journals closed with runFinished. No timeout: the engine's kill is one."""
         tasks = [live.task for live in self.live.values() if live.task is not None]
         for live in list(self.live.values()):
             live.run.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            await asyncio.wait(tasks)
 
     # -- finding runs ---------------------------------------------------------------------------
 
