@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,12 +25,14 @@ if TYPE_CHECKING:
 
 SOURCE = "parex"
 DEBOUNCE = 0.2  # seconds of quiet typing before a plan document is validated
+PUBLISH_DELAY = 0.05  # seconds run diagnostics of a uri wait, so a burst of changes is one publish
+MAX_POSITION = 2**31 - 1  # LSP positions are uint32 on the wire; a line number past this is clamped
 TAIL_LINES = 10  # output lines quoted in a failed task's diagnostic
 SCAN_BYTES = 64 * 1024  # how much of the end of a failed task's log is scanned for file:line messages
 MAX_OUTPUT_DIAGNOSTICS = 100  # per task
 
 # `path:line: message` or `path:line:col: message`, as compilers, linters and test runners print them.
-FILE_LINE = re.compile(r"^\s*(?P<path>(?:[A-Za-z]:)?[^\s:][^:\n]*?):(?P<line>\d+)(?::(?P<col>\d+))?:\s*(?P<msg>\S.*)$")
+FILE_LINE = re.compile(r"^\s*(?P<path>(?:[A-Za-z]:)?[^\s:][^:\n]*?):(?P<line>\d{1,30})(?::(?P<col>\d{1,30}))?:\s*(?P<msg>\S.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WARNING = re.compile(r"^\s*warn(ing)?\b", re.IGNORECASE)
 
@@ -49,45 +51,85 @@ def problem_diagnostic(p: Problem) -> types.Diagnostic:
 
 
 class DiagnosticStore:
-    """Every parex diagnostic, by uri and origin; `publish` sends the merged list of a uri."""
+    """Every parex diagnostic, by uri and origin; a uri's merged list is sent when it changes.
 
-    def __init__(self, ls: LanguageServer):
-        self.ls = ls
+    Run diagnostics are indexed by uri, so a publish costs the diagnostics of that uri only, and publishes
+    are coalesced: a change marks its uri, and marked uris are sent together `PUBLISH_DELAY` later (later
+    still while the client is not keeping up). A failing head that skips 1,000 dependents at once is one
+    publish of 1,000 diagnostics, not 1,000 publishes of up to 1,000 each.
+    """
+
+    def __init__(self, ls: LanguageServer, congested: Callable[[], bool] = lambda: False):
+        self.ls, self.congested = ls, congested
         self.validation: dict[str, list[types.Diagnostic]] = {}
-        self.tasks: dict[Key, dict[str, list[types.Diagnostic]]] = {}
+        self._by_uri: dict[str, dict[Key, list[types.Diagnostic]]] = {}  # run diagnostics
+        self._uris_of: dict[Key, set[str]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._dirty: set[str] = set()
+        self._flush: asyncio.TimerHandle | None = None
+        self.publishes = 0  # sent, for tests and benchmarks
 
     def all(self, uri: str) -> list[types.Diagnostic]:
         out = list(self.validation.get(uri, []))
-        for by_uri in self.tasks.values():
-            out.extend(by_uri.get(uri, []))
+        for diags in self._by_uri.get(uri, {}).values():
+            out.extend(diags)
         return out
 
-    def publish(self, uri: str) -> None:
+    def publish_now(self, uri: str) -> None:
+        self._dirty.discard(uri)
+        self.publishes += 1
         self.ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=self.all(uri)))
 
+    def publish(self, uri: str) -> None:
+        """Send `uri`'s diagnostics soon, together with every other change of the moment."""
+        self._dirty.add(uri)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(PUBLISH_DELAY, self.flush)
+
+    def flush(self, force: bool = False) -> None:
+        """Send the marked uris; `force` also while the client lags (a run's answer comes after its diagnostics)."""
+        if self._flush is not None:
+            self._flush.cancel()
+        self._flush = None
+        if not self._dirty:
+            return
+        if self.congested() and not force:  # the client is behind: let changes pile up into fewer, later publishes
+            self._flush = asyncio.get_running_loop().call_later(PUBLISH_DELAY * 4, self.flush)
+            return
+        for uri in list(self._dirty):
+            self.publish_now(uri)
+
     def set_validation(self, uri: str, problems: list[Problem], always: bool = False) -> None:
-        """Replace the validation problems of `uri`; publish when they change (or `always`)."""
+        """Replace the validation problems of `uri`; publish at once when they change (or `always`), so a
+        refused run request's problems are on the document before its answer."""
         diags = [problem_diagnostic(p) for p in problems]
         had = self.validation.pop(uri, None) is not None
         if diags:
             self.validation[uri] = diags
         if always or diags or had:
-            self.publish(uri)
+            self.publish_now(uri)
 
-    def clear_tasks(self, plan_key: str, task_ids: list[str]) -> None:
-        touched: set[str] = set()
+    def clear_tasks(self, plan_key: str, task_ids: Iterable[str]) -> None:
         for tid in task_ids:
-            touched.update(self.tasks.pop((plan_key, tid), {}))
-        for uri in touched:
-            self.publish(uri)
+            self._drop((plan_key, tid))
 
     def set_task(self, plan_key: str, task_id: str, by_uri: dict[str, list[types.Diagnostic]]) -> None:
-        old = self.tasks.pop((plan_key, task_id), {})
+        key = (plan_key, task_id)
+        self._drop(key)
         if by_uri:
-            self.tasks[(plan_key, task_id)] = by_uri
-        for uri in set(old) | set(by_uri):
+            self._uris_of[key] = set(by_uri)
+            for uri, diags in by_uri.items():
+                self._by_uri.setdefault(uri, {})[key] = diags
+                self.publish(uri)
+
+    def _drop(self, key: Key) -> None:
+        for uri in self._uris_of.pop(key, ()):
+            on_uri = self._by_uri.get(uri)
+            if on_uri is not None:
+                on_uri.pop(key, None)
+                if not on_uri:
+                    del self._by_uri[uri]
             self.publish(uri)
 
     def debounce(self, uri: str, check: Callable[[], None], delay: float = DEBOUNCE) -> None:
@@ -167,8 +209,8 @@ class TaskDiagnostics:
             path = self._in_workspace(task_id, m.group("path"))
             if path is None:
                 continue
-            line = max(int(m.group("line")) - 1, 0)
-            col = max(int(m.group("col")) - 1, 0) if m.group("col") else 0
+            line = min(max(int(m.group("line")) - 1, 0), MAX_POSITION)
+            col = min(max(int(m.group("col")) - 1, 0), MAX_POSITION) if m.group("col") else 0
             msg = m.group("msg").strip()
             if (str(path), line, col, msg) in seen:
                 continue

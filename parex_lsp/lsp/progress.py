@@ -106,7 +106,9 @@ class Channel:
         if not self._begun:
             return
         if self._report is not None:
-            wait = self._last + self.interval - time.monotonic()
+            congested = getattr(self.ls, "congested", None)
+            interval = self.interval * (5 if congested is not None and congested() else 1)
+            wait = self._last + interval - time.monotonic()
             if wait <= 0 or self._end is not None:  # the end flushes the last report before it
                 progress.report(self.token, self._report)
                 self._report, self._last = None, time.monotonic()
@@ -144,6 +146,7 @@ class RunProgress:
         self.members: set[str] = set()  # the tasks this run runs (resume reuses others without running them)
         self.total = 0
         self.finished: dict[str, str] = {}  # task id → terminal kind
+        self.failed = 0  # counted as they end: a report must not walk every finished task
         self.running: set[str] = set()
 
     def owner(self, token: int | str) -> tuple[bool, str | None]:
@@ -183,6 +186,8 @@ class RunProgress:
             self._task(ev.task_id).report(_short(data.message) or "waiting for a lock")
         elif ev.kind in TERMINAL and isinstance(data, Ended):
             self.running.discard(ev.task_id)
+            if ev.task_id not in self.finished and ev.kind == TaskStatus.FAILED:
+                self.failed += 1
             self.finished[ev.task_id] = ev.kind
             self._task(ev.task_id).end(_task_end(ev.kind, data))
             self._run_report()
@@ -200,10 +205,9 @@ class RunProgress:
             return
         done = len(self.finished)
         pct = int(100 * done / self.total) if self.total else 100
-        failed = sum(1 for k in self.finished.values() if k == TaskStatus.FAILED)
         parts = [f"{done}/{self.total} done"]
-        if failed:
-            parts.append(f"{failed} failed")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
         if self.running:
             parts.append(f"{len(self.running)} running")
         self.run.report(", ".join(parts), pct)

@@ -21,6 +21,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from parex_lsp import state
+from parex_lsp.contract import Event, EventKind, OrphansEnded
 from parex_lsp.engine import PlanBusy, Run, RunError, RunOptions
 from parex_lsp.engine.journal import find_run, replay
 from parex_lsp.lsp.diagnostics import DiagnosticStore, TaskDiagnostics
@@ -138,7 +139,9 @@ class Runs:
             raise invalid([str(e)]) from None
         progress = RunProgress(self.ls, run.run_id, req.work_done_token, client_supports_progress(self.ls))
         live = LiveRun(run, req, uri, key, progress)
-        run.add_sink(TaskEventNotifier(self.ls.protocol.notify))
+        congested = getattr(self.ls, "congested", lambda: False)
+        run.add_sink(TaskEventNotifier(self.ls.protocol.notify, congested=congested))
+        run.add_sink(self._orphans_ended)
         run.add_sink(progress)
         run.add_sink(TaskDiagnostics(self.diagnostics, plan, uri, key))
         self.live[run.run_id] = live
@@ -146,6 +149,20 @@ class Runs:
         if req.detach:
             live.task.add_done_callback(self._detached_done)
         return live
+
+    def _orphans_ended(self, ev: Event) -> None:
+        """Agents a dead runner left behind were ended at this run's start: a person should know."""
+        if ev.kind != EventKind.ORPHANS_ENDED or not isinstance(ev.data, OrphansEnded) or not ev.data.processes:
+            return
+        by_run: dict[str, int] = {}
+        for p in ev.data.processes:
+            by_run[str(p.get("runId"))] = by_run.get(str(p.get("runId")), 0) + 1
+        runs = ", ".join(f"{n} of run {rid}" for rid, n in by_run.items())
+        total = len(ev.data.processes)
+        self.ls.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Warning,
+            message=f"parex: ended {total} agent process{'es' if total != 1 else ''} left running by a runner "
+                    f"that died ({runs}) before starting run {ev.run_id}"))
 
     async def _execute(self, live: LiveRun) -> dict[str, Any]:
         run = live.run
@@ -163,6 +180,7 @@ class Runs:
             raise
         finally:
             live.progress.close(summary)  # a no-op when runFinished already ended it
+            self.diagnostics.flush(force=True)  # the run's diagnostics reach the client before its answer
             self.live.pop(run.run_id, None)
             self.finished[run.run_id] = live
             while len(self.finished) > KEEP_FINISHED:

@@ -37,9 +37,13 @@ class ParexProtocol(LanguageServerProtocol):
 class ParexServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("parex-lsp", __version__, protocol_cls=ParexProtocol, converter_factory=plain_converter)
-        self.diagnostics = DiagnosticStore(self)
-        self.runs = Runs(self, self.diagnostics)
         self.connection: Connection | None = None  # set by the Connection serving this server
+        self.diagnostics = DiagnosticStore(self, self.congested)
+        self.runs = Runs(self, self.diagnostics)
+
+    def congested(self) -> bool:
+        """Whether the client is behind reading what was sent: merge more, send less often."""
+        return self.connection is not None and self.connection.writer.congested()
 
     def validate_later(self, uri: str) -> None:
         """Validate a plan document once its edits pause (debounced)."""
