@@ -12,7 +12,7 @@ import asyncio
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
@@ -37,6 +37,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WARNING = re.compile(r"^\s*warn(ing)?\b", re.IGNORECASE)
 
 Key = tuple[str, str]  # (plan key, task id)
+Wire = dict[str, Any]  # a diagnostic as sent
 
 
 def _range(rng: SourceRange | None) -> types.Range:
@@ -61,15 +62,17 @@ class DiagnosticStore:
 
     def __init__(self, ls: LanguageServer, congested: Callable[[], bool] = lambda: False):
         self.ls, self.congested = ls, congested
-        self.validation: dict[str, list[types.Diagnostic]] = {}
-        self._by_uri: dict[str, dict[Key, list[types.Diagnostic]]] = {}  # run diagnostics
+        # Kept as their JSON form, converted once when made: a publish is then one json.dumps, not a cattrs
+        # walk over every diagnostic of the uri.
+        self.validation: dict[str, list[Wire]] = {}
+        self._by_uri: dict[str, dict[Key, list[Wire]]] = {}  # run diagnostics
         self._uris_of: dict[Key, set[str]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._dirty: set[str] = set()
         self._flush: asyncio.TimerHandle | None = None
         self.publishes = 0  # sent, for tests and benchmarks
 
-    def all(self, uri: str) -> list[types.Diagnostic]:
+    def all(self, uri: str) -> list[Wire]:
         out = list(self.validation.get(uri, []))
         for diags in self._by_uri.get(uri, {}).values():
             out.extend(diags)
@@ -78,8 +81,12 @@ class DiagnosticStore:
     def publish_now(self, uri: str) -> None:
         self._dirty.discard(uri)
         self.publishes += 1
-        self.ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=self.all(uri)))
+        params = {"uri": uri, "diagnostics": self.all(uri)}
+        notify = getattr(self.ls, "notify_json", None)
+        if notify is not None:
+            notify(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+        else:
+            self.ls.protocol.notify(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
 
     def publish(self, uri: str) -> None:
         """Send `uri`'s diagnostics soon, together with every other change of the moment."""
@@ -103,7 +110,7 @@ class DiagnosticStore:
     def set_validation(self, uri: str, problems: list[Problem], always: bool = False) -> None:
         """Replace the validation problems of `uri`; publish at once when they change (or `always`), so a
         refused run request's problems are on the document before its answer."""
-        diags = [problem_diagnostic(p) for p in problems]
+        diags = [self.wire(problem_diagnostic(p)) for p in problems]
         had = self.validation.pop(uri, None) is not None
         if diags:
             self.validation[uri] = diags
@@ -114,13 +121,16 @@ class DiagnosticStore:
         for tid in task_ids:
             self._drop((plan_key, tid))
 
+    def wire(self, diag: types.Diagnostic) -> Wire:
+        return self.ls.protocol._converter.unstructure(diag)
+
     def set_task(self, plan_key: str, task_id: str, by_uri: dict[str, list[types.Diagnostic]]) -> None:
         key = (plan_key, task_id)
         self._drop(key)
         if by_uri:
             self._uris_of[key] = set(by_uri)
             for uri, diags in by_uri.items():
-                self._by_uri.setdefault(uri, {})[key] = diags
+                self._by_uri.setdefault(uri, {})[key] = [self.wire(d) for d in diags]
                 self.publish(uri)
 
     def _drop(self, key: Key) -> None:
@@ -151,6 +161,7 @@ class TaskDiagnostics:
         self.store, self.plan, self.plan_uri, self.plan_key = store, plan, plan_uri, plan_key
         self.workspace = plan.workspace.resolve()
         self.workdirs: dict[str, Path] = {}
+        self.ranges = {t.id: t.range for t in plan.tasks}  # Plan.task() is a scan: once per task is O(n^2)
 
     def __call__(self, ev: Event) -> None:
         data = ev.data
@@ -170,10 +181,7 @@ class TaskDiagnostics:
         if log is not None:
             related = [types.DiagnosticRelatedInformation(
                 location=types.Location(uri=log.as_uri(), range=_range(None)), message=f"output of task {task_id}")]
-        try:
-            spec_range = self.plan.task(task_id).range
-        except KeyError:
-            spec_range = None
+        spec_range = self.ranges.get(task_id)
         failed = ev.kind == TaskStatus.FAILED
         if self.plan_uri is not None:
             reason = data.reason or ev.kind

@@ -41,6 +41,11 @@ class ParexServer(LanguageServer):
         self.diagnostics = DiagnosticStore(self, self.congested)
         self.runs = Runs(self, self.diagnostics)
 
+    def notify_json(self, method: str, params: dict[str, Any]) -> None:
+        """A notification whose params are plain JSON already: pygls' `notify` would wrap them in an attrs
+        message and walk them again with cattrs, which is most of the cost of a taskEvent."""
+        self.protocol._send_data({"jsonrpc": "2.0", "method": method, "params": params})
+
     def congested(self) -> bool:
         """Whether the client is behind reading what was sent: merge more, send less often."""
         return self.connection is not None and self.connection.writer.congested()

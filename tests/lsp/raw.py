@@ -42,8 +42,8 @@ def note(method: str, params: Any = None) -> dict[str, Any]:
 class Reader:
     """Messages out of a byte source, with a deadline on every wait."""
 
-    def __init__(self, fileno: int, recv: Callable[[int], bytes]):
-        self.fileno, self.recv = fileno, recv
+    def __init__(self, fileno: int, recv: Callable[[int], bytes], reply: Callable[[bytes], None] | None = None):
+        self.fileno, self.recv, self.reply = fileno, recv, reply
         self.buf = b""
         self.seen: list[dict[str, Any]] = []
 
@@ -75,6 +75,8 @@ class Reader:
         self.buf = rest[length:]
         message = json.loads(rest[:length])
         self.seen.append(message)
+        if self.reply is not None and "method" in message and "id" in message:  # the server's own requests
+            self.reply(frame({"jsonrpc": "2.0", "id": message["id"], "result": None}))
         return message
 
     def answer(self, msg_id: Any, timeout: float = WAIT) -> dict[str, Any]:
@@ -116,7 +118,7 @@ class StdioServer:
         self.proc = subprocess.Popen([*SERVER, "--stdio", *args], stdin=subprocess.PIPE, stdout=stdout,
                                      stderr=subprocess.PIPE, cwd=cwd, env=env)
         assert self.proc.stdin is not None
-        self.out = Reader(self.proc.stdout.fileno(), lambda n: os.read(self.proc.stdout.fileno(), n)) \
+        self.out = Reader(self.proc.stdout.fileno(), lambda n: os.read(self.proc.stdout.fileno(), n), self.write) \
             if self.proc.stdout is not None else None
 
     def send(self, *messages: Any) -> None:
