@@ -43,7 +43,10 @@ Wire = dict[str, Any]  # a diagnostic as sent
 def _range(rng: SourceRange | None) -> types.Range:
     if rng is None:
         return types.Range(types.Position(0, 0), types.Position(0, 0))
-    return types.Range(types.Position(rng.start_line, rng.start_col), types.Position(rng.end_line, rng.end_col))
+    def pos(line: int, col: int) -> types.Position:
+        return types.Position(min(max(line, 0), MAX_POSITION), min(max(col, 0), MAX_POSITION))
+
+    return types.Range(pos(rng.start_line, rng.start_col), pos(rng.end_line, rng.end_col))
 
 
 def problem_diagnostic(p: Problem) -> types.Diagnostic:

@@ -26,7 +26,7 @@ from parex_lsp.engine import PlanBusy, Run, RunError, RunOptions
 from parex_lsp.engine.journal import find_run, replay
 from parex_lsp.lsp.diagnostics import DiagnosticStore, TaskDiagnostics
 from parex_lsp.lsp.notify import TaskEventNotifier
-from parex_lsp.lsp.params import PlanRef, RunRequest, TaskRef, invalid
+from parex_lsp.lsp.params import MAX_TASKS, PlanRef, RunRequest, TaskRef, invalid, too_many
 from parex_lsp.lsp.progress import RunProgress, client_supports_progress
 from parex_lsp.plan import Plan, PlanError, is_plan_file, plan_from_calls, plan_from_inline, plan_from_text
 
@@ -93,9 +93,12 @@ class Runs:
         """(plan, plan document uri, plan key); InvalidParams naming every problem of a plan that does not validate."""
         if ref.tasks is not None:
             try:
-                return plan_from_inline(ref.tasks, self.workspace_for(None)), None, "<inline>"
+                plan = plan_from_inline(ref.tasks, self.workspace_for(None))
             except PlanError as e:
                 raise _plan_invalid("inline plan", e) from None
+            if len(plan.tasks) > MAX_TASKS:
+                raise invalid([f"inline plan: {too_many(len(plan.tasks))}"])
+            return plan, None, "<inline>"
         uri = ref.uri or ""
         text = self.document_text(uri)
         if text is None:
@@ -113,6 +116,8 @@ class Runs:
             self.diagnostics.set_validation(uri, e.problems)
             raise _plan_invalid(uri, e) from None
         self.diagnostics.set_validation(uri, [])
+        if len(plan.tasks) > MAX_TASKS:
+            raise invalid([f"{uri}: {too_many(len(plan.tasks))}"])
         return plan, uri, key
 
     # -- running --------------------------------------------------------------------------------

@@ -44,7 +44,8 @@ class Reader:
 
     def __init__(self, fileno: int, recv: Callable[[int], bytes], reply: Callable[[bytes], None] | None = None):
         self.fileno, self.recv, self.reply = fileno, recv, reply
-        self.buf = b""
+        self.buf = bytearray()
+        self.pos = 0
         self.seen: list[dict[str, Any]] = []
 
     def _more(self, deadline: float) -> bool:
@@ -63,17 +64,22 @@ class Reader:
     def next(self, timeout: float = WAIT) -> dict[str, Any] | None:
         """The next message, or None at end of stream."""
         deadline = time.monotonic() + timeout
-        while b"\r\n\r\n" not in self.buf:
+        while True:
+            end = self.buf.find(b"\r\n\r\n", self.pos)
+            if end >= 0:
+                head = self.buf[self.pos:end]
+                length = int(next(h for h in head.split(b"\r\n")
+                                  if h.lower().startswith(b"content-length")).split(b":")[1])
+                if len(self.buf) >= end + 4 + length:
+                    body = self.buf[end + 4:end + 4 + length]
+                    self.pos = end + 4 + length
+                    if self.pos > 1 << 20:  # drop what was read, now and then (not per message: that is O(n^2))
+                        del self.buf[:self.pos]
+                        self.pos = 0
+                    break
             if not self._more(deadline):
                 return None
-        head, rest = self.buf.split(b"\r\n\r\n", 1)
-        length = int(next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(b":")[1])
-        while len(rest) < length:
-            if not self._more(deadline):
-                return None
-            head, rest = self.buf.split(b"\r\n\r\n", 1)
-        self.buf = rest[length:]
-        message = json.loads(rest[:length])
+        message = json.loads(body)
         self.seen.append(message)
         if self.reply is not None and "method" in message and "id" in message:  # the server's own requests
             self.reply(frame({"jsonrpc": "2.0", "id": message["id"], "result": None}))
