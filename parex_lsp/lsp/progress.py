@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 0.11  # seconds between two reports on one token: under 10 a second even with jitter
 MAX_MESSAGE = 200  # characters of an output line shown in a progress report
+SMALL_RUN = 256  # up to this many tasks, a task that never started still gets a token (begin + end)
 
 
 def task_token(run_id: str, task_id: str) -> str:
@@ -189,7 +190,10 @@ class RunProgress:
             if ev.task_id not in self.finished and ev.kind == TaskStatus.FAILED:
                 self.failed += 1
             self.finished[ev.task_id] = ev.kind
-            self._task(ev.task_id).end(_task_end(ev.kind, data))
+            # In a big run, a task that never started (skipped, cancelled first) gets no token of its own:
+            # cancelling 10,000 queued tasks must not cost 10,000 token creations; the run's report counts them.
+            if ev.task_id in self.tasks or self.total <= SMALL_RUN:
+                self._task(ev.task_id).end(_task_end(ev.kind, data))
             self._run_report()
 
     def _task(self, task_id: str) -> Channel:

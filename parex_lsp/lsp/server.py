@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import JsonRPCResponseMessage, LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
@@ -26,6 +26,13 @@ if TYPE_CHECKING:
 
 
 class ParexProtocol(LanguageServerProtocol):
+    def _serialize_message(self, data: Any) -> Any:
+        """parex's own answers are plain JSON already (a status of 10,000 tasks): send them as they are
+        instead of letting cattrs walk every row."""
+        if isinstance(data, JsonRPCResponseMessage) and isinstance(data.result, dict):
+            return {"jsonrpc": data.jsonrpc, "id": data.id, "result": data.result}
+        return super()._serialize_message(data)
+
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args: Any) -> None:
         """End the connection (its runs ended first) instead of pygls' `sys.exit` in the middle of the loop."""

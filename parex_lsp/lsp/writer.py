@@ -28,10 +28,12 @@ class TransportWriter:
         self.limit, self.congested_at = limit, congested
         self.closed = False
         self.peak = 0  # the largest backlog seen, for tests and benchmarks
+        self._batch: list[bytes] = []  # messages of this loop turn, written together: one syscall, not one each
+        self._batched = 0  # bytes in _batch
 
     @property
     def backlog(self) -> int:
-        return 0 if self.closed else self.transport.get_write_buffer_size()
+        return 0 if self.closed else self.transport.get_write_buffer_size() + self._batched
 
     def congested(self) -> bool:
         return self.backlog >= self.congested_at
@@ -39,6 +41,17 @@ class TransportWriter:
     def write(self, data: bytes) -> None:
         if self.closed or self.transport.is_closing():
             return  # the client is gone: what the runs still report has no reader
+        if not self._batch:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._batch.append(data)
+        self._batched += len(data)
+
+    def flush(self) -> None:
+        data = b"".join(self._batch)
+        self._batch.clear()
+        self._batched = 0
+        if not data or self.closed or self.transport.is_closing():
+            return
         self.transport.write(data)
         backlog = self.transport.get_write_buffer_size()
         self.peak = max(self.peak, backlog)
@@ -57,6 +70,7 @@ class TransportWriter:
     def close(self) -> None:
         """Close once what is buffered has been written (asyncio transports flush before closing)."""
         if not self.closed:
+            self.flush()
             self.closed = True
             self.transport.close()
 
