@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Ctrl-C before the server is up (imports take a moment) exits quietly; once up, the server handles it.
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(EXIT_CANCELLED))
     import logging
 
     logging.basicConfig(filename=args.log_file, level=logging.INFO if args.log_file else logging.WARNING,
