@@ -178,7 +178,8 @@ def free_port() -> int:
 
 def journal(workspace: Path, run_id: str) -> list[dict[str, Any]]:
     path = workspace / ".parex" / "runs" / run_id / "journal.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    complete = path.read_text().split("\n")[:-1]  # a line still being written is not read
+    return [json.loads(line) for line in complete if line.strip()]
 
 
 def alive(pid: int) -> bool:
