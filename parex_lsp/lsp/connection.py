@@ -71,7 +71,7 @@ class Connection:
             while True:
                 try:
                     data = await asyncio.wait_for(read(READ_SIZE), STALL if self.framer.in_body else None)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self._handle(self.framer.stalled())
                     continue
                 if not data:

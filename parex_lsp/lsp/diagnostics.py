@@ -125,7 +125,8 @@ class DiagnosticStore:
             self._drop((plan_key, tid))
 
     def wire(self, diag: types.Diagnostic) -> Wire:
-        return self.ls.protocol._converter.unstructure(diag)
+        wire: Wire = self.ls.protocol._converter.unstructure(diag)
+        return wire
 
     def set_task(self, plan_key: str, task_id: str, by_uri: dict[str, list[types.Diagnostic]]) -> None:
         key = (plan_key, task_id)

@@ -15,7 +15,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from parex_lsp.lsp import token as tokens
 from parex_lsp.lsp.connection import Connection
@@ -31,7 +33,7 @@ class _Output(asyncio.Protocol):
     """The write end's protocol: tells the connection when the client closed its side."""
 
     def __init__(self) -> None:
-        self.on_lost = lambda: None
+        self.on_lost: Callable[[], None] = lambda: None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.on_lost()
@@ -40,7 +42,7 @@ class _Output(asyncio.Protocol):
 class _FileTransport(asyncio.WriteTransport):
     """stdout redirected to a regular file (asyncio pipes refuse files): writes to a file never wait long."""
 
-    def __init__(self, f) -> None:
+    def __init__(self, f: BinaryIO) -> None:
         super().__init__()
         self._f, self._closing = f, False
 
@@ -61,7 +63,7 @@ class _FileTransport(asyncio.WriteTransport):
     abort = close
 
 
-def _on_signals(stop) -> None:
+def _on_signals(stop: Callable[[int], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop, sig)
@@ -94,7 +96,7 @@ async def _stdio() -> int:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), stdin)
         read = reader.read
     except ValueError:  # a regular file: reading it never waits for anyone
-        def read(n: int):  # type: ignore[misc]
+        def read(n: int) -> asyncio.Future[bytes]:  # type: ignore[misc]
             return loop.run_in_executor(None, stdin.read, n)
     output = _Output()
     try:

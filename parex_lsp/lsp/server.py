@@ -34,7 +34,7 @@ class ParexProtocol(LanguageServerProtocol):
         return super()._serialize_message(data)
 
     @lsp_method(types.EXIT)
-    def lsp_exit(self, *args: Any) -> None:
+    def lsp_exit(self, *args: Any) -> None:  # type: ignore[override]
         """End the connection (its runs ended first) instead of pygls' `sys.exit` in the middle of the loop."""
         conn = getattr(self._server, "connection", None)
         if conn is not None:

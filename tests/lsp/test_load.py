@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
-from tests.lsp.raw import StdioServer, initialize, journal, note, req
+from tests.lsp.raw import StdioServer, initialize, journal, req
 
 CHAIN = 1000
 

@@ -12,8 +12,8 @@ import pytest
 from tests.lsp.raw import (
     alive,
     connect,
-    free_port,
     frame,
+    free_port,
     initialize,
     journal,
     req,
