@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp", action="store_true", help="serve LSP on a TCP port")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=2087)
+    p.add_argument("--token-file", type=Path, help="--tcp: where to write the token clients must pass "
+                   "(default $XDG_RUNTIME_DIR/parex/tcp-token, else ~/.cache/parex/tcp-token)")
     p.add_argument("--log-file", help="write the server's log here")
     sub = p.add_subparsers(dest="command")
 
@@ -99,22 +101,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Ctrl-C before the server is up (imports take a moment) exits quietly; once up, the server handles it.
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(EXIT_CANCELLED))
     import logging
 
     logging.basicConfig(filename=args.log_file, level=logging.INFO if args.log_file else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from parex_lsp.lsp.server import build_server
+    from parex_lsp.lsp.serve import serve_stdio, serve_tcp
 
-    server = build_server()
     if args.tcp:
-        print(f"parex-lsp: serving LSP on {args.host}:{args.port}", file=sys.stderr)
-        server.start_tcp(args.host, args.port)
-    else:
-        if sys.stdin.isatty():  # a person, not an editor: say what this is
-            print("parex-lsp: serving LSP on stdin/stdout, for an editor to talk to. "
-                  "To run a plan here: parex-lsp run PLAN (see --help).", file=sys.stderr)
-        server.start_io()
-    return EXIT_OK
+        return serve_tcp(args.host, args.port, args.token_file)
+    if sys.stdin.isatty():  # a person, not an editor: say what this is
+        print("parex-lsp: serving LSP on stdin/stdout, for an editor to talk to (Ctrl-C stops it). "
+              "To run a plan here: parex-lsp run PLAN (see --help).", file=sys.stderr)
+    return serve_stdio()
 
 
 def find_plan(arg: str | None) -> Path:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
@@ -26,22 +26,28 @@ if TYPE_CHECKING:
 
 SOURCE = "parex"
 DEBOUNCE = 0.2  # seconds of quiet typing before a plan document is validated
+PUBLISH_DELAY = 0.05  # seconds run diagnostics of a uri wait, so a burst of changes is one publish
+MAX_POSITION = 2**31 - 1  # LSP positions are uint32 on the wire; a line number past this is clamped
 TAIL_LINES = 10  # output lines quoted in a failed task's diagnostic
 SCAN_BYTES = 64 * 1024  # how much of the end of a failed task's log is scanned for file:line messages
 MAX_OUTPUT_DIAGNOSTICS = 100  # per task
 
 # `path:line: message` or `path:line:col: message`, as compilers, linters and test runners print them.
-FILE_LINE = re.compile(r"^\s*(?P<path>(?:[A-Za-z]:)?[^\s:][^:\n]*?):(?P<line>\d+)(?::(?P<col>\d+))?:\s*(?P<msg>\S.*)$")
+FILE_LINE = re.compile(r"^\s*(?P<path>(?:[A-Za-z]:)?[^\s:][^:\n]*?):(?P<line>\d{1,30})(?::(?P<col>\d{1,30}))?:\s*(?P<msg>\S.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WARNING = re.compile(r"^\s*warn(ing)?\b", re.IGNORECASE)
 
 Key = tuple[str, str]  # (plan key, task id)
+Wire = dict[str, Any]  # a diagnostic as sent
 
 
 def _range(rng: SourceRange | None) -> types.Range:
     if rng is None:
         return types.Range(types.Position(0, 0), types.Position(0, 0))
-    return types.Range(types.Position(rng.start_line, rng.start_col), types.Position(rng.end_line, rng.end_col))
+    def pos(line: int, col: int) -> types.Position:
+        return types.Position(min(max(line, 0), MAX_POSITION), min(max(col, 0), MAX_POSITION))
+
+    return types.Range(pos(rng.start_line, rng.start_col), pos(rng.end_line, rng.end_col))
 
 
 def problem_diagnostic(p: Problem) -> types.Diagnostic:
@@ -51,23 +57,60 @@ def problem_diagnostic(p: Problem) -> types.Diagnostic:
 
 
 class DiagnosticStore:
-    """Every parex diagnostic, by uri and origin; `publish` sends the merged list of a uri."""
+    """Every parex diagnostic, by uri and origin; a uri's merged list is sent when it changes.
 
-    def __init__(self, ls: LanguageServer):
-        self.ls = ls
-        self.validation: dict[str, list[types.Diagnostic]] = {}
-        self.tasks: dict[Key, dict[str, list[types.Diagnostic]]] = {}
+    Run diagnostics are indexed by uri, so a publish costs the diagnostics of that uri only, and publishes
+    are coalesced: a change marks its uri, and marked uris are sent together `PUBLISH_DELAY` later (later
+    still while the client is not keeping up). A failing head that skips 1,000 dependents at once is one
+    publish of 1,000 diagnostics, not 1,000 publishes of up to 1,000 each.
+    """
+
+    def __init__(self, ls: LanguageServer, congested: Callable[[], bool] = lambda: False):
+        self.ls, self.congested = ls, congested
+        # Kept as their JSON form, converted once when made: a publish is then one json.dumps, not a cattrs
+        # walk over every diagnostic of the uri.
+        self.validation: dict[str, list[Wire]] = {}
+        self._by_uri: dict[str, dict[Key, list[Wire]]] = {}  # run diagnostics
+        self._uris_of: dict[Key, set[str]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._dirty: set[str] = set()
+        self._flush: asyncio.TimerHandle | None = None
+        self.publishes = 0  # sent, for tests and benchmarks
 
-    def all(self, uri: str) -> list[types.Diagnostic]:
+    def all(self, uri: str) -> list[Wire]:
         out = list(self.validation.get(uri, []))
-        for by_uri in self.tasks.values():
-            out.extend(by_uri.get(uri, []))
+        for diags in self._by_uri.get(uri, {}).values():
+            out.extend(diags)
         return out
 
+    def publish_now(self, uri: str) -> None:
+        self._dirty.discard(uri)
+        self.publishes += 1
+        params = {"uri": uri, "diagnostics": self.all(uri)}
+        notify = getattr(self.ls, "notify_json", None)
+        if notify is not None:
+            notify(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+        else:
+            self.ls.protocol.notify(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, params)
+
     def publish(self, uri: str) -> None:
-        self.ls.text_document_publish_diagnostics(
-            types.PublishDiagnosticsParams(uri=uri, diagnostics=self.all(uri)))
+        """Send `uri`'s diagnostics soon, together with every other change of the moment."""
+        self._dirty.add(uri)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(PUBLISH_DELAY, self.flush)
+
+    def flush(self, force: bool = False) -> None:
+        """Send the marked uris; `force` also while the client lags (a run's answer comes after its diagnostics)."""
+        if self._flush is not None:
+            self._flush.cancel()
+        self._flush = None
+        if not self._dirty:
+            return
+        if self.congested() and not force:  # the client is behind: let changes pile up into fewer, later publishes
+            self._flush = asyncio.get_running_loop().call_later(PUBLISH_DELAY * 4, self.flush)
+            return
+        for uri in list(self._dirty):
+            self.publish_now(uri)
 
     def set_problems(self, uri: str, problems: list[Problem], always: bool = False) -> None:
         """Validation problems of a plan document, each published on its own file: problems of the workspace's
@@ -85,26 +128,39 @@ class DiagnosticStore:
             self.set_validation(other, found, always)
 
     def set_validation(self, uri: str, problems: list[Problem], always: bool = False) -> None:
-        """Replace the validation problems of `uri`; publish when they change (or `always`)."""
-        diags = [problem_diagnostic(p) for p in problems]
+        """Replace the validation problems of `uri`; publish at once when they change (or `always`), so a
+        refused run request's problems are on the document before its answer."""
+        diags = [self.wire(problem_diagnostic(p)) for p in problems]
         had = self.validation.pop(uri, None) is not None
         if diags:
             self.validation[uri] = diags
         if always or diags or had:
-            self.publish(uri)
+            self.publish_now(uri)
 
-    def clear_tasks(self, plan_key: str, task_ids: list[str]) -> None:
-        touched: set[str] = set()
+    def clear_tasks(self, plan_key: str, task_ids: Iterable[str]) -> None:
         for tid in task_ids:
-            touched.update(self.tasks.pop((plan_key, tid), {}))
-        for uri in touched:
-            self.publish(uri)
+            self._drop((plan_key, tid))
+
+    def wire(self, diag: types.Diagnostic) -> Wire:
+        wire: Wire = self.ls.protocol._converter.unstructure(diag)
+        return wire
 
     def set_task(self, plan_key: str, task_id: str, by_uri: dict[str, list[types.Diagnostic]]) -> None:
-        old = self.tasks.pop((plan_key, task_id), {})
+        key = (plan_key, task_id)
+        self._drop(key)
         if by_uri:
-            self.tasks[(plan_key, task_id)] = by_uri
-        for uri in set(old) | set(by_uri):
+            self._uris_of[key] = set(by_uri)
+            for uri, diags in by_uri.items():
+                self._by_uri.setdefault(uri, {})[key] = [self.wire(d) for d in diags]
+                self.publish(uri)
+
+    def _drop(self, key: Key) -> None:
+        for uri in self._uris_of.pop(key, ()):
+            on_uri = self._by_uri.get(uri)
+            if on_uri is not None:
+                on_uri.pop(key, None)
+                if not on_uri:
+                    del self._by_uri[uri]
             self.publish(uri)
 
     def debounce(self, uri: str, check: Callable[[], None], delay: float = DEBOUNCE) -> None:
@@ -126,6 +182,7 @@ class TaskDiagnostics:
         self.store, self.plan, self.plan_uri, self.plan_key = store, plan, plan_uri, plan_key
         self.workspace = plan.workspace.resolve()
         self.workdirs: dict[str, Path] = {}
+        self.ranges = {t.id: t.range for t in plan.tasks}  # Plan.task() is a scan: once per task is O(n^2)
 
     def __call__(self, ev: Event) -> None:
         data = ev.data
@@ -145,10 +202,7 @@ class TaskDiagnostics:
         if log is not None:
             related = [types.DiagnosticRelatedInformation(
                 location=types.Location(uri=log.as_uri(), range=_range(None)), message=f"output of task {task_id}")]
-        try:
-            spec_range = self.plan.task(task_id).range
-        except KeyError:
-            spec_range = None
+        spec_range = self.ranges.get(task_id)
         failed = ev.kind == TaskStatus.FAILED
         if self.plan_uri is not None:
             reason = data.reason or ev.kind
@@ -184,8 +238,8 @@ class TaskDiagnostics:
             path = self._in_workspace(task_id, m.group("path"))
             if path is None:
                 continue
-            line = max(int(m.group("line")) - 1, 0)
-            col = max(int(m.group("col")) - 1, 0) if m.group("col") else 0
+            line = min(max(int(m.group("line")) - 1, 0), MAX_POSITION)
+            col = min(max(int(m.group("col")) - 1, 0), MAX_POSITION) if m.group("col") else 0
             msg = m.group("msg").strip()
             if (str(path), line, col, msg) in seen:
                 continue

@@ -6,6 +6,10 @@ per `OUTPUT_INTERVAL`: the first chunk after a quiet spell goes out at once, lat
 pending output is always sent before its next non-output event, so `succeeded`/`failed` come after
 all of its output. The benchmark (tests/bench/bench_lsp.py) shows why: a flood of 20 tasks writing
 line by line made ~1,800 notifications a second; merged, a client gets at most 20 a second a task.
+
+While the client is not keeping up (`congested`: the writer holds more than a few MB it has not taken),
+output waits longer and merges more, and a task's held-back output is kept to its newest `MAX_PENDING`
+characters, with a line saying how many were left out (they are all in the task's log).
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ from parex_lsp.contract import Event, EventKind, Output
 TASK_EVENT = "parex/taskEvent"
 OUTPUT_INTERVAL = 0.05  # seconds between two output notifications of one task
 MAX_PENDING = 1 << 20  # characters of output held back per task before it is sent anyway
+CONGESTED_INTERVAL = 0.5  # seconds between two output notifications of one task while the client lags
 
 
 class TaskEventNotifier:
-    def __init__(self, send: Callable[[str, dict[str, Any]], None], interval: float = OUTPUT_INTERVAL):
-        self._send, self.interval = send, interval
+    def __init__(self, send: Callable[[str, dict[str, Any]], None], interval: float = OUTPUT_INTERVAL,
+                 congested: Callable[[], bool] = lambda: False):
+        self._send, self.interval, self.congested = send, interval, congested
         self._pending: dict[str, list[Event]] = {}
         self._size: dict[str, int] = {}
+        self._dropped: dict[str, int] = {}  # lines left out of a task's held-back output
         self._last: dict[str, float] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
 
@@ -46,17 +53,41 @@ class TaskEventNotifier:
             self.flush(tid)
             pending = None
         now = time.monotonic()
-        if not pending and now - self._last.get(tid, 0.0) >= self.interval:
+        lagging = self.congested()
+        if not pending and now - self._last.get(tid, 0.0) >= self.interval and not lagging:
             self._last[tid] = now
             self._send(TASK_EVENT, ev.to_wire())
             return
         self._pending.setdefault(tid, []).append(ev)
         self._size[tid] = self._size.get(tid, 0) + len(ev.data.text)
         if self._size[tid] >= MAX_PENDING:
-            self.flush(tid)
+            if lagging:
+                self._trim(tid)
+            else:
+                self.flush(tid)
         elif tid not in self._timers:
-            delay = max(0.0, self._last.get(tid, 0.0) + self.interval - now)
-            self._timers[tid] = asyncio.get_running_loop().call_later(delay, self.flush, tid)
+            self._arm(tid, max(0.0, self._last.get(tid, 0.0) + self.interval - now))
+
+    def _arm(self, task_id: str, delay: float) -> None:
+        self._timers[task_id] = asyncio.get_running_loop().call_later(delay, self._tick, task_id)
+
+    def _tick(self, task_id: str) -> None:
+        self._timers.pop(task_id, None)
+        if self.congested():
+            self._arm(task_id, CONGESTED_INTERVAL)
+        else:
+            self.flush(task_id)
+
+    def _trim(self, task_id: str) -> None:
+        """Keep the newest half of a lagging task's held-back output."""
+        events = self._pending[task_id]
+        size = self._size[task_id]
+        while len(events) > 1 and size > MAX_PENDING // 2:
+            dropped = events.pop(0)
+            assert isinstance(dropped.data, Output)
+            size -= len(dropped.data.text)
+            self._dropped[task_id] = self._dropped.get(task_id, 0) + dropped.data.text.count("\n")
+        self._size[task_id] = size
 
     def flush(self, task_id: str) -> None:
         if (timer := self._timers.pop(task_id, None)) is not None:
@@ -66,7 +97,12 @@ class TaskEventNotifier:
         if not events:
             return
         self._last[task_id] = time.monotonic()
-        self._send(TASK_EVENT, merge(events).to_wire())
+        merged = merge(events)
+        if (dropped := self._dropped.pop(task_id, 0)) and isinstance(merged.data, Output):
+            note = f"[parex: {dropped} lines not sent while the client was not reading; all are in the task's log]\n"
+            merged = Event(merged.run_id, merged.task_id, merged.kind, merged.attempt, merged.ts,
+                           Output(note + merged.data.text, merged.data.last))
+        self._send(TASK_EVENT, merged.to_wire())
 
 
 def merge(events: list[Event]) -> Event:

@@ -17,6 +17,8 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, default_c
 TASK_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 ISOLATIONS = ("none", "worktree")
+MAX_TASKS = 10_000  # tasks one request may run (docs/lsp.md): beyond it, InvalidParams
+MAX_LINE = 2**31 - 1  # LSP positions are uint32 on the wire; editors' lines fit in int32
 RUN_KEYS = {"plan", "maxConcurrency", "isolation", "only", "resume", "detach", "workDoneToken"}
 
 
@@ -87,7 +89,11 @@ def _plan_ref(plan: Any, problems: list[str]) -> PlanRef:
     if "tasks" in plan:
         if "uri" in plan:
             problems.append("`plan` takes either `uri` or `tasks`, not both")
-        return PlanRef(tasks=plan["tasks"])  # the task list itself is checked by the plan parser
+        tasks = plan["tasks"]
+        if isinstance(tasks, list) and len(tasks) > MAX_TASKS:
+            problems.append(too_many(len(tasks)))
+            return PlanRef()
+        return PlanRef(tasks=tasks)  # the task list itself is checked by the plan parser
     uri = plan.get("uri")
     if not isinstance(uri, str) or not uri:
         problems.append("`plan.uri` must be a document uri (string)" if "uri" in plan
@@ -105,6 +111,9 @@ def _line_range(rng: Any, problems: list[str]) -> tuple[int, int] | None:
         first, last = start["line"], end["line"]
         if not (_is_int(first) and _is_int(last)) or first < 0 or last < first:
             raise ValueError
+        if last > MAX_LINE:
+            problems.append(f"`plan.range` line {last} is beyond the largest line an editor sends ({MAX_LINE})")
+            return None
         # an LSP range is end-exclusive: a selection ending at character 0 does not take that line
         if last > first and end.get("character", 1) == 0:
             last -= 1
@@ -112,6 +121,10 @@ def _line_range(rng: Any, problems: list[str]) -> tuple[int, int] | None:
     except (TypeError, KeyError, ValueError, AttributeError):
         problems.append("`plan.range` must be an LSP range {start: {line, character}, end: {line, character}}")
         return None
+
+
+def too_many(n: int) -> str:
+    return f"the plan has {n:,} tasks; one request runs at most {MAX_TASKS:,} (split the plan)"
 
 
 def _id_list(value: Any, name: str, problems: list[str]) -> list[str] | None:
@@ -178,11 +191,11 @@ def task_ref(params: Any, what: str, need_run: bool = True, need_task: bool = Fa
     run_id, task_id = p.get("runId"), p.get("taskId")
     if run_id is None and need_run:
         problems.append("`runId` is required")
-    elif run_id is not None and not (isinstance(run_id, str) and RUN_ID.match(run_id)):
+    elif run_id is not None and not (isinstance(run_id, str) and RUN_ID.match(run_id) and run_id.strip(".")):
         problems.append("`runId` must be a run id (string)")
     if task_id is None and need_task:
         problems.append("`taskId` is required")
-    elif task_id is not None and not (isinstance(task_id, str) and TASK_ID.match(task_id)):
+    elif task_id is not None and not (isinstance(task_id, str) and TASK_ID.match(task_id) and task_id.strip(".")):
         problems.append("`taskId` must be a task id (string of letters, digits, _ . -)")
     if problems:
         raise invalid([f"{what}: {m}" for m in problems])

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 0.11  # seconds between two reports on one token: under 10 a second even with jitter
 MAX_MESSAGE = 200  # characters of an output line shown in a progress report
+SMALL_RUN = 256  # up to this many tasks, a task that never started still gets a token (begin + end)
 
 
 def task_token(run_id: str, task_id: str) -> str:
@@ -109,7 +110,9 @@ class Channel:
         if not self._begun:
             return
         if self._report is not None:
-            wait = self._last + self.interval - time.monotonic()
+            congested = getattr(self.ls, "congested", None)
+            interval = self.interval * (5 if congested is not None and congested() else 1)
+            wait = self._last + interval - time.monotonic()
             if wait <= 0 or self._end is not None:  # the end flushes the last report before it
                 progress.report(self.token, self._report)
                 self._report, self._last = None, time.monotonic()
@@ -147,6 +150,7 @@ class RunProgress:
         self.members: set[str] = set()  # the tasks this run runs (resume reuses others without running them)
         self.total = 0
         self.finished: dict[str, str] = {}  # task id → terminal kind
+        self.failed = 0  # counted as they end: a report must not walk every finished task
         self.running: set[str] = set()
         self.notes: dict[str, str] = {}  # run-wide notes on the run's progress: cooldowns, spend
 
@@ -197,8 +201,13 @@ class RunProgress:
             self._run_report()
         elif ev.kind in ENDINGS and isinstance(data, Ended):
             self.running.discard(ev.task_id)
+            if ev.task_id not in self.finished and ev.kind == TaskStatus.FAILED:
+                self.failed += 1
             self.finished[ev.task_id] = ev.kind
-            self._task(ev.task_id).end(_task_end(ev.kind, data))
+            # In a big run, a task that never started (skipped, cancelled first) gets no token of its own:
+            # cancelling 10,000 queued tasks must not cost 10,000 token creations; the run's report counts them.
+            if ev.task_id in self.tasks or self.total <= SMALL_RUN:
+                self._task(ev.task_id).end(_task_end(ev.kind, data))
             self._run_report()
 
     def _task(self, task_id: str) -> Channel:
@@ -214,10 +223,9 @@ class RunProgress:
             return
         done = len(self.finished)
         pct = int(100 * done / self.total) if self.total else 100
-        failed = sum(1 for k in self.finished.values() if k == TaskStatus.FAILED)
         parts = [f"{done}/{self.total} done"]
-        if failed:
-            parts.append(f"{failed} failed")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
         if self.running:
             parts.append(f"{len(self.running)} running")
         parts += self.notes.values()

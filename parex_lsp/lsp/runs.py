@@ -21,11 +21,12 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from parex_lsp import state
+from parex_lsp.contract import Event, EventKind, OrphansEnded
 from parex_lsp.engine import PlanBusy, Run, RunError, RunOptions
 from parex_lsp.engine.journal import find_run, replay
 from parex_lsp.lsp.diagnostics import DiagnosticStore, TaskDiagnostics
 from parex_lsp.lsp.notify import TaskEventNotifier
-from parex_lsp.lsp.params import PlanRef, RunRequest, TaskRef, invalid
+from parex_lsp.lsp.params import MAX_TASKS, PlanRef, RunRequest, TaskRef, invalid, too_many
 from parex_lsp.lsp.progress import RunProgress, client_supports_progress
 from parex_lsp.plan import Plan, Problem, resolve, resolve_inline
 
@@ -100,6 +101,8 @@ class Runs:
             got = resolve_inline(ref.tasks, self.workspace_for(None))
             if got.plan is None:
                 raise _plan_invalid("inline plan", got.errors)
+            if len(got.plan.tasks) > MAX_TASKS:
+                raise invalid([f"inline plan: {too_many(len(got.plan.tasks))}"])
             return got.plan, None, "<inline>"
         uri = ref.uri or ""
         text = self.document_text(uri)
@@ -111,6 +114,8 @@ class Runs:
         self.diagnostics.set_problems(uri, got.problems)
         if got.plan is None:
             raise _plan_invalid(uri, got.errors)
+        if len(got.plan.tasks) > MAX_TASKS:
+            raise invalid([f"{uri}: {too_many(len(got.plan.tasks))}"])
         return got.plan, uri, str(Path(path).resolve()) if path else uri
 
     # -- running --------------------------------------------------------------------------------
@@ -137,7 +142,10 @@ class Runs:
             raise invalid([str(e)]) from None
         progress = RunProgress(self.ls, run.run_id, req.work_done_token, client_supports_progress(self.ls))
         live = LiveRun(run, req, uri, key, progress)
-        run.add_sink(TaskEventNotifier(self.ls.protocol.notify))
+        congested = getattr(self.ls, "congested", lambda: False)
+        send = getattr(self.ls, "notify_json", self.ls.protocol.notify)
+        run.add_sink(TaskEventNotifier(send, congested=congested))
+        run.add_sink(self._orphans_ended)
         run.add_sink(progress)
         run.add_sink(TaskDiagnostics(self.diagnostics, plan, uri, key))
         self.live[run.run_id] = live
@@ -145,6 +153,20 @@ class Runs:
         if req.detach:
             live.task.add_done_callback(self._detached_done)
         return live
+
+    def _orphans_ended(self, ev: Event) -> None:
+        """Agents a dead runner left behind were ended at this run's start: a person should know."""
+        if ev.kind != EventKind.ORPHANS_ENDED or not isinstance(ev.data, OrphansEnded) or not ev.data.processes:
+            return
+        by_run: dict[str, int] = {}
+        for p in ev.data.processes:
+            by_run[str(p.get("runId"))] = by_run.get(str(p.get("runId")), 0) + 1
+        runs = ", ".join(f"{n} of run {rid}" for rid, n in by_run.items())
+        total = len(ev.data.processes)
+        self.ls.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Warning,
+            message=f"parex: ended {total} agent process{'es' if total != 1 else ''} left running by a runner "
+                    f"that died ({runs}) before starting run {ev.run_id}"))
 
     async def _execute(self, live: LiveRun) -> dict[str, Any]:
         run = live.run
@@ -162,6 +184,7 @@ class Runs:
             raise
         finally:
             live.progress.close(summary)  # a no-op when runFinished already ended it
+            self.diagnostics.flush(force=True)  # the run's diagnostics reach the client before its answer
             self.live.pop(run.run_id, None)
             self.finished[run.run_id] = live
             while len(self.finished) > KEEP_FINISHED:
@@ -196,12 +219,14 @@ class Runs:
             raise invalid([f"{what}: run {ref.run_id} has no task {ref.task_id}"])
         return {"cancelled": live.run.cancel(ref.task_id)}
 
-    async def cancel_all(self, timeout: float = 10.0) -> None:
+    async def cancel_all(self) -> None:
+        """Cancel every live run and wait until each has ended: agents' process groups gone (SIGKILL after
+        kill_grace), locks released, journals closed with runFinished. No timeout: the engine's kill is one."""
         tasks = [live.task for live in self.live.values() if live.task is not None]
         for live in list(self.live.values()):
             live.run.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            await asyncio.wait(tasks)
 
     # -- finding runs ---------------------------------------------------------------------------
 

@@ -7,10 +7,12 @@ run reports reaches the client through event sinks (notify.py, progress.py, diag
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import JsonRPCResponseMessage, LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 from pygls.uris import to_fs_path
 
 from parex_lsp import __version__
@@ -19,12 +21,41 @@ from parex_lsp.lsp.params import invalid, plain_converter, run_request, task_ref
 from parex_lsp.lsp.runs import Runs
 from parex_lsp.plan import is_plan_file, resolve
 
+if TYPE_CHECKING:
+    from parex_lsp.lsp.connection import Connection
+
+
+class ParexProtocol(LanguageServerProtocol):
+    def _serialize_message(self, data: Any) -> Any:
+        """parex's own answers are plain JSON already (a status of 10,000 tasks): send them as they are
+        instead of letting cattrs walk every row."""
+        if isinstance(data, JsonRPCResponseMessage) and isinstance(data.result, dict):
+            return {"jsonrpc": data.jsonrpc, "id": data.id, "result": data.result}
+        return super()._serialize_message(data)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> None:  # type: ignore[override]
+        """End the connection (its runs ended first) instead of pygls' `sys.exit` in the middle of the loop."""
+        conn = getattr(self._server, "connection", None)
+        if conn is not None:
+            conn.end("exit", 0 if self._shutdown else 1)
+
 
 class ParexServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("parex-lsp", __version__, converter_factory=plain_converter)
-        self.diagnostics = DiagnosticStore(self)
+        super().__init__("parex-lsp", __version__, protocol_cls=ParexProtocol, converter_factory=plain_converter)
+        self.connection: Connection | None = None  # set by the Connection serving this server
+        self.diagnostics = DiagnosticStore(self, self.congested)
         self.runs = Runs(self, self.diagnostics)
+
+    def notify_json(self, method: str, params: dict[str, Any]) -> None:
+        """A notification whose params are plain JSON already: pygls' `notify` would wrap them in an attrs
+        message and walk them again with cattrs, which is most of the cost of a taskEvent."""
+        self.protocol._send_data({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def congested(self) -> bool:
+        """Whether the client is behind reading what was sent: merge more, send less often."""
+        return self.connection is not None and self.connection.writer.congested()
 
     def validate_later(self, uri: str) -> None:
         """Validate a plan document once its edits pause (debounced)."""
@@ -92,7 +123,9 @@ def build_server() -> ParexServer:
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: ParexServer, params: Any) -> None:
-        await ls.runs.cancel_all()  # agents' process groups ended, locks released, journals closed
+        # answered once every agent is gone, however long their kill_grace: an `exit` right after it must not
+        # leave an agent that ignores SIGTERM running
+        await ls.runs.cancel_all()
 
     from parex_lsp.lsp.commands import register
 
