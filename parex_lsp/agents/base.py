@@ -5,9 +5,10 @@ the engine supplies: agents never import the engine."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncContextManager, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from parex_lsp.contract import EventKind, Payload, Reason
 from parex_lsp.isolation.registry import LockOwner
@@ -86,7 +87,7 @@ class FileLocks(Protocol):
     """Per-write file locks, shared with every other task and parex process on the workspace."""
 
     def hold(self, run_id: str, task_id: str, paths: Sequence[str | Path], timeout: float | None = None,
-             on_wait: OnLockWait | None = None) -> AsyncContextManager[frozenset[str]]: ...
+             on_wait: OnLockWait | None = None) -> AbstractAsyncContextManager[frozenset[str]]: ...
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import httpx
@@ -23,7 +24,7 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-_clients: dict[tuple[str, str], list] = {}  # (run id, agent name) -> [client, users]
+_clients: dict[tuple[str, str], list[Any]] = {}  # (run id, agent name) -> [client, users]
 
 
 @contextlib.asynccontextmanager

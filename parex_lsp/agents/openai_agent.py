@@ -160,10 +160,11 @@ class _Conversation:
                 anyio.create_task_group() as tg:
             tg.start_soon(self.screen.keep_flushed)
             try:
-                return await self._steps(client)
+                outcome = await self._steps(client)
             finally:
                 tg.cancel_scope.cancel()
                 self.screen.flush()  # a cancelled or timed-out attempt still shows what the model had sent
+        return outcome
 
     async def _steps(self, client: httpx.AsyncClient) -> Outcome:
         ctx, spec, screen = self.ctx, self.spec, self.screen

@@ -378,8 +378,8 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     resets = [go_duration(headers[f"x-ratelimit-reset-{kind}"]) for kind in ("requests", "tokens")
               if f"x-ratelimit-reset-{kind}" in headers
               and headers.get(f"x-ratelimit-remaining-{kind}", "0").strip() in ("0", "")]
-    resets = [r for r in resets if r is not None]
-    return max(resets) if resets else None
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None
 
 
 def _seconds_or_date(value: str) -> float | None:

@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,8 +111,10 @@ class FileTools:
             return f"error: arguments are not valid JSON ({e})"
         except ToolError as e:
             return f"error: {e}"
-        handler = {"read_file": self.read_file, "write_file": self.write_file, "edit_file": self.edit_file,
-                   "list_files": self.list_files}.get(name)
+        handlers: dict[str, Callable[..., Awaitable[str]]] = {
+            "read_file": self.read_file, "write_file": self.write_file, "edit_file": self.edit_file,
+            "list_files": self.list_files}
+        handler = handlers.get(name)
         if name == "run_command" and self.allow_commands:
             handler = self.run_command
         if handler is None:
@@ -269,7 +271,7 @@ def _protected(parts: Any) -> bool:
 class _Captured:
     """Stands in for a task's output while a command runs: keeps the last `limit` characters."""
 
-    transient_match = None
+    transient_match: str | None = None
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -286,6 +288,9 @@ class _Captured:
             self.dropped += len(gone)
 
     log = show = write
+
+    def mark(self, text: str) -> None:
+        self.write(f"[parex] {text}\n")
 
     def flush(self) -> None:
         pass

@@ -18,7 +18,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from parex_lsp import state
-from parex_lsp.contract import Ended, Event, RunStarted, Started, TaskStatus
+from parex_lsp.contract import Ended, Event, EventKind, RunStarted, Started
 from parex_lsp.plan import Plan, Problem, SourceRange
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class TaskDiagnostics:
             self.store.clear_tasks(self.plan_key, [t.id for t in data.tasks])
         elif ev.task_id is not None and isinstance(data, Started):
             self.workdirs[ev.task_id] = Path(data.workdir or self.workspace).resolve()
-        elif ev.task_id is not None and ev.kind in (TaskStatus.FAILED, TaskStatus.SKIPPED) and isinstance(data, Ended):
+        elif ev.task_id is not None and ev.kind in (EventKind.FAILED, EventKind.SKIPPED) and isinstance(data, Ended):
             self.store.set_task(self.plan_key, ev.task_id, self._diagnostics(ev, data))
 
     def _diagnostics(self, ev: Event, data: Ended) -> dict[str, list[types.Diagnostic]]:
@@ -203,7 +203,7 @@ class TaskDiagnostics:
             related = [types.DiagnosticRelatedInformation(
                 location=types.Location(uri=log.as_uri(), range=_range(None)), message=f"output of task {task_id}")]
         spec_range = self.ranges.get(task_id)
-        failed = ev.kind == TaskStatus.FAILED
+        failed = ev.kind == EventKind.FAILED
         if self.plan_uri is not None:
             reason = data.reason or ev.kind
             tail = [ANSI.sub("", ln) for ln in data.tail[-TAIL_LINES:]]

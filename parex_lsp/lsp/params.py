@@ -22,9 +22,9 @@ MAX_LINE = 2**31 - 1  # LSP positions are uint32 on the wire; editors' lines fit
 RUN_KEYS = {"plan", "maxConcurrency", "isolation", "only", "resume", "detach", "workDoneToken"}
 
 
-def plain_converter():
+def plain_converter() -> Any:
     """pygls' converter, except that params of non-LSP methods stay plain dicts and lists."""
-    converter = default_converter()
+    converter = default_converter()  # type: ignore[no-untyped-call]  # pygls' factory is unannotated
 
     def keep(obj: dict[str, Any], cls: type) -> Any:
         return cls(**{"params": None, **obj})

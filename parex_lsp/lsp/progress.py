@@ -128,10 +128,10 @@ class Channel:
             self._state = "closed"
 
 
-def _short(line: Any) -> str | None:
-    if not isinstance(line, str) or not line.strip():
+def _short(text: Any) -> str | None:
+    if not isinstance(text, str) or not text.strip():
         return None
-    line = line.strip()
+    line: str = text.strip()
     return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE - 1] + "…"
 
 
@@ -146,7 +146,7 @@ class RunProgress:
         self.ls, self.run_id, self.can_create = ls, run_id, can_create
         token = run_token if run_token is not None else (f"parex/{run_id}" if can_create else None)
         self.run: Channel | None = (Channel(ls, token, create=run_token is None) if token is not None else None)
-        self.tasks: dict[str, Channel] = {}
+        self.tasks: dict[str, Channel | _NullChannel] = {}
         self.members: set[str] = set()  # the tasks this run runs (resume reuses others without running them)
         self.total = 0
         self.finished: dict[str, str] = {}  # task id → terminal kind
@@ -190,8 +190,8 @@ class RunProgress:
                 ch.report(f"attempt {ev.attempt}")
             self._run_report()
         elif isinstance(data, Output):
-            if (ch := self.tasks.get(ev.task_id)) is not None:
-                ch.report(_short(data.last))
+            if (shown := self.tasks.get(ev.task_id)) is not None:
+                shown.report(_short(data.last))
         elif isinstance(data, Retrying):
             self._task(ev.task_id).report(f"retrying in {data.delay:.0f}s: {data.reason or ''}".strip())
         elif isinstance(data, LockWait):
@@ -201,7 +201,7 @@ class RunProgress:
             self._run_report()
         elif ev.kind in ENDINGS and isinstance(data, Ended):
             self.running.discard(ev.task_id)
-            if ev.task_id not in self.finished and ev.kind == TaskStatus.FAILED:
+            if ev.task_id not in self.finished and ev.kind == EventKind.FAILED:
                 self.failed += 1
             self.finished[ev.task_id] = ev.kind
             # In a big run, a task that never started (skipped, cancelled first) gets no token of its own:
@@ -210,11 +210,12 @@ class RunProgress:
                 self._task(ev.task_id).end(_task_end(ev.kind, data))
             self._run_report()
 
-    def _task(self, task_id: str) -> Channel:
+    def _task(self, task_id: str) -> Channel | _NullChannel:
         ch = self.tasks.get(task_id)
         if ch is None:
-            ch = self.tasks[task_id] = _NullChannel() if not self.can_create else Channel(
-                self.ls, task_token(self.run_id, task_id), create=True)
+            ch = _NullChannel() if not self.can_create else Channel(self.ls, task_token(self.run_id, task_id),
+                                                                    create=True)
+            self.tasks[task_id] = ch
             ch.begin(task_id)
         return ch
 

@@ -83,7 +83,7 @@ class Runs:
         """The editor's text of an open document, else the file's text, else None."""
         doc = self.ls.workspace.text_documents.get(unquote(uri))
         if doc is not None:
-            return doc.source
+            return str(doc.source)
         path = to_fs_path(uri) if uri.startswith("file:") else None
         if path is None or not Path(path).is_file():
             return None

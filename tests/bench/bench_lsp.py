@@ -189,7 +189,7 @@ async def flood(server: list[str], tasks: int, lines: int, seconds: float) -> di
             # over the task's life (begin to end), counted as one second when it was shorter than that
             rates.append(len(stamps) / max(seq[-1][0] - seq[0][0], 1.0))
             window_max.append(max((sum(1 for u in stamps if t <= u < t + 1.0) for t in stamps), default=0))
-            gaps += [b - a for a, b in zip(stamps[:-1], stamps[1:-1])]  # the last one is the flush before end
+            gaps += [b - a for a, b in zip(stamps[:-1], stamps[1:-1], strict=False)]  # the last one is the flush before end
         outputs = [e for _, e in client.events if e["kind"] == "output"]
         received = sum(e["data"]["text"].count("\n") for e in outputs)
         await stop(client)

@@ -156,7 +156,7 @@ def test_threads_never_hold_overlapping_sets(tmp_path: Path):
 
     def worker(n: int) -> None:
         keys = sets[n % len(sets)]
-        for i in range(300):
+        for _ in range(300):
             while locks.try_acquire("r", f"t{n}", keys) is not None:
                 time.sleep(0)
             for k in ("a.py", "b.py", "c.py"):
