@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from plan_helpers import problems
+from tests.support.plan_helpers import problems
 
 from parex_lsp.plan import resolve, resolve_inline
 
