@@ -10,12 +10,15 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import anyio
+
+from parex_lsp.agents.process import DRAIN
+from parex_lsp.isolation import containment
+from parex_lsp.isolation.containment import ProcessTree
 
 if TYPE_CHECKING:
     from parex_lsp.agents.base import FileLocks
@@ -176,21 +179,42 @@ class FileTools:
         if not isinstance(command, str) or not command.strip():
             raise ToolError("command must be a non-empty string")
         env = {**os.environ, **self.env}
-        # Own process group, so a timeout or a cancelled task ends the whole tree the shell started.
-        async with await anyio.open_process(["sh", "-c", command], cwd=self.root, env=env,
+        # Own process group, and a contained tree: a timeout, a cancelled task or the command's end ends all
+        # the shell started, daemons included (isolation/containment.py).
+        with containment.Spawning():
+            proc = await anyio.open_process(["sh", "-c", command], cwd=self.root, env=env,
                                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, start_new_session=True) as proc:
-            chunks: list[bytes] = []
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+            containment.add_leader(proc.pid)
+        tree = ProcessTree(proc.pid, self.run_id, self.task_id)
+        chunks: list[bytes] = []
+        read_all = anyio.Event()
+
+        async def read() -> None:
+            assert proc.stdout is not None
+            async for chunk in proc.stdout:
+                chunks.append(chunk)
+            read_all.set()
+
+        async with proc:
             try:
                 with anyio.move_on_after(self.command_timeout) as scope:
-                    async for chunk in proc.stdout:
-                        chunks.append(chunk)
-                    await proc.wait()
-            finally:
-                if proc.returncode is None:
-                    _kill_group(proc.pid)
-                    with anyio.CancelScope(shield=True):
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(read)
                         await proc.wait()
+                        tree.reaped = True
+                        # what the shell left goes; a pipe still held from outside the tree is not waited for
+                        await anyio.to_thread.run_sync(tree.kill)
+                        with anyio.move_on_after(DRAIN):
+                            await read_all.wait()
+                        tg.cancel_scope.cancel()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(tree.kill)
+                    await proc.wait()
+                    tree.reaped = True
+                    await anyio.to_thread.run_sync(tree.kill)
+                    containment.drop_leader(proc.pid)
         out = b"".join(chunks).decode("utf-8", errors="replace")
         if len(out) > MAX_COMMAND_OUTPUT:
             out = f"[... {len(out) - MAX_COMMAND_OUTPUT} characters cut]\n" + out[-MAX_COMMAND_OUTPUT:]
@@ -229,9 +253,3 @@ def _walk(top: Path, root: Path) -> list[str]:
             break
     return out
 
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -52,6 +52,7 @@ from parex_lsp.engine.orphans import end_orphans
 from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.selection import PlanBusy, RunError, Selection, select
 from parex_lsp.engine.task import TaskRunner, TaskState
+from parex_lsp.isolation.containment import ProcessTree, become_subreaper
 from parex_lsp.isolation.keys import lock_keys
 from parex_lsp.isolation.modes import Isolation, SharedWorkspace, WorktreeIsolation
 from parex_lsp.isolation.processes import process_start
@@ -217,6 +218,7 @@ class Run:
 
     async def _execute(self) -> RunResult:
         use_pidfd_watcher()
+        become_subreaper()  # agents' orphans stay ours to find and end (isolation/containment.py)
         try:
             await anyio.to_thread.run_sync(state.ensure_state_dir, self.workspace)
         except OSError as e:
@@ -439,15 +441,12 @@ class Run:
         return RunResult(self.run_id, status, results, int((time.time() - self.started) * 1000))
 
     def kill_now(self) -> int:
-        """A second Ctrl-C: SIGKILL every running agent's process group at once, without the grace."""
+        """A second Ctrl-C: SIGKILL every running agent's whole process tree at once, without the grace."""
         killed = 0
         for t in self.tasks.values():
             if t.status == TaskStatus.RUNNING and t.pid is not None:
-                try:
-                    os.killpg(t.pid, signal.SIGKILL)
+                if ProcessTree(t.pid, self.run_id, t.spec.id).signal(signal.SIGKILL):
                     killed += 1
-                except (ProcessLookupError, PermissionError):
-                    pass
         return killed
 
     def _record_spawn(self, task_id: str, pid: int, attempt: int) -> None:
