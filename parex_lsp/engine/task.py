@@ -21,6 +21,7 @@ from parex_lsp.engine.result import TaskResult
 from parex_lsp.engine.retry import with_retries
 from parex_lsp.isolation.modes import Isolation
 from parex_lsp.isolation.registry import LockOwner
+from parex_lsp.isolation.worktree import WorktreeError
 from parex_lsp.plan.model import Plan, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class TaskRunner:
             with anyio.CancelScope(shield=True):
                 assert outcome is not None
                 return await self._finish(t, outcome)
+        except WorktreeError as e:  # its worktree could not be made or kept (a task may delete a sibling's)
+            return Outcome(False, code=Reason.INTERNAL_ERROR, reason=str(e))
         except Exception as e:  # a bug or an unusable workdir fails this task, never the run
             log.exception("task %s crashed", spec.id)
             return Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"{type(e).__name__}: {e}")
