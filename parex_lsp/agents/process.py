@@ -48,7 +48,7 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
         if ctx.on_spawn is not None:
             ctx.on_spawn(proc.pid)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(pump.run, proc)
+            tg.start_soon(pump.run, proc, tg.cancel_scope)
             rc = await proc.wait()
             tree.reaped = True
             # The leader is gone; whatever it left (daemons, stray children) goes too, which also closes the
@@ -60,8 +60,11 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
     finally:
         with anyio.CancelScope(shield=True):
             await _end_tree(proc, tree, ctx.kill_grace)
-            pump.finish()
-            ctx.output.flush()
+            if pump.error is None:
+                pump.finish()
+                ctx.output.flush()
+    if pump.error is not None:
+        raise pump.error  # the task's output cannot be kept (its log folder became unwritable): the task fails
     if rc == 0:
         return Outcome(True, exit_code=0)
     reason = f"exited with code {rc}" if rc > 0 else f"killed by {signal.Signals(-rc).name}"
@@ -79,12 +82,16 @@ class _Pump:
         self.decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         self.partial = ""
         self.done = anyio.Event()
+        self.error: OSError | None = None
 
-    async def run(self, proc: Process) -> None:
+    async def run(self, proc: Process, scope: anyio.CancelScope) -> None:
         assert proc.stdout is not None
         try:
             async for chunk in proc.stdout:
                 self._feed(self.decode(chunk))
+        except OSError as e:
+            self.error = e
+            scope.cancel()  # stop waiting for the agent: it is ended like a cancelled one
         finally:
             self.done.set()
 
@@ -98,7 +105,9 @@ class _Pump:
             self.line_filter(line)
 
     def finish(self) -> None:
-        self._feed(self.decode(b"", final=True))
+        rest = self.decode(b"", final=True)  # an incomplete UTF-8 sequence at the very end
+        if rest:
+            self._feed(rest)
         if self.line_filter is not None and self.partial:
             self.line_filter(self.partial)
             self.partial = ""

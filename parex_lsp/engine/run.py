@@ -153,7 +153,11 @@ class Run:
             r = history.live[-1]
             raise PlanBusy(plan.source or "this plan", r.run_id, r.pid)
         selection = select(plan, history, opts.only, opts.resume)
-        run = cls(plan, opts.run_id or state.new_run_id(), workspace, opts, selection, history, sinks)
+        try:
+            run = cls(plan, opts.run_id or state.new_run_id(), workspace, opts, selection, history, sinks)
+        except OSError as e:  # e.g. `.parex/` not writable: its lock registry cannot be made
+            raise RunError(f"cannot write run state under {state.state_dir(workspace)}: {e.strerror or e}"
+                           + (f" ({e.filename})" if e.filename else "")) from e
         if claim is not None:
             _RUNNING[claim] = run.run_id
             run._claim = claim
@@ -415,7 +419,10 @@ class Run:
         self._finished += 1
         duration = int((t.ended - t.started) * 1000) if t.started else 0
         if t.output is not None:
-            t.output.close(keep_empty=status != TaskStatus.SUCCEEDED)
+            try:
+                t.output.close(keep_empty=status != TaskStatus.SUCCEEDED)
+            except OSError as e:  # the log folder became unwritable: the ending is still recorded
+                log.warning("task %s: cannot write its log %s: %s", t.spec.id, t.log_path, e.strerror or e)
         tail = tuple(t.output.tail) if t.output else ()
         failed = not outcome.ok
         t.result = TaskResult(t.spec.id, status, t.attempt, duration, outcome.exit_code,

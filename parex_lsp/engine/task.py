@@ -75,6 +75,9 @@ class TaskRunner:
                 return await self._finish(t, outcome)
         except WorktreeError as e:  # its worktree could not be made or kept (a task may delete a sibling's)
             return Outcome(False, code=Reason.INTERNAL_ERROR, reason=str(e))
+        except OSError as e:  # e.g. its log folder became unwritable mid-run: this task fails, the run goes on
+            where = f" {e.filename}" if e.filename else ""
+            return Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"cannot write{where}: {e.strerror or e}")
         except Exception as e:  # a bug or an unusable workdir fails this task, never the run
             log.exception("task %s crashed", spec.id)
             return Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"{type(e).__name__}: {e}")
