@@ -52,6 +52,7 @@ from parex_lsp.engine.orphans import end_orphans
 from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.selection import PlanBusy, RunError, Selection, select
 from parex_lsp.engine.task import TaskRunner, TaskState
+from parex_lsp.isolation.claims import PlanClaim
 from parex_lsp.isolation.containment import ProcessTree, become_subreaper
 from parex_lsp.isolation.keys import lock_keys
 from parex_lsp.isolation.modes import Isolation, SharedWorkspace, WorktreeIsolation
@@ -117,6 +118,7 @@ class Run:
                                   self._agent_lock_wait)
         self._finished = 0  # tasks of this run in a terminal state
         self._claim: tuple[str, str] | None = None  # this plan is running: no second run of it starts
+        self._plan_claim: PlanClaim | None = None  # the same, across processes
         priority = critical_path(plan.tasks, history.durations)
         self.tasks: dict[str, TaskState] = {}
         for spec in plan.tasks:
@@ -145,19 +147,34 @@ class Run:
             if journal is None:
                 raise RunError(f"no run to resume: {opts.resume}")
             until = opts.resume
-        history = await anyio.to_thread.run_sync(load_history, workspace, key, until)
         claim = (str(workspace), key) if key else None  # inline plans may run side by side
         if claim in _RUNNING:
             raise PlanBusy(plan.source or "this plan", _RUNNING[claim], os.getpid())
-        if history.live and claim is not None:
-            r = history.live[-1]
-            raise PlanBusy(plan.source or "this plan", r.run_id, r.pid)
-        selection = select(plan, history, opts.only, opts.resume)
+        run_id = opts.run_id or state.new_run_id()
+        plan_claim = PlanClaim(workspace, key) if key else None
         try:
-            run = cls(plan, opts.run_id or state.new_run_id(), workspace, opts, selection, history, sinks)
-        except OSError as e:  # e.g. `.parex/` not writable: its lock registry cannot be made
+            if plan_claim is not None and not plan_claim.take(run_id):
+                holder, pid = plan_claim.holder()
+                raise PlanBusy(plan.source or "this plan", holder or "(starting)", pid)
+        except OSError as e:
             raise RunError(f"cannot write run state under {state.state_dir(workspace)}: {e.strerror or e}"
                            + (f" ({e.filename})" if e.filename else "")) from e
+        try:
+            history = await anyio.to_thread.run_sync(load_history, workspace, key, until)
+            if history.live and claim is not None:
+                r = history.live[-1]
+                raise PlanBusy(plan.source or "this plan", r.run_id, r.pid)
+            selection = select(plan, history, opts.only, opts.resume)
+            try:
+                run = cls(plan, run_id, workspace, opts, selection, history, sinks)
+            except OSError as e:  # e.g. `.parex/` not writable: its lock registry cannot be made
+                raise RunError(f"cannot write run state under {state.state_dir(workspace)}: {e.strerror or e}"
+                               + (f" ({e.filename})" if e.filename else "")) from e
+        except BaseException:
+            if plan_claim is not None:
+                plan_claim.release()
+            raise
+        run._plan_claim = plan_claim
         if claim is not None:
             _RUNNING[claim] = run.run_id
             run._claim = claim
@@ -219,6 +236,8 @@ class Run:
         finally:
             if self._claim is not None:
                 _RUNNING.pop(self._claim, None)
+            if self._plan_claim is not None:
+                self._plan_claim.release()
 
     async def _execute(self) -> RunResult:
         use_pidfd_watcher()
