@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from parex_lsp.contract import Event, EventKind, RunStatus, Wire
 from parex_lsp.engine.journal import Journal, list_runs, replay
@@ -30,9 +31,9 @@ def _finished(journal: Path) -> bool:
     return b'"kind":"runFinished"' in tail[start:start + 200]
 
 
-def end_orphans(workspace: Path) -> list[dict]:
+def end_orphans(workspace: Path) -> list[dict[str, Any]]:
     """SIGKILL the agents of runs whose runner died, and all they started; what was ended, for the record."""
-    ended = []
+    ended: list[dict[str, Any]] = []
     dead: list[Journal] = []
     for journal in list_runs(workspace):
         if _finished(journal):
@@ -55,8 +56,8 @@ def end_orphans(workspace: Path) -> list[dict]:
             ended.append({"runId": run_id, "taskId": task_id, "pid": pid})
     # Close the dead runs' journals (only now: their agents are gone) so that later runs need not look at
     # them again; their tasks keep their states.
-    for journal in dead:
-        journal.append(Event(journal.path.parent.name, None, EventKind.RUN_FINISHED, 0, time.time(),
+    for closing in dead:
+        closing.append(Event(closing.path.parent.name, None, EventKind.RUN_FINISHED, 0, time.time(),
                              Wire({"status": RunStatus.INTERRUPTED})))
-        journal.close()
+        closing.close()
     return ended

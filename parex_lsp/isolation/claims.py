@@ -8,10 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from pathlib import Path
 
 from filelock import FileLock, Timeout
-
-from pathlib import Path
 
 from parex_lsp import state
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import anyio
 import pytest
 
-from parex_lsp.engine import RunOptions
 from parex_lsp.isolation import containment
 from parex_lsp.isolation.processes import process_start
 from tests.support.engine_helpers import make_run
@@ -151,11 +150,15 @@ def test_daemons_of_a_runner_killed_by_sigkill_are_ended_by_the_next_run(workspa
 
 def test_adopted_orphans_are_reaped_not_left_as_zombies():
     assert containment.become_subreaper()
-    child = subprocess.Popen([sys.executable, "-c", "import os; os.fork() or __import__('time').sleep(0.05)"],
-                             start_new_session=True)
+    child = subprocess.Popen([sys.executable, "-c", "import os, time\npid = os.fork()\n"
+                              "if pid: print(pid, flush=True)\nelse: time.sleep(0.05)"],
+                             start_new_session=True, stdout=subprocess.PIPE, text=True)
+    grandchild = int(child.stdout.readline())
     child.wait()
-    time.sleep(0.3)  # the grandchild, adopted by us, has exited
-    zombies = [c for c in containment._children(os.getpid()) if (s := containment._stat(c)) and s[0] == "Z"]
-    assert zombies, "the attack needs an adopted zombie"
+    deadline = time.monotonic() + 5  # the grandchild, adopted by us, exits: our zombie now
+    while (containment._stat(grandchild) or ("R",))[0] != "Z":
+        assert time.monotonic() < deadline, "the attack needs an adopted zombie"
+        time.sleep(0.01)
+    assert containment._stat(grandchild)[1] == os.getpid()
     assert containment.reap_adopted() >= 1
-    assert not [c for c in containment._children(os.getpid()) if (s := containment._stat(c)) and s[0] == "Z"]
+    assert containment._stat(grandchild) is None

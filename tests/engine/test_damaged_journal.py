@@ -66,7 +66,7 @@ async def client(lsp_client: LanguageClient):
 
 @pytest.mark.parametrize("where", ["first", "last"])
 async def test_parex_run_survives_a_damaged_journal(client: LanguageClient, tmp_path: Path, where: str):
-    journal = await asyncio.to_thread(damaged_workspace, tmp_path, where)
+    await asyncio.to_thread(damaged_workspace, tmp_path, where)
     await initialize(client, tmp_path)
     plan = {"plan": {"uri": (tmp_path / "parex.toml").as_uri()}}
     result = await request(client, "parex/run", plan)
