@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import codecs
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 from anyio.abc import Process
 
 from parex_lsp.agents.base import AGENT_NOT_FOUND, EXIT_CODE, AgentContext, Outcome
 from parex_lsp.isolation import containment
+from parex_lsp.isolation.cgroups import TaskCgroup
 from parex_lsp.isolation.containment import ProcessTree
 
 LineFilter = Callable[[str], None]  # receives complete stdout lines instead of the raw stream
@@ -29,20 +32,30 @@ TREE_POLL = 0.02  # seconds between looks at a tree that is being ended
 async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilter | None = None) -> Outcome:
     containment.become_subreaper()
     env = {**os.environ, **ctx.agent.env, **ctx.env}
+    cgroup = TaskCgroup.create()
+    if cgroup is not None:
+        # Started through a shell that enters the cgroup first: check here what exec would report.
+        refused = _unstartable(argv, ctx, env.get("PATH"))
+        if refused is not None:
+            cgroup.remove()
+            return refused
+    proc: Process | None = None
     try:
         # Shielded: a cancel landing between fork and return would leak a process we hold no handle to.
         with anyio.CancelScope(shield=True), containment.Spawning():
-            proc = await anyio.open_process(argv, cwd=ctx.workdir, env=env, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            proc = await anyio.open_process(argv if cgroup is None else cgroup.wrap(argv), cwd=ctx.workdir,
+                                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
             containment.add_leader(proc.pid)
     except FileNotFoundError:
-        return Outcome(False, code=AGENT_NOT_FOUND,
-                       reason=f"agent `{ctx.agent.name}`: executable `{argv[0]}` not found on PATH")
+        return _not_found(argv, ctx)
     except PermissionError:
-        return Outcome(False, code=AGENT_NOT_FOUND,
-                       reason=f"agent `{ctx.agent.name}`: `{argv[0]}` is not executable")
-    tree = ProcessTree(proc.pid, env.get("PAREX_RUN_ID", ""), env.get("PAREX_TASK_ID", ""))
+        return _not_executable(argv, ctx)
+    finally:
+        if proc is None and cgroup is not None:
+            cgroup.remove()
+    assert proc is not None
+    tree = ProcessTree(proc.pid, env.get("PAREX_RUN_ID", ""), env.get("PAREX_TASK_ID", ""), cgroup)
     pump = _Pump(ctx, line_filter)
     try:
         if ctx.on_spawn is not None:
@@ -72,6 +85,25 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
     if transient is not None:
         reason += f" after `{transient[:200]}`"  # why it is worth another attempt
     return Outcome(False, exit_code=rc, code=EXIT_CODE, reason=reason, transient=transient is not None)
+
+
+def _not_found(argv: list[str], ctx: AgentContext) -> Outcome:
+    return Outcome(False, code=AGENT_NOT_FOUND,
+                   reason=f"agent `{ctx.agent.name}`: executable `{argv[0]}` not found on PATH")
+
+
+def _not_executable(argv: list[str], ctx: AgentContext) -> Outcome:
+    return Outcome(False, code=AGENT_NOT_FOUND, reason=f"agent `{ctx.agent.name}`: `{argv[0]}` is not executable")
+
+
+def _unstartable(argv: list[str], ctx: AgentContext, path: str | None) -> Outcome | None:
+    """What starting `argv` directly would fail with (not found, not executable), or None."""
+    if "/" not in argv[0]:
+        return None if shutil.which(argv[0], path=path) else _not_found(argv, ctx)
+    exe = Path(ctx.workdir, argv[0])
+    if not exe.exists():
+        return _not_found(argv, ctx)
+    return None if os.access(exe, os.X_OK) and not exe.is_dir() else _not_executable(argv, ctx)
 
 
 class _Pump:
@@ -129,4 +161,5 @@ async def _end_tree(proc: Process, tree: ProcessTree, grace: float) -> None:
         tree.reaped = True
     finally:
         containment.drop_leader(proc.pid)
+        await anyio.to_thread.run_sync(tree.close)
         await proc.aclose()

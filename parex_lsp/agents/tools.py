@@ -18,6 +18,7 @@ import anyio
 
 from parex_lsp.agents.process import DRAIN
 from parex_lsp.isolation import containment
+from parex_lsp.isolation.cgroups import TaskCgroup
 from parex_lsp.isolation.containment import ProcessTree
 
 if TYPE_CHECKING:
@@ -181,12 +182,19 @@ class FileTools:
         env = {**os.environ, **self.env}
         # Own process group, and a contained tree: a timeout, a cancelled task or the command's end ends all
         # the shell started, daemons included (isolation/containment.py).
-        with containment.Spawning():
-            proc = await anyio.open_process(["sh", "-c", command], cwd=self.root, env=env,
-                                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-            containment.add_leader(proc.pid)
-        tree = ProcessTree(proc.pid, self.run_id, self.task_id)
+        cgroup = TaskCgroup.create()
+        argv = ["sh", "-c", command]
+        try:
+            with containment.Spawning():
+                proc = await anyio.open_process(argv if cgroup is None else cgroup.wrap(argv), cwd=self.root,
+                                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
+                containment.add_leader(proc.pid)
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        tree = ProcessTree(proc.pid, self.run_id, self.task_id, cgroup)
         chunks: list[bytes] = []
         read_all = anyio.Event()
 
@@ -215,6 +223,7 @@ class FileTools:
                     tree.reaped = True
                     await anyio.to_thread.run_sync(tree.kill)
                     containment.drop_leader(proc.pid)
+                    await anyio.to_thread.run_sync(tree.close)
         out = b"".join(chunks).decode("utf-8", errors="replace")
         if len(out) > MAX_COMMAND_OUTPUT:
             out = f"[... {len(out) - MAX_COMMAND_OUTPUT} characters cut]\n" + out[-MAX_COMMAND_OUTPUT:]

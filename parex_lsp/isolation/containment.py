@@ -3,6 +3,9 @@
 A process group is not a container: `setsid`, a double fork or `nohup ... &` leave it, and such a daemon
 outlives the agent, keeps working unseen and may hold the output pipe open forever. So, on Linux:
 
+- where the runner may make cgroups (v2: root, or a delegated user scope), each agent gets one of its own
+  (cgroups.py), which no process can leave, whatever it does to its session, group or environment;
+
 - the runner is a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`): a process orphaned anywhere under an
   agent is re-parented to the runner instead of to init, so it stays in the runner's process tree;
 - every agent process inherits `PAREX_RUN_ID` and `PAREX_TASK_ID`, which `/proc/<pid>/environ` keeps, so an
@@ -10,8 +13,9 @@ outlives the agent, keeps working unseen and may hold the output pipe open forev
 - a task's tree is its leader's descendants, the leader's process group, and the adopted orphans carrying
   the task's ids with their descendants (walked through `/proc/<pid>/task/<tid>/children`).
 
-Limit: an orphan that replaced its environment (`env -i`, `execve` with a new one) carries no ids and cannot be
-told apart once its parent is gone; while it is a descendant of a live tree member it is still found.
+Limit, without a cgroup: an orphan that replaced its environment (`env -i`, `execve` with a new one) carries no
+ids and cannot be told apart once its parent is gone; while it is a descendant of a live tree member it is
+still found.
 Elsewhere (no /proc), the process group is all there is.
 """
 
@@ -25,6 +29,8 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from parex_lsp.isolation.cgroups import TaskCgroup
 
 PR_SET_CHILD_SUBREAPER = 36
 RUN_ID_VAR, TASK_ID_VAR = "PAREX_RUN_ID", "PAREX_TASK_ID"
@@ -156,10 +162,15 @@ def tagged_processes(run_ids: set[str]) -> dict[int, tuple[str, str | None]]:
 class ProcessTree:
     """The processes of one agent attempt: its leader (a process group leader) and all it started."""
 
-    def __init__(self, leader: int, run_id: str, task_id: str):
+    def __init__(self, leader: int, run_id: str, task_id: str, cgroup: TaskCgroup | None = None):
         self.leader, self.run_id, self.task_id = leader, run_id, task_id
         self.reaped = False  # once its waiter has reaped the leader, its pid may name another process
+        self.cgroup = cgroup  # the one it was started in (TaskCgroup.wrap), where cgroups can be used
 
+    def close(self) -> None:
+        """Once the tree is gone: remove its cgroup."""
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     def members(self) -> set[int]:
         """Live (non-zombie) processes of the tree, the leader included while it lives."""
@@ -170,6 +181,8 @@ class ProcessTree:
         for child in _children(me):
             if child not in _leaders and environ_ids(child) == (self.run_id, self.task_id):
                 roots.add(child)  # an orphan of this task, adopted by us as subreaper
+        if self.cgroup is not None:
+            roots |= self.cgroup.pids()  # whatever it forked, wherever it went
         found = _descendants(roots)
         if not become_subreaper():
             found |= _tagged_for_task(self.run_id, self.task_id) | _group_members(self.leader)
@@ -193,6 +206,8 @@ class ProcessTree:
         """SIGKILL every member until none is left (a member may fork while it is being killed), then reap
         the adopted ones. The leader is left to its own waiter."""
         for _ in range(rounds):
+            if self.cgroup is not None:
+                self.cgroup.kill()
             if not self.signal(signal.SIGKILL):
                 break
             time.sleep(0.001)

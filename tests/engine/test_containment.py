@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from parex_lsp.isolation import containment
+from parex_lsp.isolation import cgroups, containment
 from parex_lsp.isolation.processes import process_start
 from tests.support.engine_helpers import make_run
 
@@ -66,10 +66,18 @@ def _assert_all_ended(pids: list[int], within: float = 3.0) -> None:
     assert not alive, f"daemons still alive: {alive}"
 
 
-@pytest.fixture(params=["subreaper", "scan"])
+@pytest.fixture(params=["cgroup", "subreaper", "scan"])
 def mode(request, monkeypatch):
-    """`subreaper`: the runner adopts orphans. `scan`: as where prctl is unavailable (a full /proc scan for the
-    task's environment and process group)."""
+    """`cgroup`: a cgroup per agent (where the runner may make them). `subreaper`: no cgroups; the runner adopts
+    orphans. `scan`: neither, as where prctl is unavailable (a full /proc scan for the task's environment and
+    process group)."""
+    if request.param == "cgroup":
+        if cgroups.base() is None:
+            pytest.skip("cgroup v2 is not writable here (not root, and no delegated cgroup)")
+        yield request.param
+        return
+    monkeypatch.setattr(cgroups, "_probed", True)
+    monkeypatch.setattr(cgroups, "_base", None)
     if request.param == "scan":
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(containment.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
@@ -146,6 +154,19 @@ def test_daemons_of_a_runner_killed_by_sigkill_are_ended_by_the_next_run(workspa
     ended = [json.loads(line) for line in journal.read_text().splitlines() if '"orphansEnded"' in line]
     listed = {e["pid"] for e in ended[0]["data"]["processes"]}
     assert agent in listed and set(pids[:2]) <= listed, (agent, pids, listed)  # nohup's ended with the group
+
+
+async def test_in_a_cgroup_even_a_daemon_that_cleared_its_environment_is_ended(workspace: Path, mode: str):
+    if mode != "cgroup":
+        pytest.skip("without a cgroup such a daemon cannot be told apart once orphaned (the stated limit)")
+    (workspace / "bare.sh").write_text("env -i setsid -f /bin/sh -c 'echo $$ > d-bare.pid; exec sleep 300'\n"
+                                       "until [ -s d-bare.pid ]; do sleep 0.02; done\n")
+    run, _ = await make_run(workspace, '[[task]]\nid = "bare"\nprompt = "sh bare.sh"\n')
+    with anyio.fail_after(20):
+        assert (await run.execute()).status == "succeeded"
+    pid = int((workspace / "d-bare.pid").read_text())
+    _assert_all_ended([pid])
+    assert not list(cgroups.base().glob(f"parex-{os.getpid()}-*")), "task cgroups are removed"
 
 
 def test_adopted_orphans_are_reaped_not_left_as_zombies():
