@@ -155,11 +155,12 @@ async def _end_tree(proc: Process, tree: ProcessTree, grace: float) -> None:
                 tree.reaped = True
                 while tree.alive():
                     await anyio.sleep(TREE_POLL)
-        await anyio.to_thread.run_sync(tree.kill)
+            await anyio.to_thread.run_sync(tree.kill)
         if proc.returncode is None:
             await proc.wait()
         tree.reaped = True
     finally:
         containment.drop_leader(proc.pid)
-        await anyio.to_thread.run_sync(tree.close)
+        if tree.cgroup is not None:
+            await anyio.to_thread.run_sync(tree.close)
         await proc.aclose()

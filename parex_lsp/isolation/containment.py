@@ -26,6 +26,7 @@ import ctypes.util
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,6 +40,7 @@ _PROC = Path("/proc")
 _subreaper: bool | None = None
 _leaders: set[int] = set()  # live agent leaders of this process: asyncio reaps them, never us
 _spawning = 0  # spawns in flight: a child not yet in `_leaders` must not be taken for an adopted orphan
+_reap_lock = threading.Lock()
 
 
 def has_proc() -> bool:
@@ -60,15 +62,18 @@ def become_subreaper() -> bool:
 
 
 class Spawning:
-    """Around a spawn: until the leader is registered, adopted-zombie reaping waits."""
+    """Around a spawn: until the leader is registered, adopted-zombie reaping waits (reaping runs in worker
+    threads; `_reap_lock` keeps a spawn from starting in the middle of one)."""
 
     def __enter__(self) -> None:
         global _spawning
-        _spawning += 1
+        with _reap_lock:
+            _spawning += 1
 
     def __exit__(self, *exc: object) -> None:
         global _spawning
-        _spawning -= 1
+        with _reap_lock:
+            _spawning -= 1
 
 
 def add_leader(pid: int) -> None:
@@ -225,8 +230,13 @@ def reap_adopted() -> int:
     """Reap zombies of orphans we adopted as subreaper (asyncio waits only for the processes it started).
     Our other children (git, run by subprocess in our own process group; agent leaders, registered) are left
     to their waiters. How many were reaped."""
-    if _spawning or not has_proc():
+    if not has_proc():
         return 0
+    with _reap_lock:
+        return 0 if _spawning else _reap_adopted()
+
+
+def _reap_adopted() -> int:
     me, ours = os.getpid(), os.getpgrp()
     reaped = 0
     for child in _children(me):
