@@ -37,7 +37,7 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
         # Started through a shell that enters the cgroup first: check here what exec would report.
         refused = _unstartable(argv, ctx, env.get("PATH"))
         if refused is not None:
-            cgroup.remove()
+            cgroup.release()
             return refused
     proc: Process | None = None
     try:
@@ -53,7 +53,7 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
         return _not_executable(argv, ctx)
     finally:
         if proc is None and cgroup is not None:
-            cgroup.remove()
+            cgroup.release()
     assert proc is not None
     tree = ProcessTree(proc.pid, env.get("PAREX_RUN_ID", ""), env.get("PAREX_TASK_ID", ""), cgroup)
     pump = _Pump(ctx, line_filter)
@@ -66,7 +66,8 @@ async def run_process(argv: list[str], ctx: AgentContext, line_filter: LineFilte
             tree.reaped = True
             # The leader is gone; whatever it left (daemons, stray children) goes too, which also closes the
             # pipe for them. What still holds it is outside the tree: stop reading after a short drain.
-            await anyio.to_thread.run_sync(tree.kill)
+            if tree.settle():
+                await anyio.to_thread.run_sync(tree.kill)
             with anyio.move_on_after(DRAIN):
                 await pump.done.wait()
             tg.cancel_scope.cancel()
@@ -148,7 +149,7 @@ class _Pump:
 async def _end_tree(proc: Process, tree: ProcessTree, grace: float) -> None:
     """SIGTERM the whole tree, give it up to `grace` to go, then SIGKILL whatever is left."""
     try:
-        if proc.returncode is None or tree.alive():
+        if proc.returncode is None or (not tree.ended and tree.alive()):
             tree.signal(signal.SIGTERM)
             with anyio.move_on_after(grace):
                 await proc.wait()
@@ -161,6 +162,5 @@ async def _end_tree(proc: Process, tree: ProcessTree, grace: float) -> None:
         tree.reaped = True
     finally:
         containment.drop_leader(proc.pid)
-        if tree.cgroup is not None:
-            await anyio.to_thread.run_sync(tree.close)
+        tree.close()
         await proc.aclose()

@@ -192,7 +192,7 @@ class FileTools:
                 containment.add_leader(proc.pid)
         except BaseException:
             if cgroup is not None:
-                cgroup.remove()
+                cgroup.release()
             raise
         tree = ProcessTree(proc.pid, self.run_id, self.task_id, cgroup)
         chunks: list[bytes] = []
@@ -223,7 +223,7 @@ class FileTools:
                     tree.reaped = True
                     await anyio.to_thread.run_sync(tree.kill)
                     containment.drop_leader(proc.pid)
-                    await anyio.to_thread.run_sync(tree.close)
+                    tree.close()
         out = b"".join(chunks).decode("utf-8", errors="replace")
         if len(out) > MAX_COMMAND_OUTPUT:
             out = f"[... {len(out) - MAX_COMMAND_OUTPUT} characters cut]\n" + out[-MAX_COMMAND_OUTPUT:]

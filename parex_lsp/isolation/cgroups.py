@@ -9,6 +9,7 @@ still found as the subreaper's (containment.py). Elsewhere, `base()` is None and
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import re
@@ -75,6 +76,14 @@ def _clear_stale(folder: Path) -> None:
 
 _ENTER = '{ echo 0 > "$0"; } 2>/dev/null; exec "$@"'  # the shell moves itself in, then becomes the agent
 _count = itertools.count(1)
+_KEEP = 64  # empty cgroups kept for reuse
+_free: list[TaskCgroup] = []
+
+
+@atexit.register
+def _remove_free() -> None:
+    while _free:
+        _free.pop().remove(wait=0)
 
 
 class TaskCgroup:
@@ -83,7 +92,12 @@ class TaskCgroup:
 
     @classmethod
     def create(cls) -> TaskCgroup | None:
-        """A new, empty cgroup for one agent; None when cgroups are not usable here."""
+        """An empty cgroup for one agent (a new one, or one an ended agent left empty); None when cgroups are
+        not usable here."""
+        while _free:
+            cgroup = _free.pop()
+            if not cgroup.pids() and cgroup.path.is_dir():
+                return cgroup
         folder = base()
         if folder is None:
             return None
@@ -93,6 +107,14 @@ class TaskCgroup:
         except OSError:
             return None
         return cls(path)
+
+    def release(self) -> None:
+        """The agent's tree is gone: keep the cgroup for the next agent when it is empty (making and removing
+        one costs more than a short task), else try to remove it."""
+        if not self.pids() and len(_free) < _KEEP:
+            _free.append(self)
+        else:
+            self.remove(wait=0)
 
     def wrap(self, argv: list[str], shell: str = "/bin/sh") -> list[str]:
         """`argv`, started inside this cgroup before its first instruction: a process moved in after it

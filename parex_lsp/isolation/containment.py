@@ -101,6 +101,16 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _adopted() -> list[int]:
+    """Our children that the kernel re-parented to us as subreaper: it hands orphans to the first live thread
+    of the process, the main thread, so only its list is read (the others hold only what they spawned)."""
+    me = os.getpid()
+    try:
+        return [int(c) for c in (_PROC / str(me) / "task" / str(me) / "children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def _stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, pgid) of a process, or None when it is gone."""
     try:
@@ -171,19 +181,20 @@ class ProcessTree:
         self.leader, self.run_id, self.task_id = leader, run_id, task_id
         self.reaped = False  # once its waiter has reaped the leader, its pid may name another process
         self.cgroup = cgroup  # the one it was started in (TaskCgroup.wrap), where cgroups can be used
+        self.ended = False  # killed after its leader was reaped, and found empty: nothing can come back
 
     def close(self) -> None:
-        """Once the tree is gone: remove its cgroup."""
+        """Once the tree is gone: its cgroup is released (kept for reuse when empty)."""
         if self.cgroup is not None:
-            self.cgroup.remove()
+            self.cgroup.release()
+            self.cgroup = None
 
     def members(self) -> set[int]:
         """Live (non-zombie) processes of the tree, the leader included while it lives."""
         if not has_proc():
             return set()
-        me = os.getpid()
         roots = set() if self.reaped else {self.leader}
-        for child in _children(me):
+        for child in _adopted():
             if child not in _leaders and environ_ids(child) == (self.run_id, self.task_id):
                 roots.add(child)  # an orphan of this task, adopted by us as subreaper
         if self.cgroup is not None:
@@ -214,12 +225,22 @@ class ProcessTree:
             if self.cgroup is not None:
                 self.cgroup.kill()
             if not self.signal(signal.SIGKILL):
+                self.ended = self.reaped  # nothing left that could fork again
                 break
             time.sleep(0.001)
         reap_adopted()
 
     def alive(self) -> bool:
         return bool(self.members())
+
+    def settle(self) -> bool:
+        """After the leader was reaped: whether anything of the tree is left (to be killed, off the event
+        loop). When not, the tree is ended, and adopted zombies are reaped: all cheap reads of /proc."""
+        if self.alive():
+            return True
+        self.ended = True
+        reap_adopted()
+        return False
 
 
 def _tagged_for_task(run_id: str, task_id: str) -> set[int]:
@@ -239,7 +260,7 @@ def reap_adopted() -> int:
 def _reap_adopted() -> int:
     me, ours = os.getpid(), os.getpgrp()
     reaped = 0
-    for child in _children(me):
+    for child in _adopted():
         if child in _leaders:
             continue
         st = _stat(child)
