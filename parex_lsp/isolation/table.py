@@ -159,10 +159,11 @@ class WorkspaceLocks:
         with self._mutex:
             out = {k: self._owners[h] for h, keys in self._keys.items() for k in keys}
         if self._registry is not None:
-            with self._registry.lock:
-                for owner, keys in self._registry.live_owners():
-                    for k in keys:
-                        out.setdefault(k, owner)
+            # Without the registry lock: a view for people, never for granting (an owner file half written
+            # is skipped), and a process stuck holding that lock must not freeze `status`.
+            for owner, keys in self._registry.live_owners():
+                for k in keys:
+                    out.setdefault(k, owner)
         return out
 
     def held_by(self, run_id: str, task_id: str) -> frozenset[str]:

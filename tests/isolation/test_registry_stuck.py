@@ -110,6 +110,14 @@ def test_a_cli_run_outlasts_the_old_registry_timeout_and_goes_on_when_the_holder
     assert (workspace / "a.txt").read_text() == "wrote\n"
 
 
+def test_status_answers_at_once_while_the_registry_is_stuck(workspace: Path, holder):
+    (workspace / "parex.toml").write_text(PLAN)
+    started = time.monotonic()
+    p = subprocess.run([*PAREX, "status"], cwd=workspace, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    assert time.monotonic() - started < 8  # a blocking wait on the registry lock took 10 s, then crashed
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER, client_factory=make_client))
 async def client(lsp_client: LanguageClient):
     yield
