@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import filelock
 
 from parex_lsp.isolation.keys import as_frozen, covered, first_conflict, lock_keys
 from parex_lsp.isolation.registry import HOST, REGISTRY_TIMEOUT, Holder, LockOwner, LockTimeout, Registry
@@ -178,8 +179,19 @@ class WorkspaceLocks:
         Raises LockTimeout after `timeout` seconds (None: wait as long as it takes). Cancellable."""
         deadline = None if timeout is None else anyio.current_time() + timeout
         last: tuple[str, Holder] | None = None
+        stuck_since: float | None = None
         while True:
-            blocked = self.try_acquire(run_id, task_id, keys)
+            # The registry lock is only tried: a process stuck holding it must not freeze the event loop.
+            try:
+                blocked = self.try_acquire(run_id, task_id, keys, registry_wait=0)
+            except filelock.Timeout:
+                now = anyio.current_time()
+                stuck_since = now if stuck_since is None else stuck_since
+                if now - stuck_since >= REGISTRY_TIMEOUT:
+                    raise
+                await anyio.sleep(poll)
+                continue
+            stuck_since = None
             if blocked is None:
                 return
             key, owner = blocked

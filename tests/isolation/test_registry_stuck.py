@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 import anyio
+import filelock
 import pytest
 import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from parex_lsp.engine import run as run_module
+from parex_lsp.isolation import table
 from parex_lsp.state import locks_dir
 from tests.support.engine_helpers import make_run
 from tests.support.lsp_helpers import SERVER, events, first_run_id, initialize, make_client, request, write_plan
@@ -108,6 +110,31 @@ def test_a_cli_run_outlasts_the_old_registry_timeout_and_goes_on_when_the_holder
     assert runner.returncode == 0, out + err
     assert "Traceback" not in err
     assert (workspace / "a.txt").read_text() == "wrote\n"
+
+
+async def test_a_per_write_lock_waits_for_a_stuck_registry_without_freezing_the_loop(workspace: Path, holder,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(table, "REGISTRY_TIMEOUT", 1.0)
+    locks = table.WorkspaceLocks(workspace)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tick)
+        started = time.monotonic()
+        with pytest.raises(filelock.Timeout):
+            async with locks.hold("r", "t", ["a.txt"], timeout=30):
+                pass
+        waited = time.monotonic() - started
+        tg.cancel_scope.cancel()
+    assert 1.0 <= waited < 3
+    assert ticks >= 50 * waited * 0.5, f"the loop ticked {ticks} times in {waited:.1f}s: it was blocked"
+    locks.close()
 
 
 def test_status_answers_at_once_while_the_registry_is_stuck(workspace: Path, holder):
