@@ -1,5 +1,7 @@
-"""Agents outlive a runner that died abruptly (SIGKILL, power loss): each runs in its own process group.
-The next run in the workspace ends them, so a crash never leaves an agent working unseen."""
+"""Agents outlive a runner that died abruptly (SIGKILL, power loss). The next run in the workspace ends them,
+so a crash never leaves an agent working unseen: the agents' process groups (pid and start time from the
+journal), and every process started with the dead run's `PAREX_RUN_ID`, however it left its group (a daemon
+that replaced its environment is the limit: see isolation/containment.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 from parex_lsp.contract import Event, EventKind, RunStatus, Wire
 from parex_lsp.engine.journal import Journal, list_runs, replay
+from parex_lsp.isolation.containment import end_tagged
 from parex_lsp.isolation.processes import process_start
 
 _TAIL = 64 * 1024
@@ -29,8 +32,9 @@ def _finished(journal: Path) -> bool:
 
 
 def end_orphans(workspace: Path) -> list[dict[str, Any]]:
-    """SIGKILL the process groups of agents whose runner died; what was ended, for the record."""
-    ended = []
+    """SIGKILL the agents of runs whose runner died, and all they started; what was ended, for the record."""
+    ended: list[dict[str, Any]] = []
+    dead: list[Journal] = []
     for journal in list_runs(workspace):
         if _finished(journal):
             continue
@@ -45,9 +49,15 @@ def end_orphans(workspace: Path) -> list[dict[str, Any]]:
             except (ProcessLookupError, PermissionError):
                 continue
             ended.append({"runId": record.run_id, "taskId": task.id, "pid": task.pid})
-        # Close the dead run's journal so that later runs need not look at it again; its tasks keep their states.
-        journal_of_dead = Journal(workspace, record.run_id)
-        journal_of_dead.append(Event(record.run_id, None, EventKind.RUN_FINISHED, 0, time.time(),
-                                     Wire({"status": RunStatus.INTERRUPTED})))
-        journal_of_dead.close()
+        dead.append(Journal(workspace, record.run_id))
+    listed = {e["pid"] for e in ended}
+    for pid, run_id, task_id in end_tagged({j.path.parent.name for j in dead}):
+        if pid not in listed:
+            ended.append({"runId": run_id, "taskId": task_id, "pid": pid})
+    # Close the dead runs' journals (only now: their agents are gone) so that later runs need not look at
+    # them again; their tasks keep their states.
+    for closing in dead:
+        closing.append(Event(closing.path.parent.name, None, EventKind.RUN_FINISHED, 0, time.time(),
+                             Wire({"status": RunStatus.INTERRUPTED})))
+        closing.close()
     return ended

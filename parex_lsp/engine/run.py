@@ -56,6 +56,8 @@ from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.selection import PlanBusy, RunError, Selection, select
 from parex_lsp.engine.spend import Budget
 from parex_lsp.engine.task import TaskRunner, TaskState
+from parex_lsp.isolation.claims import PlanClaim
+from parex_lsp.isolation.containment import ProcessTree, become_subreaper
 from parex_lsp.isolation.keys import lock_keys
 from parex_lsp.isolation.modes import Isolation, SharedWorkspace, WorktreeIsolation
 from parex_lsp.isolation.processes import process_start
@@ -129,6 +131,7 @@ class Run:
                                   self._agent_lock_wait, self.limits, self._redact.scrub if self._redact else None)
         self._finished = 0  # tasks of this run in a terminal state
         self._claim: tuple[str, str] | None = None  # this plan is running: no second run of it starts
+        self._plan_claim: PlanClaim | None = None  # the same, across processes
         priority = critical_path(plan.tasks, history.durations)
         self.tasks: dict[str, TaskState] = {}
         for spec in plan.tasks:
@@ -160,15 +163,34 @@ class Run:
             if journal is None:
                 raise RunError(f"no run to resume: {opts.resume}")
             until = opts.resume
-        history = await anyio.to_thread.run_sync(load_history, workspace, key, until)
         claim = (str(workspace), key) if key else None  # inline plans may run side by side
         if claim in _RUNNING:
             raise PlanBusy(plan.source or "this plan", _RUNNING[claim], os.getpid())
-        if history.live and claim is not None:
-            r = history.live[-1]
-            raise PlanBusy(plan.source or "this plan", r.run_id, r.pid)
-        selection = select(plan, history, opts.only, opts.resume)
-        run = cls(plan, opts.run_id or state.new_run_id(), workspace, opts, selection, history, sinks)
+        run_id = opts.run_id or state.new_run_id()
+        plan_claim = PlanClaim(workspace, key) if key else None
+        try:
+            if plan_claim is not None and not plan_claim.take(run_id):
+                holder, pid = plan_claim.holder()
+                raise PlanBusy(plan.source or "this plan", holder or "(starting)", pid)
+        except OSError as e:
+            raise RunError(f"cannot write run state under {state.state_dir(workspace)}: {e.strerror or e}"
+                           + (f" ({e.filename})" if e.filename else "")) from e
+        try:
+            history = await anyio.to_thread.run_sync(load_history, workspace, key, until)
+            if history.live and claim is not None:
+                r = history.live[-1]
+                raise PlanBusy(plan.source or "this plan", r.run_id, r.pid)
+            selection = select(plan, history, opts.only, opts.resume)
+            try:
+                run = cls(plan, run_id, workspace, opts, selection, history, sinks)
+            except OSError as e:  # e.g. `.parex/` not writable: its lock registry cannot be made
+                raise RunError(f"cannot write run state under {state.state_dir(workspace)}: {e.strerror or e}"
+                               + (f" ({e.filename})" if e.filename else "")) from e
+        except BaseException:
+            if plan_claim is not None:
+                plan_claim.release()
+            raise
+        run._plan_claim = plan_claim
         if claim is not None:
             _RUNNING[claim] = run.run_id
             run._claim = claim
@@ -230,9 +252,12 @@ class Run:
         finally:
             if self._claim is not None:
                 _RUNNING.pop(self._claim, None)
+            if self._plan_claim is not None:
+                self._plan_claim.release()
 
     async def _execute(self) -> RunResult:
         use_pidfd_watcher()
+        become_subreaper()  # agents' orphans stay ours to find and end (isolation/containment.py)
         try:
             await anyio.to_thread.run_sync(state.ensure_state_dir, self.workspace)
         except OSError as e:
@@ -466,7 +491,10 @@ class Run:
         self._finished += 1
         duration = int((t.ended - t.started) * 1000) if t.started else 0
         if t.output is not None:
-            t.output.close(keep_empty=status != TaskStatus.SUCCEEDED)
+            try:
+                t.output.close(keep_empty=status != TaskStatus.SUCCEEDED)
+            except OSError as e:  # the log folder became unwritable: the ending is still recorded
+                log.warning("task %s: cannot write its log %s: %s", t.spec.id, t.log_path, e.strerror or e)
         tail = tuple(t.output.tail) if t.output else ()
         failed = not outcome.ok
         t.result = TaskResult(t.spec.id, status, t.attempt, duration, outcome.exit_code,
@@ -497,15 +525,12 @@ class Run:
         return RunResult(self.run_id, status, results, int((time.time() - self.started) * 1000), spend)
 
     def kill_now(self) -> int:
-        """A second Ctrl-C: SIGKILL every running agent's process group at once, without the grace."""
+        """A second Ctrl-C: SIGKILL every running agent's whole process tree at once, without the grace."""
         killed = 0
         for t in self.tasks.values():
             if t.status == TaskStatus.RUNNING and t.pid is not None:
-                try:
-                    os.killpg(t.pid, signal.SIGKILL)
+                if ProcessTree(t.pid, self.run_id, t.spec.id).signal(signal.SIGKILL):
                     killed += 1
-                except (ProcessLookupError, PermissionError):
-                    pass
         return killed
 
     def _record_spawn(self, task_id: str, pid: int, attempt: int) -> None:

@@ -22,6 +22,7 @@ from parex_lsp.engine.result import TaskResult
 from parex_lsp.engine.retry import with_retries
 from parex_lsp.isolation.modes import Isolation
 from parex_lsp.isolation.registry import LockOwner
+from parex_lsp.isolation.worktree import WorktreeError
 from parex_lsp.plan.model import Plan, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,11 @@ class TaskRunner:
                                   usage=self.limits.usage_of(spec.id))
             with anyio.CancelScope(shield=True):
                 outcome = await self._finish(t, outcome)
+        except WorktreeError as e:  # its worktree could not be made or kept (a task may delete a sibling's)
+            outcome = Outcome(False, code=Reason.INTERNAL_ERROR, reason=str(e))
+        except OSError as e:  # e.g. its log folder became unwritable mid-run: this task fails, the run goes on
+            where = f" {e.filename}" if e.filename else ""
+            outcome = Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"cannot write{where}: {e.strerror or e}")
         except Exception as e:  # a bug or an unusable workdir fails this task, never the run
             log.exception("task %s crashed", spec.id)
             outcome = Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"{type(e).__name__}: {e}")

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import filelock
 
 from parex_lsp.isolation.keys import as_frozen, covered, first_conflict, lock_keys
 from parex_lsp.isolation.registry import HOST, REGISTRY_TIMEOUT, Holder, LockOwner, LockTimeout, Registry
@@ -159,10 +160,11 @@ class WorkspaceLocks:
         with self._mutex:
             out = {k: self._owners[h] for h, keys in self._keys.items() for k in keys}
         if self._registry is not None:
-            with self._registry.lock:
-                for owner, keys in self._registry.live_owners():
-                    for k in keys:
-                        out.setdefault(k, owner)
+            # Without the registry lock: a view for people, never for granting (an owner file half written
+            # is skipped), and a process stuck holding that lock must not freeze `status`.
+            for owner, keys in self._registry.live_owners():
+                for k in keys:
+                    out.setdefault(k, owner)
         return out
 
     def held_by(self, run_id: str, task_id: str) -> frozenset[str]:
@@ -177,8 +179,19 @@ class WorkspaceLocks:
         Raises LockTimeout after `timeout` seconds (None: wait as long as it takes). Cancellable."""
         deadline = None if timeout is None else anyio.current_time() + timeout
         last: tuple[str, Holder] | None = None
+        stuck_since: float | None = None
         while True:
-            blocked = self.try_acquire(run_id, task_id, keys)
+            # The registry lock is only tried: a process stuck holding it must not freeze the event loop.
+            try:
+                blocked = self.try_acquire(run_id, task_id, keys, registry_wait=0)
+            except filelock.Timeout:
+                now = anyio.current_time()
+                stuck_since = now if stuck_since is None else stuck_since
+                if now - stuck_since >= REGISTRY_TIMEOUT:
+                    raise
+                await anyio.sleep(poll)
+                continue
+            stuck_since = None
             if blocked is None:
                 return
             key, owner = blocked

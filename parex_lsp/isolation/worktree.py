@@ -62,13 +62,20 @@ class _Tree:
 
 
 def _git(cwd: Path) -> git.Git:
-    """git in `cwd`, which must exist: git started in a missing folder would run in our own working
-    directory, the person's checkout, and commit their files."""
+    """git in the worktree `cwd`, which must exist: git started in a missing folder would run in our own
+    working directory, the person's checkout, and commit their files. Nor may git look above `cwd` for a
+    repository: a worktree whose `.git` link was deleted would otherwise be taken for part of the person's
+    checkout (its `.parex/` folder), and `add -A` would stage their files."""
     if not cwd.is_dir():
         raise WorktreeError(f"the worktree {cwd} no longer exists")
     g = git.Git(str(cwd))
-    g.update_environment(**GIT_ENV)
+    g.update_environment(**GIT_ENV, GIT_CEILING_DIRECTORIES=str(cwd.resolve().parent))
     return g
+
+
+def _intact(path: Path) -> bool:
+    """Whether a task's worktree is still there and still a worktree (a task may delete either)."""
+    return path.is_dir() and (path / ".git").is_file()
 
 
 def _stderr(error: GitCommandError) -> str:
@@ -215,7 +222,7 @@ class Worktrees:
                 if self.is_live_run(run_dir.name):
                     continue
                 for path in [p for p in registered if run_dir.resolve() in p.parents]:
-                    if registered[path] is not None and path.is_dir():  # a detached tree has no branch to keep work on
+                    if registered[path] is not None and _intact(path):  # a detached tree has no branch to keep work on
                         self._commit_all(path, RESCUE_MESSAGE)
                     self._remove(path)
                 _rmdir_if_empty(run_dir)
@@ -335,8 +342,10 @@ class Worktrees:
             tree = self._trees.pop(task_id, None)
         if tree is None:
             return None
-        if not tree.path.is_dir():
+        if not _intact(tree.path):
             with self._admin_lock:
+                if tree.path.exists():
+                    self._remove(tree.path)
                 self.repo.git.worktree("prune")
             if not succeeded:
                 return None
@@ -407,7 +416,9 @@ class Worktrees:
             left = list(self._trees.values())
             self._trees.clear()
         for tree in left:
-            if not tree.path.is_dir():
+            if not _intact(tree.path):
+                if tree.path.exists():
+                    self._remove(tree.path)
                 continue
             try:
                 self._commit_all(tree.path, f"parex: work of task {tree.task_id} (run {self.run_id}), unfinished")
