@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support.plan_helpers import problems
 
 from parex_lsp.plan import MAX_ID_LENGTH, id_problem, resolve, resolve_inline
+from tests.support.plan_helpers import problems
 
 BAD = [".", "..", "-rf", ".hidden", "a..b", "trailing.", "branch.lock", "a/b", "a b", "", "x" * (MAX_ID_LENGTH + 1),
        "naïve"]

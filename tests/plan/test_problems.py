@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support.plan_helpers import problems
 
 from parex_lsp.plan import resolve, resolve_inline
+from tests.support.plan_helpers import problems
 
 
 def test_a_missing_prompt_is_reported_once(workspace: Path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support.plan_helpers import problems
 
 from parex_lsp.plan import resolve, resolve_inline
+from tests.support.plan_helpers import problems
 
 TASK = '[[task]]\nid = "t"\nprompt = "true"\n'
 
