@@ -114,7 +114,8 @@ class TerminalView:
             row.note = f"waiting for {data.path}"
         elif e.kind in TERMINAL:
             row.status, row.ended = e.kind, e.ts
-            if isinstance(data, Ended) and data.tail:
+            if isinstance(data, Ended) and data.tail:  # the engine's tail is the whole story: not added twice
+                row.tail.clear()
                 row.tail.extend(data.tail)
 
     def _line(self, task_id: str, text: str) -> None:
