@@ -63,9 +63,14 @@ def _parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="what ran (from the journal) and who holds locks")
     status.add_argument("run_id", nargs="?", help="a run id, or `last`; omit to list runs")
-    status.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
+    _workspace_option(status)
     status.add_argument("--json", action="store_true")
     return p
+
+
+def _workspace_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workspace", "-w", metavar="FOLDER", help="the workspace whose runs to read (default: the "
+                   "current folder if it has runs, else the nearest plan folder below it that has)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     if args.command == "status":
         from parex_lsp.cli.status import print_status
+        from parex_lsp.cli.workspace import find_workspace
 
-        return print_status(Path(args.workspace), args.run_id, args.json)
+        return print_status(find_workspace(args.workspace), args.run_id, args.json)
     return _serve(args)
 
 
@@ -190,8 +196,8 @@ async def _stop_on_signal(run: Any, view: Any, stopped_by: list[int]) -> None:
                 name = signal.Signals(signum).name
                 cancelled = run.cancel(reason=f"cancelled ({name})")
                 running = sum(1 for t in run.tasks.values() if t.status == "running")
-                view.say(f"parex: stopping {running} running task(s) of {len(cancelled)}… "
-                         "Ctrl-C again to force")
+                view.say(f"parex: {name}: stopping {running} task{'s' if running != 1 else ''}"
+                         f" ({len(cancelled)} cancelled)… Ctrl-C again to force")
             else:
                 killed = run.kill_now()
                 view.say(f"parex: forced: killed {killed} agent process group(s)")

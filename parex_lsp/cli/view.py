@@ -38,6 +38,40 @@ def secs(ms: int | float | None) -> str:
     return f"{(ms or 0) / 1000:.1f}s"
 
 
+class TerminalStream:
+    """The view's output: once the terminal is gone (closed, SIGHUP: writes fail with EIO or EPIPE) every
+    later write is dropped, so the run still ends cleanly, unseen. Rich's live refresh writes through it too."""
+
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self._stream.write(text)
+            except OSError:
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except OSError:
+                self.gone = True
+
+    def isatty(self) -> bool:
+        return not self.gone and self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
 @dataclass
 class TaskRow:
     id: str
@@ -52,13 +86,12 @@ class TaskRow:
 
 class TerminalView:
     def __init__(self, stream: IO[str], quiet: bool = False):
-        self.stream = stream
-        self.console = text_console(stream)
+        self.stream = TerminalStream(stream)
+        self.console = text_console(self.stream)  # type: ignore[arg-type]  # a file-like stream
         self.interactive = self.console.is_terminal
         self.quiet = quiet
         self.run_id = ""
         self.rows: dict[str, TaskRow] = {}
-        self._gone = False  # the terminal went away (SIGHUP): stop writing to it
 
     @contextlib.contextmanager
     def live(self) -> Iterator[None]:
@@ -122,19 +155,15 @@ class TerminalView:
         self._write(f"[{task_id}] {text}\n")  # plain output: no markup, and cheap for big runs
 
     def _write(self, text: str) -> None:
-        if self._gone:
-            return
-        try:
-            self.stream.write(text)
-        except OSError:  # the terminal is gone (SIGHUP, closed pipe): the run goes on, unseen
-            self._gone = True
+        self.stream.write(text)
 
     def say(self, text: str) -> None:
         """A line from parex itself (e.g. "stopping 3 tasks…"), shown whatever the mode."""
-        self._write(text + "\n")
-        if not self._gone:
-            with contextlib.suppress(OSError):
-                self.stream.flush()
+        if self.interactive:
+            self.console.print(text)  # above the live table
+        else:
+            self._write(text + "\n")
+            self.stream.flush()
 
     def _table(self) -> Table:
         now = time.time()
@@ -155,12 +184,8 @@ class TerminalView:
         return table
 
     def summary(self, result: RunResult, plan_source: str | None) -> None:
-        if self._gone:
-            return
-        try:
+        if not self.stream.gone:
             self._summary(result, plan_source)
-        except OSError:
-            self._gone = True
 
     def _summary(self, result: RunResult, plan_source: str | None) -> None:
         table = Table(title=f"parex run {result.run_id}: {result.status}", title_justify="left")
