@@ -19,7 +19,7 @@ import anyio
 from parex_lsp import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # all three: what Ctrl-C does
 EXIT_CODES_HELP = ("exit codes: 0 all tasks succeeded; 1 some failed or were skipped; 2 invalid plan or options, "
                    "or the plan is running already; 130 cancelled (Ctrl-C); 128+N stopped by signal N")
 
@@ -65,6 +65,23 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run_id", nargs="?", help="a run id, or `last`; omit to list runs")
     _workspace_option(status)
     status.add_argument("--json", action="store_true")
+
+    log = sub.add_parser("log", help="a task's output (of the last run unless RUN is given)")
+    log.add_argument("first", metavar="[RUN]", help="a run id or `last` (the default)")
+    log.add_argument("task", nargs="?", metavar="TASK", help="a task id")
+    log.add_argument("--follow", "-f", action="store_true", help="keep printing until the task ends")
+    _workspace_option(log)
+
+    show = sub.add_parser("show", help="a run's full result as it ended, from its journal")
+    show.add_argument("refs", nargs="?", default="last", metavar="RUN", help="a run id or `last` (the default)")
+    show.add_argument("--json", action="store_true", help="the RunResult, every task with its log path")
+    _workspace_option(show)
+
+    cancel = sub.add_parser("cancel", help="stop a run of `parex-lsp run` (in another terminal), or one task of it")
+    cancel.add_argument("first", nargs="?", metavar="RUN", help="a run id or `last` (the default)")
+    cancel.add_argument("task", nargs="?", metavar="TASK", help="cancel only this task of the run")
+    cancel.add_argument("--no-wait", action="store_true", help="do not wait for the run to report the end")
+    _workspace_option(cancel)
     return p
 
 
@@ -77,12 +94,42 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
-    if args.command == "status":
-        from parex_lsp.cli.status import print_status
-        from parex_lsp.cli.workspace import find_workspace
-
-        return print_status(find_workspace(args.workspace), args.run_id, args.json)
+    if args.command in ("status", "log", "show", "cancel"):
+        return _read_runs(args)
     return _serve(args)
+
+
+def _words(*words: str | None) -> list[str]:
+    return [w for w in words if w is not None]
+
+
+def _read_runs(args: argparse.Namespace) -> int:
+    """The commands that read (or signal) runs of a workspace, found the same way for each."""
+    from parex_lsp.cli.picking import Refused
+    from parex_lsp.cli.status import print_status, say_where
+    from parex_lsp.cli.workspace import find_workspace
+
+    ws = find_workspace(args.workspace)
+    try:
+        if args.command == "status":
+            return print_status(ws, args.run_id, args.json)
+        say_where(ws)
+        if args.command == "log":
+            from parex_lsp.cli.log import print_log
+
+            return print_log(ws, _words(args.first, args.task), args.follow)
+        if args.command == "show":
+            from parex_lsp.cli.show import show_run
+
+            return show_run(ws, [args.refs], args.json)
+        from parex_lsp.cli.cancel import cancel
+
+        return cancel(ws, _words(args.first, args.task), wait=not args.no_wait)
+    except Refused as e:
+        _err(f"parex: {e}")
+        return EXIT_INVALID
+    except BrokenPipeError:  # `parex-lsp log … | head`
+        return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -154,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
             return e
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, run, view, stopped_by)
+            tg.start_soon(_cancel_on_request, run, view)
             try:
                 with view.live():
                     return run, await run.execute()
@@ -174,8 +222,10 @@ def _run(args: argparse.Namespace) -> int:
     run, result = outcome
     view.summary(result, run.plan.source)
     if args.json:
+        from parex_lsp.cli.show import result_json
+
         with contextlib.suppress(OSError):
-            print(json.dumps(result.to_wire()), flush=True)
+            print(json.dumps(result_json(result.to_wire(), run.workspace)), flush=True)
     if result.status == "cancelled":
         return 128 + stopped_by[0] if stopped_by and stopped_by[0] != signal.SIGINT else EXIT_CANCELLED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
@@ -201,3 +251,16 @@ async def _stop_on_signal(run: Any, view: Any, stopped_by: list[int]) -> None:
             else:
                 killed = run.kill_now()
                 view.say(f"parex: forced: killed {killed} agent process group(s)")
+
+
+async def _cancel_on_request(run: Any, view: Any) -> None:
+    """`parex-lsp cancel RUN TASK` from another terminal: the task ids are in the run's cancel-requests file."""
+    from parex_lsp.cli.cancel import REQUEST_SIGNAL, read_requests
+
+    seen = 0
+    with anyio.open_signal_receiver(REQUEST_SIGNAL) as signals:
+        async for _ in signals:
+            tasks, seen = read_requests(run.workspace, run.run_id, seen)
+            for task_id in tasks:
+                if run.cancel(task_id, reason="cancelled by parex-lsp cancel"):
+                    view.say(f"parex: cancelling {task_id} (parex-lsp cancel)")

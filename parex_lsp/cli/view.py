@@ -183,11 +183,13 @@ class TerminalView:
                           r.note)
         return table
 
-    def summary(self, result: RunResult, plan_source: str | None) -> None:
+    def summary(self, result: RunResult, plan_source: str | None, tails: dict[str, list[str]] | None = None) -> None:
+        """The run's end: every task (or those that did not succeed), answers, failures with their output tail
+        and log, the totals. `tails`: each task's last lines, when they come from elsewhere than the events."""
         if not self.stream.gone:
-            self._summary(result, plan_source)
+            self._summary(result, plan_source, tails)
 
-    def _summary(self, result: RunResult, plan_source: str | None) -> None:
+    def _summary(self, result: RunResult, plan_source: str | None, tails: dict[str, list[str]] | None) -> None:
         table = Table(title=f"parex run {result.run_id}: {result.status}", title_justify="left")
         for col in ("task", "status", "attempts", "time", "reason / log"):
             table.add_column(col)
@@ -205,17 +207,17 @@ class TerminalView:
                 self.console.print(Text(t.answer.rstrip()))
         for t in result.tasks:
             if t.status == "failed":
-                self._failure(t)
+                row = self.rows.get(t.id)
+                self._failure(t, (tails or {}).get(t.id) or list(row.tail if row else []))
         counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
         self.console.print(f"{counts} — wall {secs(result.wall_ms)}, work {secs(result.work_ms)}, "
                            f"speedup {result.speedup:.2f}×{usage_text(result.usage)}")
         if result.status != "succeeded":
             self.console.print(f"resume with: parex-lsp run {plan_source or 'PLAN'} --resume {result.run_id}")
 
-    def _failure(self, t: TaskResult) -> None:
+    def _failure(self, t: TaskResult, tail: list[str]) -> None:
         self.console.print(Text(f"── {t.id} failed ({t.code}): {t.error}", style="bold red"))
-        row = self.rows.get(t.id)
-        for line in list(row.tail if row else [])[-TAIL_SHOWN:]:
+        for line in tail[-TAIL_SHOWN:]:
             self.console.print(Text("   " + line))
         self.console.print(f"   log: {t.log_path}")
 
