@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fail-fast", action="store_true", default=None, help="cancel the rest at the first failure")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON on the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-line task output, only state changes")
+    run.add_argument("--dry-run", "-n", action="store_true", help="run nothing: print the waves, the critical path, "
+                     "lock conflicts and the expected duration from earlier runs")
+    run.add_argument("--junit", metavar="FILE", help="also write the result as JUnit XML (one testcase per task)")
 
     status = sub.add_parser("status", help="what ran (from the journal) and who holds locks")
     status.add_argument("run_id", nargs="?", help="a run id, or `last`; omit to list runs")
@@ -187,6 +190,12 @@ def _run(args: argparse.Namespace) -> int:
     from parex_lsp.engine import Run, RunError, RunOptions
     from parex_lsp.plan import PlanError
 
+    if args.dry_run:
+        return _dry_run(args)
+    junit = Path(args.junit).resolve() if args.junit else None
+    if junit is not None and not junit.parent.is_dir():
+        _err(f"parex: --junit {args.junit}: no folder {junit.parent}")
+        return EXIT_INVALID
     # With --json, stdout carries only the result; progress goes to stderr.
     view = TerminalView(stream=sys.stderr if args.json else sys.stdout, quiet=args.quiet)
     stopped_by: list[int] = []
@@ -221,6 +230,13 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     run, result = outcome
     view.summary(result, run.plan.source)
+    if junit is not None:
+        from parex_lsp.cli.junit import junit_xml, write_junit
+
+        try:
+            write_junit(junit, junit_xml(result, run.plan.source, view.tails(), run.started))
+        except OSError as e:
+            _err(f"parex: cannot write {junit}: {e.strerror or e}")
     if args.json:
         from parex_lsp.cli.show import result_json
 
@@ -229,6 +245,25 @@ def _run(args: argparse.Namespace) -> int:
     if result.status == "cancelled":
         return 128 + stopped_by[0] if stopped_by and stopped_by[0] != signal.SIGINT else EXIT_CANCELLED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from parex_lsp.cli.dry_run import forecast, print_forecast
+    from parex_lsp.engine import RunError
+    from parex_lsp.plan import PlanError
+
+    try:
+        plan = _load(args.plan)
+        f = forecast(plan, args.only, args.resume, args.max_concurrency, args.isolation)
+    except PlanError as e:
+        for problem in e.problems:
+            _err(problem.format())
+        return EXIT_INVALID
+    except RunError as e:
+        _err(f"parex: {e}")
+        return EXIT_INVALID
+    print_forecast(plan, f, args.json, args.max_concurrency or plan.run.max_concurrency)
+    return EXIT_OK
 
 
 def _err(text: str) -> None:

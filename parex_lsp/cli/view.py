@@ -24,7 +24,8 @@ from parex_lsp.engine.result import RunResult, TaskResult
 
 STYLE = {"succeeded": "green", "failed": "bold red", "skipped": "yellow", "cancelled": "magenta",
          "running": "cyan", "waiting": "blue", "retrying": "blue", "pending": "dim", "interrupted": "bold red"}
-TAIL_SHOWN = 5
+TAIL_SHOWN = 5  # lines of a failure's output in the summary
+TAIL_KEPT = 20  # lines kept per task (JUnit failures carry them)
 SUMMARY_ROWS = 40  # bigger runs list only the tasks that did not succeed
 COLUMNS = ("task", "status", "attempts", "time", "latest output")  # the live table; the summary shares them
 
@@ -81,7 +82,7 @@ class TaskRow:
     ended: float | None = None
     note: str = ""  # the latest output line, or what it waits for
     retry_at: float | None = None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_SHOWN))
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_KEPT))
 
 
 class TerminalView:
@@ -150,6 +151,10 @@ class TerminalView:
             if isinstance(data, Ended) and data.tail:  # the engine's tail is the whole story: not added twice
                 row.tail.clear()
                 row.tail.extend(data.tail)
+
+    def tails(self) -> dict[str, list[str]]:
+        """Each task's last output lines (at its end, the engine's tail)."""
+        return {tid: list(row.tail) for tid, row in self.rows.items()}
 
     def _line(self, task_id: str, text: str) -> None:
         self._write(f"[{task_id}] {text}\n")  # plain output: no markup, and cheap for big runs
