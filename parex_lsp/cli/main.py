@@ -208,6 +208,8 @@ def _run(args: argparse.Namespace) -> int:
                 resume=args.resume, fail_fast=args.fail_fast), sinks=[view.on_event])
         except (PlanError, RunError) as e:
             return e
+        if view.interactive:
+            view.estimates = await anyio.to_thread.run_sync(_estimates, run)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, run, view, stopped_by)
             tg.start_soon(_cancel_on_request, run, view)
@@ -229,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
         _err(f"parex: {outcome}")
         return EXIT_INVALID
     run, result = outcome
-    view.summary(result, run.plan.source)
+    view.summary(result, run.plan.source, depends_on={t.id: list(t.depends_on) for t in run.plan.tasks})
     if junit is not None:
         from parex_lsp.cli.junit import junit_xml, write_junit
 
@@ -245,6 +247,18 @@ def _run(args: argparse.Namespace) -> int:
     if result.status == "cancelled":
         return 128 + stopped_by[0] if stopped_by and stopped_by[0] != signal.SIGINT else EXIT_CANCELLED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _estimates(run: Any) -> Any:
+    """Durations from earlier runs of the plan, for the live view's ETA."""
+    from parex_lsp.cli.live import Estimates
+    from parex_lsp.engine.graph import DEFAULT_ESTIMATE
+    from parex_lsp.engine.history import load_history
+
+    learned = load_history(run.workspace, run.plan_key).durations
+    return Estimates(own={tid: learned.get(tid, DEFAULT_ESTIMATE) for tid in run.tasks},
+                     chain={tid: t.priority for tid, t in run.tasks.items()}, concurrency=run.max_concurrency,
+                     known=any(tid in learned for tid in run.tasks))
 
 
 def _dry_run(args: argparse.Namespace) -> int:

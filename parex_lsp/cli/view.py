@@ -8,35 +8,23 @@ Everything shown is text, never markup: task output, reasons, ids and paths are 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
+from parex_lsp.cli.live import STYLE, Estimates, TaskRow, render, secs
+from parex_lsp.cli.summary import print_summary
 from parex_lsp.contract import TERMINAL, Ended, Event, EventKind, LockWait, Output, Retrying, RunStarted, TaskStatus
-from parex_lsp.engine.result import RunResult, TaskResult
+from parex_lsp.engine.result import RunResult
 
-STYLE = {"succeeded": "green", "failed": "bold red", "skipped": "yellow", "cancelled": "magenta",
-         "running": "cyan", "waiting": "blue", "retrying": "blue", "pending": "dim", "interrupted": "bold red"}
-TAIL_SHOWN = 5  # lines of a failure's output in the summary
-TAIL_KEPT = 20  # lines kept per task (JUnit failures carry them)
-SUMMARY_ROWS = 40  # bigger runs list only the tasks that did not succeed
-COLUMNS = ("task", "status", "attempts", "time", "latest output")  # the live table; the summary shares them
+__all__ = ["STYLE", "Estimates", "TerminalView", "secs", "text_console"]
 
 
 def text_console(stream: IO[str] | None = None) -> Console:
     """A console that never reads markup or emoji codes in what it prints: every string is literal."""
     return Console(file=stream, highlight=False, soft_wrap=True, markup=False, emoji=False)
-
-
-def secs(ms: int | float | None) -> str:
-    return f"{(ms or 0) / 1000:.1f}s"
 
 
 class TerminalStream:
@@ -73,18 +61,6 @@ class TerminalStream:
         return getattr(self._stream, "encoding", None) or "utf-8"
 
 
-@dataclass
-class TaskRow:
-    id: str
-    status: str = TaskStatus.PENDING
-    attempt: int = 0
-    started: float | None = None
-    ended: float | None = None
-    note: str = ""  # the latest output line, or what it waits for
-    retry_at: float | None = None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_KEPT))
-
-
 class TerminalView:
     def __init__(self, stream: IO[str], quiet: bool = False):
         self.stream = TerminalStream(stream)
@@ -93,13 +69,16 @@ class TerminalView:
         self.quiet = quiet
         self.run_id = ""
         self.rows: dict[str, TaskRow] = {}
+        self.started: float | None = None
+        self.estimates = Estimates()  # from earlier runs, for the ETA (set before the run starts)
 
     @contextlib.contextmanager
     def live(self) -> Iterator[None]:
         if not self.interactive:
             yield
             return
-        with Live(get_renderable=self._table, console=self.console, refresh_per_second=8, transient=True):
+        with Live(get_renderable=self._render, console=self.console, refresh_per_second=8, transient=True,
+                  vertical_overflow="crop"):
             yield
 
     def on_event(self, e: Event) -> None:
@@ -126,7 +105,7 @@ class TerminalView:
     def _track(self, e: Event) -> None:
         data = e.data
         if isinstance(data, RunStarted):
-            self.run_id = e.run_id
+            self.run_id, self.started = e.run_id, e.ts
             self.rows = {t.id: TaskRow(t.id) for t in data.tasks}
             return
         row = self.rows.get(e.task_id or "")
@@ -134,6 +113,8 @@ class TerminalView:
             return
         row.attempt = max(row.attempt, e.attempt)
         if e.kind == EventKind.STARTED:
+            if row.status == TaskStatus.WAITING:
+                row.note = ""  # it waited for a lock; no longer
             row.status, row.started, row.retry_at = TaskStatus.RUNNING, row.started or e.ts, None
         elif isinstance(data, Output):
             row.tail.extend(data.text.splitlines())
@@ -170,65 +151,12 @@ class TerminalView:
             self._write(text + "\n")
             self.stream.flush()
 
-    def _table(self) -> Table:
-        now = time.time()
-        rows = list(self.rows.values())
-        done = sum(1 for r in rows if r.status in TERMINAL)
-        table = Table(title=f"parex run {self.run_id}: {done}/{len(rows)} done", title_justify="left", expand=False)
-        for col in COLUMNS:
-            table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=80 if col == "latest output" else None)
-        for r in rows:
-            if r.status == TaskStatus.PENDING and len(rows) > SUMMARY_ROWS:
-                continue  # big plans: show what moves
-            elapsed = ((r.ended or now) - r.started) * 1000 if r.started else 0
-            status = r.status
-            if r.status == "retrying" and r.retry_at is not None:
-                status = f"retrying in {max(0.0, r.retry_at - now):.0f}s"
-            table.add_row(r.id, Text(status, style=STYLE.get(r.status, "")), str(r.attempt or ""), secs(elapsed),
-                          r.note)
-        return table
+    def _render(self) -> RenderableType:
+        return render(self.run_id, list(self.rows.values()), self.estimates, self.console.size.height, self.started)
 
-    def summary(self, result: RunResult, plan_source: str | None, tails: dict[str, list[str]] | None = None) -> None:
-        """The run's end: every task (or those that did not succeed), answers, failures with their output tail
-        and log, the totals. `tails`: each task's last lines, when they come from elsewhere than the events."""
+    def summary(self, result: RunResult, plan_source: str | None, tails: dict[str, list[str]] | None = None,
+                depends_on: dict[str, list[str]] | None = None) -> None:
+        """The run's end (summary.py). `tails`: each task's last lines, when not from this view's events;
+        `depends_on`: the plan's dependencies, for a big run's critical path."""
         if not self.stream.gone:
-            self._summary(result, plan_source, tails)
-
-    def _summary(self, result: RunResult, plan_source: str | None, tails: dict[str, list[str]] | None) -> None:
-        table = Table(title=f"parex run {result.run_id}: {result.status}", title_justify="left")
-        for col in ("task", "status", "attempts", "time", "reason / log"):
-            table.add_column(col)
-        shown = result.tasks if len(result.tasks) <= SUMMARY_ROWS else [t for t in result.tasks if t.status != "succeeded"]
-        if len(shown) < len(result.tasks):
-            table.caption = f"{len(result.tasks) - len(shown)} succeeded tasks not listed"
-        for t in shown:
-            note = (t.error or "") if t.status != "succeeded" else ("reused from " + t.reused_from if t.reused_from else "")
-            table.add_row(t.id, Text(t.status, style=STYLE.get(t.status, "")), str(t.attempts), secs(t.duration_ms),
-                          note)
-        self.console.print(table)
-        for t in result.tasks:
-            if t.answer:  # model agents' final answers, one after the other (e.g. a callN: fan-out)
-                self.console.print(Text(f"── {t.id} answered:", style="bold"))
-                self.console.print(Text(t.answer.rstrip()))
-        for t in result.tasks:
-            if t.status == "failed":
-                row = self.rows.get(t.id)
-                self._failure(t, (tails or {}).get(t.id) or list(row.tail if row else []))
-        counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
-        self.console.print(f"{counts} — wall {secs(result.wall_ms)}, work {secs(result.work_ms)}, "
-                           f"speedup {result.speedup:.2f}×{usage_text(result.usage)}")
-        if result.status != "succeeded":
-            self.console.print(f"resume with: parex-lsp run {plan_source or 'PLAN'} --resume {result.run_id}")
-
-    def _failure(self, t: TaskResult, tail: list[str]) -> None:
-        self.console.print(Text(f"── {t.id} failed ({t.code}): {t.error}", style="bold red"))
-        for line in tail[-TAIL_SHOWN:]:
-            self.console.print(Text("   " + line))
-        self.console.print(f"   log: {t.log_path}")
-
-
-def usage_text(usage: dict[str, Any] | None) -> str:
-    if not usage:
-        return ""
-    cost = f" (${usage['costUsd']:.4f})" if "costUsd" in usage else ""
-    return f", {usage.get('promptTokens', 0)}+{usage.get('completionTokens', 0)} tokens{cost}"
+            print_summary(self.console, result, plan_source, tails if tails is not None else self.tails(), depends_on)
