@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import shtab
 
 from parex_lsp import __version__
 
@@ -50,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a plan in the terminal", epilog=EXIT_CODES_HELP)
-    run.add_argument("plan", nargs="?", help="a parex.toml (or *.parex.toml), a folder holding one, or any "
+    plan = run.add_argument("plan", nargs="?", help="a parex.toml (or *.parex.toml), a folder holding one, or any "
                      "document whose `callN:` lines are the tasks (default: the plan in the current folder)")
+    plan.complete = shtab.FILE  # type: ignore[attr-defined]  # shtab reads it
     run.add_argument("--max-concurrency", type=_positive, metavar="N")
     run.add_argument("--isolation", choices=["none", "worktree"])
     run.add_argument("--only", type=_ids, action="extend", metavar="ID[,ID]",
@@ -62,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true", help="no per-line task output, only state changes")
     run.add_argument("--dry-run", "-n", action="store_true", help="run nothing: print the waves, the critical path, "
                      "lock conflicts and the expected duration from earlier runs")
-    run.add_argument("--junit", metavar="FILE", help="also write the result as JUnit XML (one testcase per task)")
+    run.add_argument("--junit", metavar="FILE", help="also write the result as JUnit XML (one testcase per task)"
+                     ).complete = shtab.FILE  # type: ignore[attr-defined]
 
     status = sub.add_parser("status", help="what ran (from the journal) and who holds locks")
     status.add_argument("run_id", nargs="?", help="a run id, or `last`; omit to list runs")
@@ -85,18 +88,29 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("task", nargs="?", metavar="TASK", help="cancel only this task of the run")
     cancel.add_argument("--no-wait", action="store_true", help="do not wait for the run to report the end")
     _workspace_option(cancel)
+
+    completion = sub.add_parser("completion", help="print a shell completion script (from this parser)",
+                                description="Install: bash `parex-lsp completion bash > "
+                                "~/.local/share/bash-completion/completions/parex-lsp`; zsh `parex-lsp completion "
+                                "zsh > ~/.zfunc/_parex-lsp` (with ~/.zfunc in fpath); fish `parex-lsp completion fish "
+                                "> ~/.config/fish/completions/parex-lsp.fish`.")
+    completion.add_argument("shell", choices=["bash", "zsh", "fish"])
     return p
 
 
 def _workspace_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", "-w", metavar="FOLDER", help="the workspace whose runs to read (default: the "
-                   "current folder if it has runs, else the nearest plan folder below it that has)")
+                   "current folder if it has runs, else the nearest plan folder below it that has)"
+                   ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
+    if args.command == "completion":
+        print(shtab.complete(_parser(), shell=args.shell))
+        return EXIT_OK
     if args.command in ("status", "log", "show", "cancel"):
         return _read_runs(args)
     return _serve(args)
