@@ -56,7 +56,8 @@ def junit_xml(result: RunResult, plan_source: str | None, tails: dict[str, list[
         if notes:
             ET.SubElement(case, "system-out").text = _text("\n".join(notes))
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    xml: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return xml
 
 
 def write_junit(path: Path, xml: bytes) -> None:

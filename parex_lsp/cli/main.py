@@ -12,12 +12,15 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import shtab
 
 from parex_lsp import __version__
+
+if TYPE_CHECKING:
+    from parex_lsp.plan import Plan
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # all three: what Ctrl-C does
@@ -191,7 +194,7 @@ def find_plan(arg: str | None) -> Path:
                             str(path))])
 
 
-def _load(arg: str | None):
+def _load(arg: str | None) -> Plan:
     """A plan file; or any other document, whose `callN:` lines are the plan (in the workspace holding it)."""
     from parex_lsp.plan import is_plan_file, load_calls, load_plan
 

@@ -45,7 +45,7 @@ def print_status(ws: Workspace, run_ref: str | None, as_json: bool) -> int:
              "logPath": str(state.log_path(ws.path, r.run_id, t.id))} for t in r.tasks.values()]}))
         return 0
     console.print(run_title(r))
-    rows = []
+    rows: list[list[str | Text]] = []
     for t in r.tasks.values():
         note = t.reason or (f"waiting for {t.waiting_for}" if t.status == TaskStatus.WAITING else "")
         time_text = secs(duration_ms(t)) if t.started or t.duration_ms is not None else ""

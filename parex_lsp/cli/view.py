@@ -16,7 +16,7 @@ from rich.live import Live
 
 from parex_lsp.cli.live import STYLE, Estimates, TaskRow, render, secs
 from parex_lsp.cli.summary import print_summary
-from parex_lsp.contract import TERMINAL, Ended, Event, EventKind, LockWait, Output, Retrying, RunStarted, TaskStatus
+from parex_lsp.contract import ENDINGS, Ended, Event, EventKind, LockWait, Output, Retrying, RunStarted, TaskStatus
 from parex_lsp.engine.result import RunResult
 
 __all__ = ["STYLE", "Estimates", "TerminalView", "secs", "text_console"]
@@ -127,7 +127,7 @@ class TerminalView:
             if row.status == TaskStatus.PENDING:
                 row.status = TaskStatus.WAITING
             row.note = f"waiting for {data.path}"
-        elif e.kind in TERMINAL:
+        elif e.kind in ENDINGS:
             row.status, row.ended = e.kind, e.ts
             if isinstance(data, Ended) and data.tail:  # the engine's tail is the whole story: not added twice
                 row.tail.clear()
