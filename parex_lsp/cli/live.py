@@ -92,7 +92,7 @@ def render(run_id: str, rows: list[TaskRow], estimates: Estimates, height: int, 
     done = sum(1 for r in rows if r.status in TERMINAL)
     room = max(1, height - OVERHEAD)
     shown = rows if len(rows) <= room else sorted(sorted(rows, key=_rank)[:room], key=rows.index)
-    table = Table(title=f"parex run {run_id}", title_justify="left", expand=False)
+    table = Table(expand=False)
     for col in COLUMNS:
         table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=OUTPUT_WIDTH if col == "latest output" else None)
     for r in shown:
@@ -101,14 +101,15 @@ def render(run_id: str, rows: list[TaskRow], estimates: Estimates, height: int, 
         if r.status == "retrying" and r.retry_at is not None:
             status = f"retrying in {max(0.0, r.retry_at - now):.0f}s"
         table.add_row(r.id, Text(status, style=STYLE.get(r.status, "")), str(r.attempt or ""), secs(elapsed), r.note)
-    parts: list[RenderableType] = [_progress(rows, done, estimates, started, now), table]
+    title = Text(f"parex run {run_id}", style="italic", no_wrap=True, overflow="ellipsis")  # one line, however narrow
+    parts: list[RenderableType] = [_progress(rows, done, estimates, started, now), title, table]
     if len(shown) < len(rows):
         hidden: dict[str, int] = {}
         for r in rows:
             if r not in shown:
                 hidden[r.status] = hidden.get(r.status, 0) + 1
         parts.append(Text(f"… {len(rows) - len(shown)} more: " + ", ".join(f"{n} {s}" for s, n in hidden.items()),
-                          style="dim"))
+                          style="dim", no_wrap=True, overflow="ellipsis"))
     return Group(*parts)
 
 
