@@ -46,7 +46,8 @@ def print_log(ws: Workspace, refs: list[str], follow: bool) -> int:
     elif follow:
         _note(f"{task}: its runner (pid {run.pid}) is gone")
     else:
-        _note(f"{task} is still running; follow it with: parex-lsp log -f {run.run_id} {task}")
+        status = "running" if run.tasks[task].status == "running" else f"{run.tasks[task].status}, not started"
+        _note(f"{task} is {status}; follow it with: parex-lsp log -f {run.run_id} {task}")
     return 0
 
 

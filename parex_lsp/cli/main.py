@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import shtab
 
 from parex_lsp import __version__
@@ -228,8 +229,9 @@ def _run(args: argparse.Namespace) -> int:
         if view.interactive:
             view.estimates = await anyio.to_thread.run_sync(_estimates, run)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_stop_on_signal, run, view, stopped_by)
-            tg.start_soon(_cancel_on_request, run, view)
+            # Handlers are in place before the run starts: a signal's default action would end us uncleanly.
+            await tg.start(_stop_on_signal, run, view, stopped_by)
+            await tg.start(_cancel_on_request, run, view)
             try:
                 with view.live():
                     return run, await run.execute()
@@ -302,29 +304,35 @@ def _err(text: str) -> None:
         print(text, file=sys.stderr)
 
 
-async def _stop_on_signal(run: Any, view: Any, stopped_by: list[int]) -> None:
+async def _stop_on_signal(run: Any, view: Any, stopped_by: list[int],
+                          task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
     """Ctrl-C, SIGTERM and SIGHUP (terminal closed) stop the run cleanly: agents' process groups ended
     (TERM, then KILL after kill_grace), locks released, journal closed. A second one kills at once."""
     with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        task_status.started()
         async for signum in signals:
             if not stopped_by:
                 stopped_by.append(signum)
                 name = signal.Signals(signum).name
                 cancelled = run.cancel(reason=f"cancelled ({name})")
                 running = sum(1 for t in run.tasks.values() if t.status == "running")
-                view.say(f"parex: {name}: stopping {running} task{'s' if running != 1 else ''}"
-                         f" ({len(cancelled)} cancelled)… Ctrl-C again to force")
+                unstarted = len(cancelled) - running
+                also = f"; {unstarted} not started, cancelled" if unstarted > 0 else ""
+                view.say(f"parex: stopping {running} task{'s' if running != 1 else ''} ({name}{also})… "
+                         "Ctrl-C again to force")
             else:
                 killed = run.kill_now()
                 view.say(f"parex: forced: killed {killed} agent process group(s)")
 
 
-async def _cancel_on_request(run: Any, view: Any) -> None:
+async def _cancel_on_request(run: Any, view: Any,
+                             task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
     """`parex-lsp cancel RUN TASK` from another terminal: the task ids are in the run's cancel-requests file."""
     from parex_lsp.cli.cancel import REQUEST_SIGNAL, read_requests
 
     seen = 0
     with anyio.open_signal_receiver(REQUEST_SIGNAL) as signals:
+        task_status.started()
         async for _ in signals:
             tasks, seen = read_requests(run.workspace, run.run_id, seen)
             for task_id in tasks:

@@ -40,3 +40,12 @@ def test_zsh_and_fish_scripts_name_every_subcommand(workspace: Path, shell):
     for word in ("run", "status", "log", "show", "cancel", "--max-concurrency", "--dry-run", "--junit"):
         assert word.lstrip("-") in p.stdout, word  # fish writes `-l dry-run`
     assert parex("completion", "powershell-7", cwd=workspace).returncode == 2
+
+
+def test_help_lists_the_exit_codes(workspace: Path):
+    for args in (["--help"], ["run", "--help"]):
+        p = parex(*args, cwd=workspace)
+        assert p.returncode == 0
+        text = " ".join(p.stdout.split())
+        assert "exit codes: 0 all tasks succeeded; 1 some failed or were skipped; 2 invalid plan" in text, text
+        assert "130 cancelled (Ctrl-C); 128+N stopped by signal N" in text
