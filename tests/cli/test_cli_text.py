@@ -19,7 +19,12 @@ MARKUP_PLAN = """
     [[task]]
     id = "flaky"
     prompt = "test -e once || { touch once; echo '[/red] rate'; exit 1; }; echo '[/red]'"
+    [[task]]
+    id = "hopeless"
+    prompt = "echo 'rate [/bold] limited [link=x]'; exit 1"
+    retries = 1
 """
+GAVE_UP = "exited with code 1 after `rate [/bold] limited [link=x]` (gave up after 2 attempts)"
 LITERAL = ("building [x86_64] target :smile:", "cache at [/tmp/cache] [/red] [bold]x")
 
 
@@ -40,9 +45,10 @@ def test_plain_lines_and_summary_show_output_as_written(workspace: Path):
     summary = p.stdout[p.stdout.index("parex run "):]
     _literal_in(summary)  # the failure's tail
     assert summary.count("building [x86_64] target :smile:") == 1  # the tail is shown once, not twice
+    assert f"hopeless failed (retries-exhausted): {GAVE_UP}" in summary  # a reason holding output, as written
     status = parex("status", "last", cwd=workspace)
     assert status.returncode == 0, status.stderr
-    assert "exited with code 3" in status.stdout
+    assert "exited with code 3" in status.stdout and GAVE_UP in status.stdout
 
 
 def test_the_live_table_shows_output_as_written(workspace: Path):
@@ -55,7 +61,8 @@ def test_the_live_table_shows_output_as_written(workspace: Path):
     status = parex("status", "last", "--json", cwd=workspace)
     assert status.returncode == 0, status.stderr
     tasks = {t["id"]: t["status"] for t in json.loads(status.stdout)["tasks"]}
-    assert tasks == {"build": "failed", "flaky": "succeeded"}
+    assert tasks == {"build": "failed", "flaky": "succeeded", "hopeless": "failed"}
+    assert GAVE_UP in term.text
     listing = parex("status", cwd=workspace)
     assert listing.returncode == 0 and "Traceback" not in listing.stderr, listing.stderr
 
