@@ -58,12 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     plan = run.add_argument("plan", nargs="?", help="a parex.toml (or *.parex.toml), a folder holding one, or any "
                      "document whose `callN:` lines are the tasks (default: the plan in the current folder)")
     plan.complete = shtab.FILE  # type: ignore[attr-defined]  # shtab reads it
-    run.add_argument("--max-concurrency", type=_positive, metavar="N")
+    run.add_argument("--max-concurrency", type=_positive, metavar="N", help="at most N tasks at once (N ≥ 1)")
     run.add_argument("--isolation", choices=["none", "worktree"])
     run.add_argument("--only", type=_ids, action="extend", metavar="ID[,ID]",
                      help="run these tasks only (repeat, or separate ids with commas)")
-    run.add_argument("--resume", metavar="RUN_ID|last", help="skip tasks that succeeded in that run")
-    run.add_argument("--fail-fast", action="store_true", default=None, help="cancel the rest at the first failure")
+    run.add_argument("--resume", metavar="RUN_ID|last", help="rerun what did not succeed: tasks that succeeded in any run of the plan up to that one are not run again")
+    run.add_argument("--fail-fast", action="store_true", default=None, help="at the first failure cancel the rest (the run fails, exit 1)")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON on the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-line task output, only state changes")
     run.add_argument("--dry-run", "-n", action="store_true", help="run nothing: print the waves, the critical path, "
