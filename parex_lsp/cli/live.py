@@ -7,6 +7,7 @@ waiting), then failures, then the latest to end, then those still to start; the 
 
 from __future__ import annotations
 
+import re
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -25,6 +26,17 @@ COLUMNS = ("task", "status", "attempts", "time", "latest output")
 OVERHEAD = 8  # lines around the rows: progress, title, table borders and header, "… more", the cursor's line
 OUTPUT_WIDTH = 80
 TAIL_KEPT = 20  # output lines kept per task (the summary shows the last few; JUnit failures carry them all)
+
+
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Output as a table cell: what a terminal would show last on the line (after any carriage return),
+    without colour or cursor escapes and control characters, which would break the table's layout."""
+    text = _ANSI.sub("", text).rsplit("\r", 1)[-1]
+    return _CONTROL.sub("", text).replace("\t", " ")
 
 
 def secs(ms: int | float | None) -> str:
@@ -100,7 +112,8 @@ def render(run_id: str, rows: list[TaskRow], estimates: Estimates, height: int, 
         status = r.status
         if r.status == "retrying" and r.retry_at is not None:
             status = f"retrying in {max(0.0, r.retry_at - now):.0f}s"
-        table.add_row(r.id, Text(status, style=STYLE.get(r.status, "")), str(r.attempt or ""), secs(elapsed), r.note)
+        table.add_row(r.id, Text(status, style=STYLE.get(r.status, "")), str(r.attempt or ""), secs(elapsed),
+                      one_line(r.note))
     title = Text(f"parex run {run_id}", style="italic", no_wrap=True, overflow="ellipsis")  # one line, however narrow
     parts: list[RenderableType] = [_progress(rows, done, estimates, started, now), title, table]
     if len(shown) < len(rows):

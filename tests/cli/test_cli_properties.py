@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
@@ -19,6 +19,7 @@ STATUSES = ["pending", "waiting", "running", "retrying", "succeeded", "failed", 
 @settings(max_examples=60, deadline=None)
 @given(statuses=st.lists(st.sampled_from(STATUSES), max_size=300), height=st.integers(10, 60),
        width=st.integers(30, 200), note=st.text(max_size=120))
+@example(statuses=["running"] * 3, height=10, width=30, note="\x1b[2J10%\r\x1b[1A50%\x85next\u2028line\nmore")
 def test_the_live_view_never_is_taller_than_the_screen_leaves_room_for(statuses, height, width, note):
     rows = [TaskRow(f"task-{i}", status=s, started=1.0 if s != "pending" else None, ended=2.0, note=note,
                     retry_at=5.0 if s == "retrying" else None) for i, s in enumerate(statuses)]
