@@ -6,6 +6,7 @@ Pure functions over paths: no files are locked here (see registry.py and table.p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -82,33 +83,51 @@ class _Key:
     text: str
     glob: bool
     segments: tuple[str, ...]
+    regex: re.Pattern[str] | None
 
 
 @lru_cache(maxsize=65536)
 def _parse(key: str) -> _Key:
     if not _is_glob(key):
-        return _Key(key, False, ())
-    return _Key(key, True, tuple(key.split("/")))
+        return _Key(key, False, (), None)
+    segments = tuple(key.split("/"))
+    return _Key(key, True, segments, re.compile(_glob_regex(segments)))
 
 
-@lru_cache(maxsize=65536)
-def _names(segments: tuple[str, ...], path: str) -> bool:
-    """Whether a glob (its segments) names the literal `path`. Each segment matches one path segment by fnmatch,
-    the same rule `_globs_may_overlap` compares segments with (so every pattern has a meaning and none raises);
-    `**` is any number of whole segments, zero included, except at the end, where it is everything below its
-    folder (one or more)."""
-    return _match(segments, tuple(path.split("/")))
+def _glob_regex(segments: tuple[str, ...]) -> str:
+    """`**` is any number of whole segments (zero included); `*`, `?`, `[...]` stay inside one segment."""
+    out = ""
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == "**":
+            out += ".*" if last else "(?:[^/]+/)*"
+            continue
+        out += _segment_regex(seg) + ("" if last else "/")
+    return out + r"\Z"
 
 
-def _match(segments: tuple[str, ...], parts: tuple[str, ...]) -> bool:
-    if not segments:
-        return not parts
-    head, rest = segments[0], segments[1:]
-    if head == "**":
-        if not rest:
-            return len(parts) >= 1
-        return any(_match(rest, parts[i:]) for i in range(len(parts) + 1))
-    return bool(parts) and fnmatchcase(parts[0], head) and _match(rest, parts[1:])
+def _segment_regex(seg: str) -> str:
+    out, i = "", 0
+    while i < len(seg):
+        c = seg[i]
+        i += 1
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            j = seg.find("]", i + 1 if i < len(seg) and seg[i] in "!^" else i)
+            if j < 0:
+                out += r"\["
+                continue
+            body = seg[i:j]
+            i = j + 1
+            if body[:1] in ("!", "^"):
+                body = "^" + body[1:]
+            out += "[" + body.replace("\\", "\\\\") + "]"
+        else:
+            out += re.escape(c)
+    return out
 
 
 def _segment_matches(literal: str, pattern: str) -> bool:
@@ -148,9 +167,9 @@ def _pair_conflicts(a: _Key, b: _Key) -> bool:
     if not a.glob and not b.glob:
         return a.text == b.text
     if not a.glob:
-        return _names(b.segments, a.text)
+        return b.regex.match(a.text) is not None  # type: ignore[union-attr]
     if not b.glob:
-        return _names(a.segments, b.text)
+        return a.regex.match(b.text) is not None  # type: ignore[union-attr]
     return _globs_may_overlap(a.segments, b.segments)
 
 
@@ -196,4 +215,4 @@ def covered(key: str, held: frozenset[str]) -> bool:
     k = _parse(key)
     if k.glob:
         return False
-    return any(_names(h.segments, key) for h in _split(held)[1])
+    return any(h.regex.match(key) is not None for h in _split(held)[1])  # type: ignore[union-attr]
