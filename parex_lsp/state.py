@@ -3,6 +3,7 @@
     <workspace>/.parex/
         runs/<runId>/journal.jsonl      one event a line, flushed before it is shown
         runs/<runId>/<taskId>.log       a task's full output
+        runs/<runId>/cancel-requests    `parex-lsp cancel RUN TASK`: task ids, one a line, for the runner
         locks/                          cross-process lock owner files and the registry lock
         worktrees/<runId>/<taskId>      worktree isolation
 
@@ -37,6 +38,10 @@ def journal_path(workspace: Path, run_id: str) -> Path:
 
 def log_path(workspace: Path, run_id: str, task_id: str) -> Path:
     return run_dir(workspace, run_id) / f"{task_id}.log"
+
+
+def cancel_requests_path(workspace: Path, run_id: str) -> Path:
+    return run_dir(workspace, run_id) / "cancel-requests"
 
 
 def locks_dir(workspace: Path) -> Path:

@@ -15,14 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
+import shtab
 
 from parex_lsp import __version__
 
 if TYPE_CHECKING:
-    from parex_lsp.plan.model import Plan
+    from parex_lsp.plan import Plan
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # all three: what Ctrl-C does
 EXIT_CODES_HELP = ("exit codes: 0 all tasks succeeded; 1 some failed or were skipped; 2 invalid plan or options, "
                    "or the plan is running already; 130 cancelled (Ctrl-C); 128+N stopped by signal N")
 
@@ -65,39 +67,108 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run a plan in the terminal", epilog=EXIT_CODES_HELP)
-    run.add_argument("plan", nargs="?", help="a parex.toml (or *.parex.toml), a folder holding one, or any "
+    plan = run.add_argument("plan", nargs="?", help="a parex.toml (or *.parex.toml), a folder holding one, or any "
                      "document whose `callN:` lines are the tasks (default: the plan in the current folder)")
-    run.add_argument("--max-concurrency", type=_positive, metavar="N")
+    plan.complete = shtab.FILE  # type: ignore[attr-defined]  # shtab reads it
+    run.add_argument("--max-concurrency", type=_positive, metavar="N", help="at most N tasks at once (N ≥ 1)")
     run.add_argument("--isolation", choices=["none", "worktree"])
     run.add_argument("--only", type=_ids, action="extend", metavar="ID[,ID]",
                      help="run these tasks only (repeat, or separate ids with commas)")
-    run.add_argument("--resume", metavar="RUN_ID|last", help="skip tasks that succeeded in that run")
+    run.add_argument("--resume", metavar="RUN_ID|last", help="rerun what did not succeed: tasks that succeeded in any run of the plan up to that one are not run again")
+    run.add_argument("--fail-fast", action="store_true", default=None, help="at the first failure cancel the rest (the run fails, exit 1)")
     run.add_argument("--call-agent", metavar="AGENT",
                      help='the agent for callN: prompts ("shell" runs them as shell commands)')
-    run.add_argument("--fail-fast", action="store_true", default=None, help="cancel the rest at the first failure")
     run.add_argument("--budget-usd", type=_positive_number, metavar="USD",
                      help="stop the run when its spend reaches this (overrides [run] budget.usd)")
     run.add_argument("--budget-tokens", type=_positive, metavar="N",
                      help="stop the run when it has used this many tokens (overrides [run] budget.tokens)")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON on the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-line task output, only state changes")
+    run.add_argument("--dry-run", "-n", action="store_true", help="run nothing: print the waves, the critical path, "
+                     "lock conflicts and the expected duration from earlier runs")
+    run.add_argument("--junit", metavar="FILE", help="also write the result as JUnit XML (one testcase per task)"
+                     ).complete = shtab.FILE  # type: ignore[attr-defined]
 
     status = sub.add_parser("status", help="what ran (from the journal) and who holds locks")
     status.add_argument("run_id", nargs="?", help="a run id, or `last`; omit to list runs")
-    status.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
+    _workspace_option(status)
     status.add_argument("--json", action="store_true")
+
+    log = sub.add_parser("log", help="a task's output (of the last run unless RUN is given)")
+    log.add_argument("first", metavar="[RUN]", help="a run id or `last` (the default)")
+    log.add_argument("task", nargs="?", metavar="TASK", help="a task id")
+    log.add_argument("--follow", "-f", action="store_true", help="keep printing until the task ends")
+    _workspace_option(log)
+
+    show = sub.add_parser("show", help="a run's full result as it ended, from its journal")
+    show.add_argument("refs", nargs="?", default="last", metavar="RUN", help="a run id or `last` (the default)")
+    show.add_argument("--json", action="store_true", help="the RunResult, every task with its log path")
+    _workspace_option(show)
+
+    cancel = sub.add_parser("cancel", help="stop a run of `parex-lsp run` (in another terminal), or one task of it")
+    cancel.add_argument("first", nargs="?", metavar="RUN", help="a run id or `last` (the default)")
+    cancel.add_argument("task", nargs="?", metavar="TASK", help="cancel only this task of the run")
+    cancel.add_argument("--no-wait", action="store_true", help="do not wait for the run to report the end")
+    _workspace_option(cancel)
+
+    completion = sub.add_parser("completion", help="print a shell completion script (from this parser)",
+                                description="Install: bash `parex-lsp completion bash > "
+                                "~/.local/share/bash-completion/completions/parex-lsp`; zsh `parex-lsp completion "
+                                "zsh > ~/.zfunc/_parex-lsp` (with ~/.zfunc in fpath); fish `parex-lsp completion fish "
+                                "> ~/.config/fish/completions/parex-lsp.fish`.")
+    completion.add_argument("shell", choices=["bash", "zsh", "fish"])
     return p
+
+
+def _workspace_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workspace", "-w", metavar="FOLDER", help="the workspace whose runs to read (default: the "
+                   "current folder if it has runs, else the nearest plan folder below it that has)"
+                   ).complete = shtab.DIRECTORY  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args)
-    if args.command == "status":
-        from parex_lsp.cli.status import print_status
-
-        return print_status(Path(args.workspace), args.run_id, args.json)
+    if args.command == "completion":
+        print(shtab.complete(_parser(), shell=args.shell))
+        return EXIT_OK
+    if args.command in ("status", "log", "show", "cancel"):
+        return _read_runs(args)
     return _serve(args)
+
+
+def _words(*words: str | None) -> list[str]:
+    return [w for w in words if w is not None]
+
+
+def _read_runs(args: argparse.Namespace) -> int:
+    """The commands that read (or signal) runs of a workspace, found the same way for each."""
+    from parex_lsp.cli.picking import Refused
+    from parex_lsp.cli.status import print_status, say_where
+    from parex_lsp.cli.workspace import find_workspace
+
+    ws = find_workspace(args.workspace)
+    try:
+        if args.command == "status":
+            return print_status(ws, args.run_id, args.json)
+        say_where(ws)
+        if args.command == "log":
+            from parex_lsp.cli.log import print_log
+
+            return print_log(ws, _words(args.first, args.task), args.follow)
+        if args.command == "show":
+            from parex_lsp.cli.show import show_run
+
+            return show_run(ws, [args.refs], args.json)
+        from parex_lsp.cli.cancel import cancel
+
+        return cancel(ws, _words(args.first, args.task), wait=not args.no_wait)
+    except Refused as e:
+        _err(f"parex: {e}")
+        return EXIT_INVALID
+    except BrokenPipeError:  # `parex-lsp log … | head`
+        return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -154,6 +225,12 @@ def _run(args: argparse.Namespace) -> int:
     from parex_lsp.engine import Run, RunError, RunOptions
     from parex_lsp.plan import PlanError
 
+    if args.dry_run:
+        return _dry_run(args)
+    junit = Path(args.junit).resolve() if args.junit else None
+    if junit is not None and not junit.parent.is_dir():
+        _err(f"parex: --junit {args.junit}: no folder {junit.parent}")
+        return EXIT_INVALID
     # With --json, stdout carries only the result; progress goes to stderr.
     view = TerminalView(stream=sys.stderr if args.json else sys.stdout, quiet=args.quiet)
     stopped_by: list[int] = []
@@ -167,8 +244,12 @@ def _run(args: argparse.Namespace) -> int:
                 budget_tokens=args.budget_tokens), sinks=[view.on_event])
         except (PlanError, RunError) as e:
             return e
+        if view.interactive:
+            view.estimates = await anyio.to_thread.run_sync(_estimates, run)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_stop_on_signal, run, view, stopped_by)
+            # Handlers are in place before the run starts: a signal's default action would end us uncleanly.
+            await tg.start(_stop_on_signal, run, view, stopped_by)
+            await tg.start(_cancel_on_request, run, view)
             try:
                 with view.live():
                     return run, await run.execute()
@@ -187,13 +268,53 @@ def _run(args: argparse.Namespace) -> int:
         _err(f"parex: {outcome}")
         return EXIT_INVALID
     run, result = outcome
-    view.summary(result, run.plan.source)
+    view.summary(result, run.plan.source, depends_on={t.id: list(t.depends_on) for t in run.plan.tasks})
+    if junit is not None:
+        from parex_lsp.cli.junit import junit_xml, write_junit
+
+        try:
+            write_junit(junit, junit_xml(result, run.plan.source, view.tails(), run.started))
+        except OSError as e:
+            _err(f"parex: cannot write {junit}: {e.strerror or e}")
     if args.json:
+        from parex_lsp.cli.show import result_json
+
         with contextlib.suppress(OSError):
-            print(json.dumps(result.to_wire()), flush=True)
+            print(json.dumps(result_json(result.to_wire(), run.workspace)), flush=True)
     if result.status == "cancelled":
         return 128 + stopped_by[0] if stopped_by and stopped_by[0] != signal.SIGINT else EXIT_CANCELLED
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
+
+
+def _estimates(run: Any) -> Any:
+    """Durations from earlier runs of the plan, for the live view's ETA."""
+    from parex_lsp.cli.live import Estimates
+    from parex_lsp.engine.graph import DEFAULT_ESTIMATE
+    from parex_lsp.engine.history import load_history
+
+    learned = load_history(run.workspace, run.plan_key).durations
+    return Estimates(own={tid: learned.get(tid, DEFAULT_ESTIMATE) for tid in run.tasks},
+                     chain={tid: t.priority for tid, t in run.tasks.items()}, concurrency=run.max_concurrency,
+                     known=any(tid in learned for tid in run.tasks))
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from parex_lsp.cli.dry_run import forecast, print_forecast
+    from parex_lsp.engine import RunError
+    from parex_lsp.plan import PlanError
+
+    try:
+        plan = _load(args.plan, args.call_agent)
+        f = forecast(plan, args.only, args.resume, args.max_concurrency, args.isolation)
+    except PlanError as e:
+        for problem in e.problems:
+            _err(problem.format())
+        return EXIT_INVALID
+    except RunError as e:
+        _err(f"parex: {e}")
+        return EXIT_INVALID
+    print_forecast(plan, f, args.json, args.max_concurrency or plan.run.max_concurrency)
+    return EXIT_OK
 
 
 def _err(text: str) -> None:
@@ -201,18 +322,37 @@ def _err(text: str) -> None:
         print(text, file=sys.stderr)
 
 
-async def _stop_on_signal(run: Any, view: Any, stopped_by: list[int]) -> None:
+async def _stop_on_signal(run: Any, view: Any, stopped_by: list[int],
+                          task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
     """Ctrl-C, SIGTERM and SIGHUP (terminal closed) stop the run cleanly: agents' process groups ended
     (TERM, then KILL after kill_grace), locks released, journal closed. A second one kills at once."""
     with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        task_status.started()
         async for signum in signals:
             if not stopped_by:
                 stopped_by.append(signum)
                 name = signal.Signals(signum).name
                 cancelled = run.cancel(reason=f"cancelled ({name})")
                 running = sum(1 for t in run.tasks.values() if t.status == "running")
-                view.say(f"parex: stopping {running} running task(s) of {len(cancelled)}… "
+                unstarted = len(cancelled) - running
+                also = f"; {unstarted} not started, cancelled" if unstarted > 0 else ""
+                view.say(f"parex: stopping {running} task{'s' if running != 1 else ''} ({name}{also})… "
                          "Ctrl-C again to force")
             else:
                 killed = run.kill_now()
                 view.say(f"parex: forced: killed {killed} agent process group(s)")
+
+
+async def _cancel_on_request(run: Any, view: Any,
+                             task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    """`parex-lsp cancel RUN TASK` from another terminal: the task ids are in the run's cancel-requests file."""
+    from parex_lsp.cli.cancel import REQUEST_SIGNAL, read_requests
+
+    seen = 0
+    with anyio.open_signal_receiver(REQUEST_SIGNAL) as signals:
+        task_status.started()
+        async for _ in signals:
+            tasks, seen = read_requests(run.workspace, run.run_id, seen)
+            for task_id in tasks:
+                if run.cancel(task_id, reason="cancelled by parex-lsp cancel"):
+                    view.say(f"parex: cancelling {task_id} (parex-lsp cancel)")

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
+from parex_lsp.cli.live import STYLE, Estimates, TaskRow, render, secs
+from parex_lsp.cli.summary import print_summary
 from parex_lsp.contract import (
     ENDINGS,
-    TERMINAL,
     BudgetExceeded,
     Concurrency,
     Cooldown,
@@ -35,13 +32,9 @@ from parex_lsp.contract import (
     TaskStatus,
     Usage,
 )
-from parex_lsp.engine.result import RunResult, TaskResult
+from parex_lsp.engine.result import RunResult
 
-STYLE = {"succeeded": "green", "failed": "bold red", "skipped": "yellow", "cancelled": "magenta",
-         "running": "cyan", "waiting": "blue", "retrying": "blue", "pending": "dim", "interrupted": "bold red"}
-TAIL_SHOWN = 5
-SUMMARY_ROWS = 40  # bigger runs list only the tasks that did not succeed
-COLUMNS = ("task", "status", "attempts", "time", "latest output")  # the live table; the summary shares them
+__all__ = ["STYLE", "Estimates", "TerminalView", "secs", "text_console"]
 
 
 def text_console(stream: IO[str] | None = None) -> Console:
@@ -49,41 +42,61 @@ def text_console(stream: IO[str] | None = None) -> Console:
     return Console(file=stream, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
-def secs(ms: int | float | None) -> str:
-    return f"{(ms or 0) / 1000:.1f}s"
+class TerminalStream:
+    """The view's output: once the terminal is gone (closed, SIGHUP: writes fail with EIO or EPIPE) every
+    later write is dropped, so the run still ends cleanly, unseen. Rich's live refresh writes through it too."""
 
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+        self.gone = False
 
-@dataclass
-class TaskRow:
-    id: str
-    status: str = TaskStatus.PENDING
-    attempt: int = 0
-    started: float | None = None
-    ended: float | None = None
-    note: str = ""  # the latest output line, or what it waits for
-    retry_at: float | None = None
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_SHOWN))
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self._stream.write(text)
+            except OSError:
+                self.gone = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except OSError:
+                self.gone = True
+
+    def isatty(self) -> bool:
+        return not self.gone and self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
 
 
 class TerminalView:
     def __init__(self, stream: IO[str], quiet: bool = False):
-        self.stream = stream
-        self.console = text_console(stream)
+        self.stream = TerminalStream(stream)
+        self.console = text_console(self.stream)  # type: ignore[arg-type]  # a file-like stream
         self.interactive = self.console.is_terminal
         self.quiet = quiet
-        self.run_id = ""
-        self.rows: dict[str, TaskRow] = {}
-        self._gone = False  # the terminal went away (SIGHUP): stop writing to it
         self.cooldowns: dict[str, Cooldown] = {}  # agent → its latest cooldown
         self.levels: dict[str, Concurrency] = {}  # agent → its effective concurrency, once it changed
         self.spent: dict[str, Any] = {}  # the run's usage so far, and its budget
+        self.run_id = ""
+        self.rows: dict[str, TaskRow] = {}
+        self.started: float | None = None
+        self.estimates = Estimates()  # from earlier runs, for the ETA (set before the run starts)
 
     @contextlib.contextmanager
     def live(self) -> Iterator[None]:
         if not self.interactive:
             yield
             return
-        with Live(get_renderable=self._table, console=self.console, refresh_per_second=8, transient=True):
+        with Live(get_renderable=self._render, console=self.console, refresh_per_second=8, transient=True,
+                  vertical_overflow="crop"):
             yield
 
     def on_event(self, e: Event) -> None:
@@ -118,7 +131,7 @@ class TerminalView:
         elif isinstance(data, Usage):
             self.spent = data.values
         if isinstance(data, RunStarted):
-            self.run_id = e.run_id
+            self.run_id, self.started = e.run_id, e.ts
             self.rows = {t.id: TaskRow(t.id) for t in data.tasks if t.reused_from is None}
             return
         row = self.rows.get(e.task_id or "")
@@ -126,6 +139,8 @@ class TerminalView:
             return
         row.attempt = max(row.attempt, e.attempt)
         if e.kind == EventKind.STARTED:
+            if row.status == TaskStatus.WAITING:
+                row.note = ""  # it waited for a lock; no longer
             row.status, row.started, row.retry_at = TaskStatus.RUNNING, row.started or e.ts, None
         elif isinstance(data, Output):
             row.tail.extend(data.text.splitlines())
@@ -140,101 +155,48 @@ class TerminalView:
             row.note = f"waiting for {data.path}"
         elif e.kind in ENDINGS:
             row.status, row.ended = e.kind, e.ts
-            if isinstance(data, Ended) and data.tail:
+            if isinstance(data, Ended) and data.tail:  # the engine's tail is the whole story: not added twice
+                row.tail.clear()
                 row.tail.extend(data.tail)
+
+    def tails(self) -> dict[str, list[str]]:
+        """Each task's last output lines (at its end, the engine's tail)."""
+        return {tid: list(row.tail) for tid, row in self.rows.items()}
 
     def _line(self, task_id: str, text: str) -> None:
         self._write(f"[{task_id}] {text}\n")  # plain output: no markup, and cheap for big runs
 
     def _write(self, text: str) -> None:
-        if self._gone:
-            return
-        try:
-            self.stream.write(text)
-        except OSError:  # the terminal is gone (SIGHUP, closed pipe): the run goes on, unseen
-            self._gone = True
+        self.stream.write(text)
 
     def say(self, text: str) -> None:
         """A line from parex itself (e.g. "stopping 3 tasks…"), shown whatever the mode."""
-        self._write(text + "\n")
-        if not self._gone:
-            with contextlib.suppress(OSError):
-                self.stream.flush()
+        if self.interactive:
+            self.console.print(text)  # above the live table
+        else:
+            self._write(text + "\n")
+            self.stream.flush()
 
-    def _table(self) -> Table:
+    def _render(self) -> RenderableType:
+        return render(self.run_id, list(self.rows.values()), self.estimates, self.console.size.height, self.started,
+                      notes=self._notes())
+
+    def _notes(self) -> list[str]:
+        """Agent-wide state under the table: cooldowns, lowered concurrency, the run's spend."""
         now = time.time()
-        rows = list(self.rows.values())
-        done = sum(1 for r in rows if r.status in TERMINAL)
-        table = Table(title=f"parex run {self.run_id}: {done}/{len(rows)} done", title_justify="left", expand=False)
         notes = [f"{c.agent}: rate limited, resuming in {c.until - now:.0f}s"
                  for c in self.cooldowns.values() if c.until > now]
         notes += [f"{c.agent}: concurrency {c.level}/{c.max}" for c in self.levels.values() if c.level < c.max]
         if self.spent:
             notes.append("spent " + spend_text(self.spent))
-        table.caption = " · ".join(notes) or None
-        for col in COLUMNS:
-            table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=80 if col == "latest output" else None)
-        for r in rows:
-            if r.status == TaskStatus.PENDING and len(rows) > SUMMARY_ROWS:
-                continue  # big plans: show what moves
-            elapsed = ((r.ended or now) - r.started) * 1000 if r.started else 0
-            status = r.status
-            if r.status == "retrying" and r.retry_at is not None:
-                status = f"retrying in {max(0.0, r.retry_at - now):.0f}s"
-            table.add_row(r.id, Text(status, style=STYLE.get(r.status, "")), str(r.attempt or ""), secs(elapsed),
-                          r.note)
-        return table
+        return notes
 
-    def summary(self, result: RunResult, plan_source: str | None) -> None:
-        if self._gone:
-            return
-        try:
-            self._summary(result, plan_source)
-        except OSError:
-            self._gone = True
-
-    def _summary(self, result: RunResult, plan_source: str | None) -> None:
-        table = Table(title=f"parex run {result.run_id}: {result.status}", title_justify="left")
-        for col in ("task", "status", "attempts", "time", "reason / log"):
-            table.add_column(col)
-        shown = result.tasks if len(result.tasks) <= SUMMARY_ROWS else [t for t in result.tasks if t.status != "succeeded"]
-        if len(shown) < len(result.tasks):
-            table.caption = f"{len(result.tasks) - len(shown)} succeeded tasks not listed"
-        for t in shown:
-            note = (t.error or "") if t.status != "succeeded" else ("reused from " + t.reused_from if t.reused_from else "")
-            table.add_row(t.id, Text(t.status, style=STYLE.get(t.status, "")), str(t.attempts), secs(t.duration_ms),
-                          note)
-        self.console.print(table)
-        for t in result.tasks:
-            if t.answer:  # model agents' final answers, one after the other (e.g. a callN: fan-out)
-                self.console.print(Text(f"── {t.id} answered:", style="bold"))
-                self.console.print(Text(t.answer.rstrip()))
-        for t in result.tasks:
-            if t.status == "failed":
-                self._failure(t)
-        counts = ", ".join(f"{n} {s}" for s, n in result.counts().items())
-        self.console.print(f"{counts} — wall {secs(result.wall_ms)}, work {secs(result.work_ms)}, "
-                           f"speedup {result.speedup:.2f}×{usage_text(result.usage)}")
-        if result.budget:
-            self.console.print(Text(f"budget: {result.budget['summary']}"
-                                    + (" — budget exceeded" if result.budget["exceeded"] else ""),
-                                    style="bold red" if result.budget["exceeded"] else ""))
-        if result.status != "succeeded":
-            self.console.print(f"resume with: parex-lsp run {plan_source or 'PLAN'} --resume {result.run_id}")
-
-    def _failure(self, t: TaskResult) -> None:
-        self.console.print(Text(f"── {t.id} failed ({t.code}): {t.error}", style="bold red"))
-        row = self.rows.get(t.id)
-        for line in list(row.tail if row else [])[-TAIL_SHOWN:]:
-            self.console.print(Text("   " + line))
-        self.console.print(f"   log: {t.log_path}")
-
-
-def usage_text(usage: dict[str, Any] | None) -> str:
-    if not usage:
-        return ""
-    cost = f" (${usage['costUsd']:.4f})" if "costUsd" in usage else ""
-    return f", {usage.get('promptTokens', 0)}+{usage.get('completionTokens', 0)} tokens{cost}"
+    def summary(self, result: RunResult, plan_source: str | None, tails: dict[str, list[str]] | None = None,
+                depends_on: dict[str, list[str]] | None = None) -> None:
+        """The run's end (summary.py). `tails`: each task's last lines, when not from this view's events;
+        `depends_on`: the plan's dependencies, for a big run's critical path."""
+        if not self.stream.gone:
+            print_summary(self.console, result, plan_source, tails if tails is not None else self.tails(), depends_on)
 
 
 def spend_text(values: dict[str, Any]) -> str:

@@ -6,27 +6,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from parex_lsp.isolation.processes import process_start
+from tests.cli.cli_helpers import PAREX, parex, write_plan
+from tests.cli.cli_helpers import ended as _ended
+from tests.cli.cli_helpers import wait_for as _wait_for
 from tests.support.engine_helpers import intervals, max_overlap, stamped
-
-PAREX = [sys.executable, "-m", "parex_lsp"]
-
-
-def write_plan(ws: Path, toml: str, name: str = "parex.toml") -> Path:
-    path = ws / name
-    path.write_text(textwrap.dedent(toml).lstrip())
-    return path
-
-
-def parex(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*PAREX, *args], cwd=cwd, capture_output=True, text=True, timeout=120, **kw)
 
 
 def test_success_exits_0_and_json_is_the_last_stdout_line(workspace: Path):
@@ -100,19 +88,6 @@ def test_a_cycle_is_named(workspace: Path):
     write_plan(workspace, INVALID[3][1])
     p = parex("run", "parex.toml", cwd=workspace)
     assert "a → b → a" in p.stderr or "a -> b -> a" in p.stderr or "b → a → b" in p.stderr, p.stderr
-
-
-def _ended(pid: int) -> bool:
-    """Gone, or a zombie waiting to be reaped."""
-    return process_start(pid) is None
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def test_ctrl_c_cancels_cleanly_with_exit_130(workspace: Path):
