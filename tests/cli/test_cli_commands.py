@@ -95,7 +95,7 @@ def test_cancel_stops_a_run_in_another_terminal_cleanly(workspace: Path):
     finally:
         kill_if_alive(read_pid(workspace / "long.pid"))
     assert ended(read_pid(workspace / "long.pid"))
-    assert [p.name for p in (workspace / ".parex" / "locks").iterdir()] == ["registry.lock"]
+    assert not list((workspace / ".parex" / "locks").glob("*.json"))  # no lock owner is left (lock files stay, unlocked)
     again = parex("cancel", cwd=workspace)
     assert again.returncode == 2 and "not running" in again.stderr
 
