@@ -20,6 +20,7 @@ class TaskResult:
     usage: dict[str, Any] | None = None
     answer: str | None = None
     reused_from: str | None = None  # succeeded in this earlier run; not run again (resume)
+    review: dict[str, Any] | None = None  # worktree runs: branch, changes, candidates (engine/review.py)
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "status": self.status, "attempts": self.attempts,
@@ -29,7 +30,7 @@ class TaskResult:
             if value is not None:
                 d[key] = value
         d["logUri"] = self.log_path.as_uri() if self.log_path else None
-        return d
+        return {**d, **(self.review or {})}
 
 
 def sum_usage(usages: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -49,6 +50,7 @@ class RunResult:
     status: str  # succeeded | failed | cancelled
     tasks: list[TaskResult] = field(default_factory=list)
     wall_ms: int = 0
+    kept: list[dict[str, str]] = field(default_factory=list)  # branches kept, not merged: {taskId, branch}
 
     @property
     def work_ms(self) -> int:
@@ -73,4 +75,6 @@ class RunResult:
                              "wallMs": self.wall_ms, "workMs": self.work_ms, "speedup": self.speedup}
         if self.usage:
             d["usage"] = self.usage
+        if self.kept:
+            d["keptBranches"] = self.kept
         return d

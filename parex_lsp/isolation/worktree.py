@@ -51,6 +51,7 @@ class MergeOutcome:
     commit: str | None
     conflicts: list[str] = field(default_factory=list)
     message: str = ""
+    before: str | None = None  # the base branch's commit before the merge (to undo it)
 
 
 @dataclass(slots=True)
@@ -226,8 +227,9 @@ class Worktrees:
     def branch_for(self, task_id: str) -> str:
         return f"parex/{self.run_id}/{task_id}"
 
-    def create(self, task_id: str) -> Path:
-        """The task's working directory in a new worktree (the same one again if it exists already)."""
+    def create(self, task_id: str, from_branch: str | None = None) -> Path:
+        """The task's working directory in a new worktree (the same one again if it exists already).
+        `from_branch`: continue on that existing branch (a retry with feedback) instead of a new one."""
         self._require_prepared()
         with self._lock:
             tree = self._trees.get(task_id)
@@ -237,13 +239,17 @@ class Worktrees:
             path = self.dir / task_id
             if path.resolve().parent != self.dir.resolve():  # ids are checked by the plan; this guards the tree
                 raise WorktreeError(f"task id {task_id!r} cannot name a worktree folder")
-            tree = _Tree(task_id, path, self.branch_for(task_id), base)
+            tree = _Tree(task_id, path, from_branch or self.branch_for(task_id), base)
             self._trees[task_id] = tree
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with self._admin_lock:
-                self._set_aside_old_branch(tree.branch)
-                self.repo.git.worktree("add", "--quiet", "--no-checkout", "-b", tree.branch, str(tree.path), base)
+                if from_branch is not None:
+                    self.repo.git.worktree("add", "--quiet", "--no-checkout", str(tree.path), from_branch)
+                else:
+                    self._set_aside_old_branch(tree.branch)
+                    self.repo.git.worktree("add", "--quiet", "--no-checkout", "-b", tree.branch, str(tree.path),
+                                           base)
             _git(tree.path).reset("--quiet", "--hard")  # the checkout itself, in parallel with other tasks'
             self._copy_in(tree)
         except Exception as e:
@@ -328,9 +334,16 @@ class Worktrees:
                 shutil.rmtree(path, ignore_errors=True)  # not (or no longer) a worktree git knows: just the files
                 self.repo.git.worktree("prune")
 
-    def finish(self, task_id: str, succeeded: bool) -> MergeOutcome | None:
-        """Commit the task's work to its branch and remove its worktree; when it succeeded, merge the branch
-        into the base branch. None when the task did not succeed (its branch is kept) or never had a worktree."""
+    def branch_of(self, task_id: str) -> str | None:
+        """The branch of the task's current worktree."""
+        with self._lock:
+            tree = self._trees.get(task_id)
+        return tree.branch if tree is not None else None
+
+    def finish(self, task_id: str, succeeded: bool, merge: bool = True) -> MergeOutcome | None:
+        """Commit the task's work to its branch and remove its worktree; when it succeeded (and `merge`), merge
+        the branch into the base branch. None when the task did not succeed (its branch is kept), when it is
+        not to be merged now (`merge` false: its branch is kept), or when it never had a worktree."""
         with self._lock:
             tree = self._trees.pop(task_id, None)
         if tree is None:
@@ -338,7 +351,7 @@ class Worktrees:
         if not tree.path.is_dir():
             with self._admin_lock:
                 self.repo.git.worktree("prune")
-            if not succeeded:
+            if not succeeded or not merge:
                 return None
             return MergeOutcome(False, None, [], f"the worktree of task {task_id} ({tree.path}) was deleted before "
                                                  f"its work was committed: nothing to merge; branch {tree.branch} "
@@ -350,7 +363,7 @@ class Worktrees:
                 self._commit_all(tree.path, f"parex: work of task {task_id} (run {self.run_id}), which did not succeed")
         finally:
             self._remove(tree.path)
-        if not succeeded:
+        if not succeeded or not merge:
             return None
         with self._merge_lock:
             outcome = self._merge(tree)
@@ -358,6 +371,32 @@ class Worktrees:
             with self._admin_lock:
                 self.repo.git.branch("-D", tree.branch)
         return outcome
+
+    def merge_branch(self, task_id: str, branch: str) -> MergeOutcome:
+        """Merge a kept branch into the base branch (`--no-ff`, in the main checkout); the branch stays.
+        The outcome's `before` is the base branch's commit before the merge, for `undo_merge`."""
+        self._require_prepared()
+        with self._merge_lock:
+            before = self.repo.git.rev_parse("HEAD")
+            outcome = self._merge(_Tree(task_id, self.dir / task_id, branch, before))
+        outcome.before = before
+        return outcome
+
+    def undo_merge(self, before: str) -> None:
+        """Put the base branch back at `before` (its commit before a merge). `reset --keep` leaves any of the
+        person's uncommitted changes in place and refuses, rather than overwrite one, if a file differs."""
+        with self._merge_lock:
+            self.repo.git.reset("--quiet", "--keep", before)
+
+    def base_head(self) -> str:
+        return self.repo.git.rev_parse(f"refs/heads/{self.base_branch}")
+
+    def delete_branch(self, branch: str) -> None:
+        with self._admin_lock:
+            self.repo.git.branch("-D", branch)
+
+    def branch_exists(self, branch: str) -> bool:
+        return self._branch_exists(branch)
 
     def _merge(self, tree: _Tree) -> MergeOutcome:
         g = self.repo.git

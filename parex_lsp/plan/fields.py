@@ -17,6 +17,7 @@ from parex_lsp.plan.durations import parse_duration
 MAX_RETRIES = 100
 MAX_CONCURRENCY = 100_000
 MAX_STEPS = 10_000
+MAX_CANDIDATES = 20  # best_of: each candidate is a worktree and an agent run
 
 
 class FieldError(ValueError):
@@ -55,6 +56,9 @@ RUN_FIELDS: dict[str, Field] = {
     "retry_backoff_max": _DELAY,
     "kill_grace": _DELAY,
     "allow_dirty": Field("bool"),
+    "merge": Field("string", choices=("auto", "review")),
+    "verify": Field("string"),
+    "check": Field("string"),
 }
 AGENT_FIELDS: dict[str, Field] = {
     "kind": Field("string", choices=("shell", "command", "openai")),
@@ -86,10 +90,15 @@ TASK_FIELDS: dict[str, Field] = {
     "retries": Field("int", low=0, high=MAX_RETRIES),
     "timeout": _DURATION,
     "lock_timeout": _DURATION,
+    "merge": Field("string", choices=("auto", "review")),
+    "check": Field("string"),
+    "best_of": Field("int", low=1, high=MAX_CANDIDATES),
+    "agents": Field("strings"),
 }
 # Inline task lists use the wire's camelCase names for the same fields.
 WIRE_TASK_NAMES = {"id": "id", "prompt": "prompt", "agent": "agent", "dependsOn": "depends_on", "files": "files",
-                   "retries": "retries", "timeout": "timeout", "lockTimeout": "lock_timeout"}
+                   "retries": "retries", "timeout": "timeout", "lockTimeout": "lock_timeout", "merge": "merge",
+                   "check": "check", "bestOf": "best_of", "agents": "agents"}
 
 _WHAT = {"string": "a string", "bool": "true or false", "int": "an integer", "number": "a number",
          "duration": 'a duration ("90s", "10m", "1h") or seconds', "strings": "an array of strings",

@@ -108,6 +108,10 @@ class TaskSpec:
     retries: int | None = None  # None: the plan's `[run] retries`
     timeout: float | None = None  # seconds
     lock_timeout: float | None = None
+    merge: str | None = None  # "auto" | "review"; None: the plan's `[run] merge`
+    check: str | None = None  # shell command ranking candidates in their worktrees; None: `[run] check`
+    best_of: int | None = None  # candidates of the same agent
+    agents: list[str] = field(default_factory=list)  # one candidate per agent
     range: SourceRange | None = None  # the task's `id` line, or its `callN:` line
     field_ranges: dict[str, SourceRange] = field(default_factory=dict)
 
@@ -123,7 +127,18 @@ class TaskSpec:
             d["retries"] = self.retries
         if self.timeout is not None:
             d["timeout"] = self.timeout
+        for key, value in (("merge", self.merge), ("check", self.check), ("bestOf", self.best_of)):
+            if value is not None:
+                d[key] = value
+        if self.agents:
+            d["agents"] = list(self.agents)
         return d
+
+    def candidate_agents(self, default: str) -> list[str]:
+        """The agent of each best-of candidate; one entry for an ordinary task."""
+        if self.agents:
+            return list(self.agents)
+        return [self.agent or default] * (self.best_of or 1)
 
 
 @dataclass(slots=True)
@@ -142,6 +157,9 @@ class RunConfig:
     retry_backoff_max: float = 60.0
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL
     allow_dirty: bool = False  # worktree: start even when tracked files have uncommitted changes
+    merge: str = "auto"  # worktree: "auto" merges a succeeded task at once; "review" waits for a reviewer
+    verify: str | None = None  # worktree: shell command run in the main checkout after each merge
+    check: str | None = None  # worktree: shell command run in each task's worktree when it finishes
 
 
 @dataclass(slots=True)
