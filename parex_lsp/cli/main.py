@@ -1,8 +1,8 @@
 """`parex-lsp`: the language server (`--stdio`, `--tcp`), and the same engine headless (`run`, `status`).
 
-Exit codes of `run`: 0 every task succeeded; 1 some failed or were skipped (fail_fast included); 2 the plan
-or the options are invalid, or the plan is running already; 130 cancelled by Ctrl-C, 128+N by signal N
-(SIGTERM 143, SIGHUP 129)."""
+Exit codes of `run`: 0 every task succeeded; 1 some failed, were skipped or rejected (fail_fast included); 2 the
+plan or the options are invalid, or the plan is running already; 3 the run ended with tasks waiting for review
+(`parex-lsp review RUN`); 130 cancelled by Ctrl-C, 128+N by signal N (SIGTERM 143, SIGHUP 129)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from parex_lsp.plan.model import Plan
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_REVIEW = 3  # ended with tasks left ready for review
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-EXIT_CODES_HELP = ("exit codes: 0 all tasks succeeded; 1 some failed or were skipped; 2 invalid plan or options, "
-                   "or the plan is running already; 130 cancelled (Ctrl-C); 128+N stopped by signal N")
+EXIT_CODES_HELP = ("exit codes: 0 all tasks succeeded; 1 some failed, were skipped or rejected; 2 invalid plan or "
+                   "options, or the plan is running already; 3 tasks wait for review (parex-lsp review RUN); "
+                   "130 cancelled (Ctrl-C); 128+N stopped by signal N")
 
 
 def _positive(text: str) -> int:
@@ -63,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--call-agent", metavar="AGENT",
                      help='the agent for callN: prompts ("shell" runs them as shell commands)')
     run.add_argument("--fail-fast", action="store_true", default=None, help="cancel the rest at the first failure")
+    run.add_argument("--review", action="store_true", help='merge = "review": keep each succeeded task on its '
+                     "branch for a reviewer (asked task by task on a TTY; else `parex-lsp review RUN` later)")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON on the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-line task output, only state changes")
 
@@ -70,6 +74,20 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run_id", nargs="?", help="a run id, or `last`; omit to list runs")
     status.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
     status.add_argument("--json", action="store_true")
+
+    review = sub.add_parser("review", help="accept, reject or retry tasks a run left ready for review")
+    review.add_argument("run_id", nargs="?", help="a run id, or `last` (default: the newest run with ready tasks)")
+    review.add_argument("action", nargs="?", choices=["accept", "reject", "retry", "diff"])
+    review.add_argument("tasks", nargs="*", help="the task id(s)")
+    review.add_argument("--feedback", help="retry: what the agent should do differently")
+    review.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
+    review.add_argument("--json", action="store_true")
+
+    gc = sub.add_parser("gc", help="remove what parex keeps")
+    gc.add_argument("--branches", action="store_true", required=True,
+                    help="delete the parex/<run>/... branches kept by runs that are not running")
+    gc.add_argument("--dry-run", action="store_true")
+    gc.add_argument("--workspace", "-w", default=".")
     return p
 
 
@@ -81,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         from parex_lsp.cli.status import print_status
 
         return print_status(Path(args.workspace), args.run_id, args.json)
+    if args.command == "review":
+        from parex_lsp.cli.review import review_command
+
+        return review_command(Path(args.workspace), args.run_id, args.action, args.tasks, args.feedback, args.json)
+    if args.command == "gc":
+        from parex_lsp.cli.review import gc_branches
+
+        return gc_branches(Path(args.workspace), args.dry_run)
     return _serve(args)
 
 
@@ -144,16 +170,24 @@ def _run(args: argparse.Namespace) -> int:
     view = TerminalView(stream=sys.stderr if args.json else sys.stdout, quiet=args.quiet)
     stopped_by: list[int] = []
 
+    from parex_lsp.cli.review import LivePrompt
+
+    asking = args.review and sys.stdin.isatty() and not args.json
+    prompt = LivePrompt()
+
     async def go() -> Any:
         try:
             plan = _load(args.plan, args.call_agent)
             run = await Run.prepare(plan, RunOptions(
                 max_concurrency=args.max_concurrency, isolation=args.isolation, only=args.only,
-                resume=args.resume, fail_fast=args.fail_fast), sinks=[view.on_event])
+                resume=args.resume, fail_fast=args.fail_fast, merge="review" if args.review else None,
+                hold_for_review=asking), sinks=[view.on_event, prompt.on_event])
         except (PlanError, RunError) as e:
             return e
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signal, run, view, stopped_by)
+            if asking:
+                tg.start_soon(prompt.serve, run)
             try:
                 with view.live():
                     return run, await run.execute()
@@ -178,6 +212,9 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(result.to_wire()), flush=True)
     if result.status == "cancelled":
         return 128 + stopped_by[0] if stopped_by and stopped_by[0] != signal.SIGINT else EXIT_CANCELLED
+    if result.status == "ready":
+        _err(f"parex: tasks wait for review: parex-lsp review {result.run_id}")
+        return EXIT_REVIEW
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
 
 

@@ -27,8 +27,11 @@ def print_status(workspace: Path, run_ref: str | None, as_json: bool) -> int:
         console.print(Text(f"parex: no run {run_ref} in {workspace.resolve()}", style="red"))
         return 2
     r = replay(path)
+    from parex_lsp.cli.review import kept_of
+
+    kept = kept_of(workspace, r.run_id)  # branches not merged: rejected, losing, conflicting, verify-failed
     if as_json:
-        print(json.dumps({"runId": r.run_id, "plan": r.plan, "status": r.status, "tasks": [
+        print(json.dumps({"runId": r.run_id, "plan": r.plan, "status": r.status, "keptBranches": kept, "tasks": [
             {"id": t.id, "status": t.status, "attempts": t.attempts, "durationMs": _duration_ms(t),
              "exitCode": t.exit_code, "code": t.code, "reason": t.reason, "waitingFor": t.waiting_for,
              "logPath": str(state.log_path(workspace, r.run_id, t.id))} for t in r.tasks.values()]}))
@@ -41,6 +44,8 @@ def print_status(workspace: Path, run_ref: str | None, as_json: bool) -> int:
         table.add_row(t.id, Text(t.status, style=STYLE.get(t.status, "")), str(t.attempts),
                       secs(_duration_ms(t)), note)
     console.print(table)
+    for branch in kept:
+        console.print(f"kept branch: {branch}")
     return 0
 
 
