@@ -48,7 +48,8 @@ def review_command(workspace: Path, run_ref: str | None, action: str | None, tas
     if action is None:
         if sys.stdin.isatty() and not as_json:
             return _interactive(workspace, run_id, [w.task.id for w in waiting])
-        rows = [{"taskId": w.task.id, "branch": w.branch, "changes": w.task.review.get("changes")} for w in waiting]
+        rows: list[dict[str, Any]] = [{"taskId": w.task.id, "branch": w.branch,
+                                       "changes": w.task.review.get("changes")} for w in waiting]
         if as_json:
             print(json.dumps({"runId": run_id, "ready": rows}))
         else:

@@ -20,6 +20,7 @@ import anyio
 
 from parex_lsp.agents.base import Outcome
 from parex_lsp.contract import ConflictPredicted, EventKind, Merged, Payload, Reason
+from parex_lsp.isolation.keys import first_conflict
 from parex_lsp.isolation.merge import Changes, changes, file_diffs, predict_conflicts
 from parex_lsp.isolation.modes import WorktreeIsolation
 from parex_lsp.plan.model import Plan, TaskSpec
@@ -116,6 +117,10 @@ class Landing:
         self._reported: set[tuple[str, str]] = set()  # conflict pairs already reported
         self.runner: TaskRunner | None = None
 
+    def _git(self) -> Any:
+        assert self.trees.repo is not None, "the worktrees are prepared when the run starts"
+        return self.trees.repo.git
+
     # -- settings ------------------------------------------------------------------------------
 
     def mode(self, spec: TaskSpec) -> str:
@@ -142,6 +147,17 @@ class Landing:
                 if c.branch != landed.branch:
                     out.append({"taskId": task_id, "branch": c.branch})
         return out
+
+    def report_declared(self, tasks: list[TaskState]) -> None:
+        """Before anything starts: worktree tasks whose declared `files` overlap will likely conflict at merge."""
+        for i, a in enumerate(tasks):
+            for b in tasks[i + 1:]:
+                if a.keys and b.keys and (key := first_conflict(a.keys, b.keys)) is not None:
+                    message = (f"tasks {a.spec.id} and {b.spec.id} both declare files matching {key}: "
+                               "their branches may conflict when merged")
+                    for me, them in ((a, b), (b, a)):
+                        self._emit(me.spec.id, EventKind.CONFLICT_PREDICTED,
+                                   ConflictPredicted(them.spec.id, (key,), message), 0)
 
     # -- a task's worktree ---------------------------------------------------------------------
 
@@ -199,7 +215,7 @@ class Landing:
         return done, found
 
     def _changes(self, branch: str) -> Changes:
-        return changes(self.trees.repo.git, f"refs/heads/{self.trees.base_branch}", branch)
+        return changes(self._git(), f"refs/heads/{self.trees.base_branch}", branch)
 
     # -- landing: predict, then merge or hold ---------------------------------------------------
 
@@ -224,7 +240,7 @@ class Landing:
             self._report(task_id, other, files)
 
     def _predict_all(self, branch: str, others: dict[str, str]) -> dict[str, list[str]]:
-        g = self.trees.repo.git
+        g = self._git()
         found: dict[str, list[str]] = {}
         base = f"refs/heads/{self.trees.base_branch}"
         if files := predict_conflicts(g, base, branch):
@@ -376,7 +392,7 @@ class Landing:
         landed = self.landed.get(task_id)
         if landed is None or landed.branch is None:
             raise ReviewError(f"task {task_id} has no branch to show")
-        return diff_of(self.trees.repo.git, landed.base_branch or self.trees.base_branch, landed.branch)
+        return diff_of(self._git(), landed.base_branch or self.trees.base_branch, landed.branch)
 
 
 def diff_of(g: Any, base_branch: str, branch: str) -> dict[str, Any]:

@@ -259,6 +259,8 @@ class Run:
                 self._emit(tid, EventKind.SUCCEEDED, Ended(0, answer=earlier.answer, reused_from=earlier.run_id))
             for t in self.tasks.values():
                 self._emit(t.spec.id, EventKind.QUEUED, None)
+            if self.landing is not None:
+                self.landing.report_declared(list(self.tasks.values()))
             for tid, missing in self._unmet.items():
                 self._finish(self.tasks[tid], TaskStatus.SKIPPED, Outcome(False, code=Reason.DEPENDENCY_FAILED,
                              reason=f"dependency {missing} has not succeeded in an earlier run"))

@@ -60,8 +60,8 @@ def predict_conflicts(g: git.Git, ours: str, theirs: str) -> list[str]:
     except GitCommandError as e:
         if e.status != 1:  # 1 means conflicts; anything else is git failing
             raise
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else str(e.stdout or "")
-        out = out.strip()
+        raw: Any = e.stdout
+        out = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")).strip()
         if out.startswith("stdout: '"):
             out = out[len("stdout: '"):].removesuffix("'")
         lines = [ln for ln in out.splitlines() if ln.strip()]

@@ -14,9 +14,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from parex_lsp.contract import ENDINGS, ConflictPredicted, Event, EventKind, RunStarted
+from parex_lsp.engine.journal import find_run
 from parex_lsp.engine.review import ACTIONS, ReviewError
 from parex_lsp.engine.review_later import diff_later, review_later
-from parex_lsp.engine.journal import find_run
 from parex_lsp.lsp.diagnostics import SOURCE, DiagnosticStore, _range
 from parex_lsp.lsp.params import RUN_ID, TASK_ID, invalid
 from parex_lsp.plan import Plan
@@ -52,7 +52,7 @@ def review_params(params: Any, what: str, action: bool) -> tuple[str, str, str |
             problems.append("`feedback` is required for retry: what the agent should do differently")
     if problems:
         raise invalid([f"{what}: {p}" for p in problems])
-    return run_id, task_id, act, feedback
+    return str(run_id), str(task_id), act, feedback
 
 
 def _failed(e: ReviewError, run_id: str) -> JsonRpcException:
@@ -90,24 +90,26 @@ class ConflictDiagnostics:
         if not diags and not self.warnings.get(task_id):
             return
         self.warnings[task_id] = diags
-        self.store.set_task(self.plan_key, task_id + CONFLICTS, {self.plan_uri: diags} if diags else {})
+        uri = self.plan_uri
+        self.store.set_task(self.plan_key, task_id + CONFLICTS, {uri: diags} if diags and uri else {})
 
 
 def register(server: Any) -> None:
-    @server.feature(REVIEW)
+    @server.feature(REVIEW)  # type: ignore[untyped-decorator]
     async def review(ls: Any, params: Any) -> dict[str, Any]:
         run_id, task_id, action, feedback = review_params(params, REVIEW, action=True)
         assert action is not None
         live = ls.runs.live.get(run_id)
         try:
             if live is not None:
-                return await live.run.review(task_id, action, feedback)
+                got: dict[str, Any] = await live.run.review(task_id, action, feedback)
+                return got
             workspace = _workspace_of(ls, run_id)
             return await anyio.to_thread.run_sync(review_later, workspace, run_id, task_id, action, feedback)
         except ReviewError as e:
             raise _failed(e, run_id) from None
 
-    @server.feature(DIFF)
+    @server.feature(DIFF)  # type: ignore[untyped-decorator]
     async def diff(ls: Any, params: Any) -> dict[str, Any]:
         run_id, task_id, _, _ = review_params(params, DIFF, action=False)
         known = ls.runs.get(run_id)

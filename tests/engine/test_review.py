@@ -229,3 +229,30 @@ def test_tests_passed_reads_pytest_and_junit_summaries() -> None:
     assert count_passed(["==== 12 passed, 1 skipped in 0.5s ===="]) == 12
     assert count_passed(["Tests run: 10, Failures: 1, Errors: 1, Skipped: 2"]) == 6
     assert count_passed(["nothing here"]) is None
+
+
+async def test_declared_file_overlaps_are_reported_before_the_tasks_start(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, """
+[run]
+isolation = "worktree"
+
+[[task]]
+id = "a"
+prompt = "true"
+files = ["src/**"]
+
+[[task]]
+id = "b"
+prompt = "true"
+files = ["src/app.py"]
+
+[[task]]
+id = "c"
+prompt = "true"
+files = ["docs/**"]
+""")
+    await run.execute()
+    kinds = [(e.kind, e.task_id) for e in rec.events if e.kind in ("conflictPredicted", "started")]
+    assert kinds[:2] == [("conflictPredicted", "a"), ("conflictPredicted", "b")]
+    assert {e.task_id for e in rec.of("conflictPredicted")} == {"a", "b"}
