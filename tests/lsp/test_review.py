@@ -137,3 +137,47 @@ async def test_a_run_that_ended_is_reviewed_from_its_journal(client: LanguageCli
     assert (tmp_path / "one.txt").read_text() == "1\n"
     with pytest.raises(JsonRpcException, match="not ready"):
         await request(client, "parex/review", {"runId": run_id, "taskId": "one", "action": "reject"})
+
+
+async def test_best_of_three_and_a_verify_failure_over_the_server(client: LanguageClient, tmp_path: Path):
+    repo(tmp_path)
+    # candidate N works in .../<run>/best@N: 1 fails the check, 2 passes 3 tests, 3 passes 5
+    (tmp_path / "make.sh").write_text('case ${PWD##*@} in 1) echo fail;; 2) echo 3;; 3) echo 5;; esac > result\n')
+    (tmp_path / "check.sh").write_text('r=$(cat result); [ "$r" = fail ] && { echo "1 failed"; exit 1; }\n'
+                                       'echo "==== $r passed in 0.01s ===="\n')
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "scripts")
+    plan = write_plan(tmp_path, """
+        [run]
+        isolation = "worktree"
+        max_concurrency = 3
+        verify = "test ! -f broken.txt"
+
+        [[task]]
+        id = "best"
+        best_of = 3
+        check = "sh check.sh"
+        prompt = "sh make.sh"
+
+        [[task]]
+        id = "breaks"
+        prompt = "echo x > broken.txt"
+        depends_on = ["best"]
+        """)
+    await initialize(client, tmp_path)
+    result = await request(client, "parex/run", {"plan": {"uri": plan.as_uri()}})
+    best, breaks = result["tasks"]
+    assert best["status"] == "succeeded"
+    ranks = {c["branch"].rsplit("@", 1)[1]: (c["checkPassed"], c["testsPassed"], c["rank"])
+             for c in best["candidates"]}
+    assert ranks == {"1": (False, None, 3), "2": (True, 3, 2), "3": (True, 5, 1)}
+    assert (tmp_path / "result").read_text() == "5\n"  # the better candidate is the one merged
+    merged = git(tmp_path, "rev-parse", "HEAD")
+    assert breaks["status"] == "failed" and breaks["code"] == "verify-failed"
+    assert git(tmp_path, "rev-parse", "HEAD") == merged  # exactly its pre-merge commit
+    assert git(tmp_path, "status", "--porcelain") == ""
+    kept = {k["branch"] for k in result["keptBranches"]}
+    run_id = result["runId"]
+    assert kept == {f"parex/{run_id}/best@1", f"parex/{run_id}/best@2", f"parex/{run_id}/breaks"}
+    diag = [d for d in client.diagnostics.get(plan.as_uri(), []) if d.code == "verify-failed"]
+    assert diag and "the merge was undone" in diag[0].message
