@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,7 +24,8 @@ from parex_lsp import state
 
 AUTHOR_NAME, AUTHOR_EMAIL = "parex", "parex@localhost"
 RESCUE_MESSAGE = "parex: rescued uncommitted work"
-COPIED_LIST = "parex-copied-files"  # in the worktree's private git dir: paths copied in, never committed
+COPIED_LIST = "parex-copied-files"
+TRASH = ".removing"  # under the worktrees folder: removed worktrees whose files are being deleted  # in the worktree's private git dir: paths copied in, never committed
 
 # Every git command parex runs: its own identity (the user may have none configured), no signing prompts,
 # no background gc racing our ref updates, a parallel checkout, and no GIT_DIR & co. inherited from a hook
@@ -211,6 +213,9 @@ class Worktrees:
         if root.is_dir():
             registered = self._registered()
             for run_dir in sorted(root.iterdir()):
+                if run_dir.name == TRASH:  # left by a runner that stopped before its deletions ended
+                    threading.Thread(target=shutil.rmtree, args=(run_dir, True), daemon=True).start()
+                    continue
                 if run_dir.name == self.run_id or not run_dir.is_dir():
                     continue
                 if self.is_live_run(run_dir.name):
@@ -328,11 +333,24 @@ class Worktrees:
         if root not in path.resolve().parents or path.resolve().parent == root:
             raise WorktreeError(f"refusing to remove {path}: not a task worktree under {root}")
         with self._admin_lock:
+            # Deleting a big checkout's files takes long and would hold up every other task's worktree here:
+            # the folder is renamed aside (instant), git forgets it, and its files go in the background.
+            trash = root / TRASH / f"{path.name}-{uuid.uuid4().hex[:8]}"
             try:
-                self.repo.git.worktree("remove", "--force", "--force", str(path))
+                trash.parent.mkdir(exist_ok=True)
+                path.rename(trash)
+            except OSError:
+                trash = path
+            try:
+                if trash == path:
+                    self.repo.git.worktree("remove", "--force", "--force", str(path))
+                else:
+                    self.repo.git.worktree("prune")
             except GitCommandError:
-                shutil.rmtree(path, ignore_errors=True)  # not (or no longer) a worktree git knows: just the files
                 self.repo.git.worktree("prune")
+        if trash.exists():
+            threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True,
+                             name="parex-worktree-removal").start()
 
     def branch_of(self, task_id: str) -> str | None:
         """The branch of the task's current worktree."""
