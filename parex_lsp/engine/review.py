@@ -9,6 +9,7 @@ conflicting, verify-failed — are kept and listed; nothing here deletes a branc
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from parex_lsp.plan.model import Plan, TaskSpec
 if TYPE_CHECKING:
     from parex_lsp.engine.task import TaskRunner, TaskState
 
+log = logging.getLogger(__name__)
 Emit = Callable[[str, EventKind, Payload | None, int], None]
 ACTIONS = ("accept", "reject", "retry")
 
@@ -233,9 +235,15 @@ class Landing:
     async def predict(self, task_id: str) -> None:
         """Dry-merge this task's branch against the base branch as it is now and against every other branch
         waiting to merge; report each conflict once, on both tasks."""
-        branch = self.waiting[task_id]
+        branch = self.waiting.get(task_id)
+        if branch is None:  # decided meanwhile
+            return
         others = {k: v for k, v in self.waiting.items() if k != task_id}
-        found = await anyio.to_thread.run_sync(self._predict_all, branch, others)
+        try:
+            found = await anyio.to_thread.run_sync(self._predict_all, branch, others)
+        except Exception:  # a prediction is advice: it never fails a task
+            log.exception("conflict prediction for task %s failed", task_id)
+            return
         for other, files in found.items():
             self._report(task_id, other, files)
 

@@ -181,6 +181,10 @@ class RunProgress:
             self._task(ev.task_id).report(f"retrying in {data.delay:.0f}s: {data.reason or ''}".strip())
         elif isinstance(data, LockWait):
             self._task(ev.task_id).report(_short(data.message) or "waiting for a lock")
+        elif ev.kind == EventKind.READY:  # review mode: done, waiting for a reviewer (parex/review)
+            self.running.discard(ev.task_id)
+            self._task(ev.task_id).report("ready for review")
+            self._run_report()
         elif ev.kind in ENDINGS and isinstance(data, Ended):
             self.running.discard(ev.task_id)
             self.finished[ev.task_id] = ev.kind

@@ -25,8 +25,8 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from parex_lsp.engine import Run, RunOptions  # noqa: E402
-from parex_lsp.plan import plan_from_text  # noqa: E402
+from parex_lsp.engine import Run, RunOptions
+from parex_lsp.plan import plan_from_text
 
 
 def git(ws: Path, *args: str) -> None:
@@ -50,7 +50,7 @@ def plan_text(tasks: int) -> str:
     for t in range(tasks):
         # each task edits 5 modules of its own, and task 0 and 1 also both edit one shared line
         edits = " ".join(f"pkg{(t * 5 + k) % 30:02d}/mod{(t * 5 + k) * 7 % 3000:04d}.py" for k in range(5))
-        shared = "; sed -i 's/line 3 of module 0$/line 3 changed by t%d/' pkg00/mod0000.py" % t if t < 2 else ""
+        shared = f"; sed -i 's/line 3 of module 0$/line 3 changed by t{t}/' pkg00/mod0000.py" if t < 2 else ""
         out.append(f'[[task]]\nid = "t{t}"\nprompt = "for f in {edits}; do echo edit >> $f; done{shared}; '
                    f'date +%s.%N > $PAREX_WORKSPACE/ends/t{t}"\n')
     return "\n".join(out)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from parex_lsp.engine import RunOptions
-from parex_lsp.engine.review import ReviewError, count_passed
+from parex_lsp.engine.review import Candidate, ReviewError, count_passed
 from tests.support.engine_helpers import make_run
 
 
@@ -256,3 +258,17 @@ files = ["docs/**"]
     kinds = [(e.kind, e.task_id) for e in rec.events if e.kind in ("conflictPredicted", "started")]
     assert kinds[:2] == [("conflictPredicted", "a"), ("conflictPredicted", "b")]
     assert {e.task_id for e in rec.of("conflictPredicted")} == {"a", "b"}
+
+
+@given(st.lists(st.tuples(st.sampled_from([True, False, None]), st.one_of(st.none(), st.integers(0, 50)),
+                          st.integers(0, 500), st.integers(0, 10_000)), min_size=1, max_size=6))
+def test_the_winner_passes_the_check_when_any_does_and_then_passes_the_most_tests(specs) -> None:
+    cands = [Candidate(i, "a", f"b{i}", True, passed, tests, size, ms)
+             for i, (passed, tests, size, ms) in enumerate(specs)]
+    winner = min(cands, key=Candidate.sort_key)
+    if any(c.check_passed is not False for c in cands):
+        assert winner.check_passed is not False
+    peers = [c for c in cands if (c.check_passed is False) == (winner.check_passed is False)]
+    assert (winner.tests_passed or 0) == max(c.tests_passed or 0 for c in peers)
+    same = [c for c in peers if (c.tests_passed or 0) == (winner.tests_passed or 0)]
+    assert winner.diff_size == min(c.diff_size for c in same)
