@@ -17,7 +17,8 @@ from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, default_c
 TASK_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 ISOLATIONS = ("none", "worktree")
-RUN_KEYS = {"plan", "maxConcurrency", "isolation", "only", "resume", "detach", "workDoneToken"}
+RUN_KEYS = {"plan", "maxConcurrency", "isolation", "only", "resume", "detach", "workDoneToken", "merge"}
+MERGES = ("auto", "review")
 
 
 def plain_converter():
@@ -52,6 +53,7 @@ class RunRequest:
     isolation: str | None = None
     only: list[str] | None = None
     resume: str | None = None
+    merge: str | None = None  # "auto" | "review": overrides the plan's merge mode for this run
     detach: bool = False
     work_done_token: int | str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -147,6 +149,11 @@ def run_request(params: Any) -> RunRequest:
         problems.append('`resume` must be a run id or "last"')
     else:
         req.resume = resume
+    merge = p.get("merge")
+    if merge is not None and merge not in MERGES:
+        problems.append(f"`merge` must be one of {', '.join(repr(m) for m in MERGES)}")
+    else:
+        req.merge = merge
     detach = p.get("detach", False)
     if not isinstance(detach, bool):
         problems.append("`detach` must be true or false")

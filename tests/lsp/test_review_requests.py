@@ -181,3 +181,31 @@ async def test_best_of_three_and_a_verify_failure_over_the_server(client: Langua
     assert kept == {f"parex/{run_id}/best@1", f"parex/{run_id}/best@2", f"parex/{run_id}/breaks"}
     diag = [d for d in client.diagnostics.get(plan.as_uri(), []) if d.code == "verify-failed"]
     assert diag and "the merge was undone" in diag[0].message
+
+
+async def test_run_params_merge_review_and_bad_review_params(client: LanguageClient, tmp_path: Path):
+    repo(tmp_path)
+    plan = write_plan(tmp_path, """
+        [run]
+        isolation = "worktree"
+
+        [[task]]
+        id = "solo"
+        prompt = "echo solo > solo.txt"
+        """)
+    await initialize(client, tmp_path)
+    with pytest.raises(JsonRpcException, match="`merge` must be one of 'auto', 'review'"):
+        await request(client, "parex/run", {"plan": {"uri": plan.as_uri()}, "merge": "later"})
+    pending = asyncio.ensure_future(request(client, "parex/run", {"plan": {"uri": plan.as_uri()},
+                                                                  "merge": "review"}))
+    run_id = await first_run_id(client)
+    await wait_until(lambda: ready(client, run_id, "solo"), "solo ready")
+    assert not (tmp_path / "solo.txt").exists()
+    with pytest.raises(JsonRpcException, match="`action` must be one of"):
+        await request(client, "parex/review", {"runId": run_id, "taskId": "solo", "action": "merge"})
+    with pytest.raises(JsonRpcException, match="has no task nope"):
+        await request(client, "parex/review", {"runId": run_id, "taskId": "nope", "action": "accept"})
+    await request(client, "parex/cancel", {"runId": run_id})
+    result = await pending
+    assert result["status"] == "cancelled"
+    assert {t["id"]: t["status"] for t in result["tasks"]} == {"solo": "ready"}  # nothing lost: still ready
