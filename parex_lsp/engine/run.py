@@ -447,6 +447,7 @@ class Run:
             t.feedback, t.status, t.started, t.result = feedback, TaskStatus.PENDING, None, None
             if t.output is not None:
                 t.output.close()
+            self._emit(task_id, EventKind.QUEUED, None, t.attempt)  # clients see it leave `ready`
             self._push(t)
             self._wake.set()
         return {"runId": self.run_id, "taskId": task_id, "status": str(t.status), **(self.landing.info(task_id) or {})}
