@@ -272,3 +272,30 @@ def test_the_winner_passes_the_check_when_any_does_and_then_passes_the_most_test
     assert (winner.tests_passed or 0) == max(c.tests_passed or 0 for c in peers)
     same = [c for c in peers if (c.tests_passed or 0) == (winner.tests_passed or 0)]
     assert winner.diff_size == min(c.diff_size for c in same)
+
+
+async def test_a_best_of_winner_is_reviewed_and_retried_on_its_own_branch(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, """
+[run]
+isolation = "worktree"
+merge = "review"
+check = "test -f out.txt"
+
+[[task]]
+id = "pick"
+best_of = 2
+prompt = "echo \\"${PWD##*/} ${PAREX_FEEDBACK:-first}\\" >> out.txt"
+""", RunOptions(hold_for_review=True))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run.execute)
+        await wait_for(lambda: rec.of("ready"))
+        first = rec.of("ready")[0].data.to_wire()
+        winner = next(c for c in first["candidates"] if c["rank"] == 1)
+        assert first["branch"] == winner["branch"] and len(first["candidates"]) == 2
+        await run.review("pick", "retry", "second pass")
+        await wait_for(lambda: len(rec.of("ready")) == 2)
+        assert rec.of("ready")[1].data.to_wire()["branch"] == winner["branch"]  # continued on the winner's branch
+        await run.review("pick", "accept")
+    lines = (ws / "out.txt").read_text().splitlines()
+    assert lines[0].endswith(" first") and lines[1].endswith(" second pass") and len(lines) == 2
