@@ -28,6 +28,9 @@ class EventKind(StrEnum):
     USAGE = "usage"  # tokens and cost of one model request
     WARNING = "warning"  # something a person should know that did not fail the task
     MERGED = "merged"  # worktree isolation: the task's branch was merged
+    READY = "ready"  # review mode: succeeded, its branch kept until a reviewer accepts, rejects or retries it
+    REJECTED = "rejected"  # review mode: a reviewer rejected it; its branch is kept
+    CONFLICT_PREDICTED = "conflictPredicted"  # a dry merge found conflicts between two tasks (or one and base)
     SPAWNED = "spawned"  # journal only: an agent process {pid, startTime}, so a later run can end it
     # agent-wide (taskId null; docs/protocol.md §6): quotas and spend
     COOLDOWN = "cooldown"  # an agent was rate limited: every task of it waits until `until`
@@ -48,6 +51,8 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    READY = "ready"  # review mode: done, waiting for a reviewer (not final)
+    REJECTED = "rejected"  # review mode: final, like skipped for the exit code
 
 
 class RunStatus(StrEnum):
@@ -57,6 +62,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"  # journal without its end, runner gone
+    READY = "ready"  # ended with tasks waiting for review (`parex-lsp review RUN` picks them up)
 
 
 class Reason(StrEnum):
@@ -76,10 +82,15 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal-error"
     BUDGET_EXCEEDED = "budget-exceeded"  # the run's budget (or the task's max_cost) was spent
     RATE_LIMITED = "rate-limited"  # the agent's quota stayed exhausted longer than rate_limit_wait_max
+    VERIFY_FAILED = "verify-failed"  # `[run] verify` failed after the merge; the merge was undone
+    CHECK_FAILED = "check-failed"  # `check` failed in the task's worktree (every candidate's, for best-of)
+    REJECTED = "rejected"  # a reviewer rejected the task
 
 
-TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED})
-ENDINGS = frozenset({EventKind.SUCCEEDED, EventKind.FAILED, EventKind.SKIPPED, EventKind.CANCELLED})
+TERMINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED,
+                      TaskStatus.REJECTED})
+ENDINGS = frozenset({EventKind.SUCCEEDED, EventKind.FAILED, EventKind.SKIPPED, EventKind.CANCELLED,
+                     EventKind.REJECTED})
 
 
 class Payload(Protocol):
@@ -144,6 +155,19 @@ class Merged:
 
     def to_wire(self) -> dict[str, Any]:
         return {"commit": self.commit, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictPredicted:
+    """A dry merge (no checkout touched) of this task's branch against `other` (a task id, or None for the
+    base branch as it is now) found conflicts in `files`."""
+
+    other: str | None
+    files: tuple[str, ...]
+    message: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"other": self.other, "files": list(self.files), "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +245,7 @@ class Ended:
     answer: str | None = None
     reused_from: str | None = None  # resume: succeeded in this earlier run, not run again
     warnings: tuple[dict[str, Any], ...] = ()  # [{reason, message}]: what a person should know
+    review: dict[str, Any] | None = None  # worktree runs: {changes, branch, candidates, ...} (review.py)
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"durationMs": self.duration_ms, "exitCode": self.exit_code, "code": self.code,
@@ -230,7 +255,8 @@ class Ended:
             d["logPath"] = self.log_path
         if self.warnings:
             d["warnings"] = list(self.warnings)
-        return {**d, **_compact({"usage": self.usage, "answer": self.answer, "reusedFrom": self.reused_from})}
+        return {**d, **_compact({"usage": self.usage, "answer": self.answer, "reusedFrom": self.reused_from}),
+                **(self.review or {})}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """`parex-lsp`: the language server (`--stdio`, `--tcp`), and the same engine headless (`run`, `status`).
 
-Exit codes of `run`: 0 every task succeeded; 1 some failed or were skipped (fail_fast included); 2 the plan
-or the options are invalid, or the plan is running already; 130 cancelled by Ctrl-C, 128+N by signal N
-(SIGTERM 143, SIGHUP 129)."""
+Exit codes of `run`: 0 every task succeeded; 1 some failed, were skipped or rejected (fail_fast included); 2 the
+plan or the options are invalid, or the plan is running already; 3 the run ended with tasks waiting for review
+(`parex-lsp review RUN`); 130 cancelled by Ctrl-C, 128+N by signal N (SIGTERM 143, SIGHUP 129)."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ if TYPE_CHECKING:
     from parex_lsp.plan import Plan
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # all three: what Ctrl-C does
-EXIT_CODES_HELP = ("exit codes: 0 all tasks succeeded; 1 some failed or were skipped; 2 invalid plan or options, "
-                   "or the plan is running already; 130 cancelled (Ctrl-C); 128+N stopped by signal N")
+EXIT_REVIEW = 3  # ended with tasks left ready for review
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+EXIT_CODES_HELP = ("exit codes: 0 all tasks succeeded; 1 some failed, were skipped or rejected; 2 invalid plan or "
+                   "options, or the plan is running already; 3 tasks wait for review (parex-lsp review RUN); "
+                   "130 cancelled (Ctrl-C); 128+N stopped by signal N")
 
 
 def _positive(text: str) -> int:
@@ -82,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="stop the run when its spend reaches this (overrides [run] budget.usd)")
     run.add_argument("--budget-tokens", type=_positive, metavar="N",
                      help="stop the run when it has used this many tokens (overrides [run] budget.tokens)")
+    run.add_argument("--review", action="store_true", help='merge = "review": keep each succeeded task on its '
+                     "branch for a reviewer (asked task by task on a TTY; else `parex-lsp review RUN` later)")
     run.add_argument("--json", action="store_true", help="print the RunResult as JSON on the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no per-line task output, only state changes")
     run.add_argument("--dry-run", "-n", action="store_true", help="run nothing: print the waves, the critical path, "
@@ -117,6 +121,20 @@ def _parser() -> argparse.ArgumentParser:
                                 "zsh > ~/.zfunc/_parex-lsp` (with ~/.zfunc in fpath); fish `parex-lsp completion fish "
                                 "> ~/.config/fish/completions/parex-lsp.fish`.")
     completion.add_argument("shell", choices=["bash", "zsh", "fish"])
+
+    review = sub.add_parser("review", help="accept, reject or retry tasks a run left ready for review")
+    review.add_argument("run_id", nargs="?", help="a run id, or `last` (default: the newest run with ready tasks)")
+    review.add_argument("action", nargs="?", choices=["accept", "reject", "retry", "diff"])
+    review.add_argument("tasks", nargs="*", help="the task id(s)")
+    review.add_argument("--feedback", help="retry: what the agent should do differently")
+    review.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
+    review.add_argument("--json", action="store_true")
+
+    gc = sub.add_parser("gc", help="remove what parex keeps")
+    gc.add_argument("--branches", action="store_true", required=True,
+                    help="delete the parex/<run>/... branches kept by runs that are not running")
+    gc.add_argument("--dry-run", action="store_true")
+    gc.add_argument("--workspace", "-w", default=".")
     return p
 
 
@@ -135,6 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.command in ("status", "log", "show", "cancel"):
         return _read_runs(args)
+    if args.command == "review":
+        from parex_lsp.cli.review import review_command
+
+        return review_command(Path(args.workspace), args.run_id, args.action, args.tasks, args.feedback, args.json)
+    if args.command == "gc":
+        from parex_lsp.cli.review import gc_branches
+
+        return gc_branches(Path(args.workspace), args.dry_run)
     return _serve(args)
 
 
@@ -235,13 +261,19 @@ def _run(args: argparse.Namespace) -> int:
     view = TerminalView(stream=sys.stderr if args.json else sys.stdout, quiet=args.quiet)
     stopped_by: list[int] = []
 
+    from parex_lsp.cli.review import LivePrompt
+
+    asking = args.review and sys.stdin.isatty() and not args.json
+    prompt = LivePrompt()
+
     async def go() -> Any:
         try:
             plan = _load(args.plan, args.call_agent)
             run = await Run.prepare(plan, RunOptions(
                 max_concurrency=args.max_concurrency, isolation=args.isolation, only=args.only,
                 resume=args.resume, fail_fast=args.fail_fast, budget_usd=args.budget_usd,
-                budget_tokens=args.budget_tokens), sinks=[view.on_event])
+                budget_tokens=args.budget_tokens, merge="review" if args.review else None,
+                hold_for_review=asking), sinks=[view.on_event, prompt.on_event])
         except (PlanError, RunError) as e:
             return e
         if view.interactive:
@@ -250,6 +282,8 @@ def _run(args: argparse.Namespace) -> int:
             # Handlers are in place before the run starts: a signal's default action would end us uncleanly.
             await tg.start(_stop_on_signal, run, view, stopped_by)
             await tg.start(_cancel_on_request, run, view)
+            if asking:
+                tg.start_soon(prompt.serve, run)
             try:
                 with view.live():
                     return run, await run.execute()
@@ -283,6 +317,9 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(result_json(result.to_wire(), run.workspace)), flush=True)
     if result.status == "cancelled":
         return 128 + stopped_by[0] if stopped_by and stopped_by[0] != signal.SIGINT else EXIT_CANCELLED
+    if result.status == "ready":
+        _err(f"parex: tasks wait for review: parex-lsp review {result.run_id}")
+        return EXIT_REVIEW
     return EXIT_OK if result.status == "succeeded" else EXIT_FAILED
 
 

@@ -37,9 +37,12 @@ def print_status(ws: Workspace, run_ref: str | None, as_json: bool) -> int:
         console.print(Text(f"parex: no run {run_ref} in {ws.path}", style="red"))
         return 2
     r = replay(path)
+    from parex_lsp.cli.review import kept_of
+
+    kept = kept_of(ws.path, r.run_id)  # branches not merged: rejected, losing, conflicting, verify-failed
     if as_json:
         print(json.dumps({"workspace": str(ws.path), "runId": r.run_id, "plan": r.plan, "status": r.status,
-                          "pid": r.pid, "startedAt": r.started, "tasks": [
+                          "pid": r.pid, "startedAt": r.started, "keptBranches": kept, "tasks": [
             {"id": t.id, "status": t.status, "attempts": t.attempts, "durationMs": duration_ms(t),
              "exitCode": t.exit_code, "code": t.code, "reason": t.reason, "waitingFor": t.waiting_for,
              "logPath": str(state.log_path(ws.path, r.run_id, t.id))} for t in r.tasks.values()]}))
@@ -53,6 +56,8 @@ def print_status(ws: Workspace, run_ref: str | None, as_json: bool) -> int:
     print_lines(console, aligned(["TASK", "STATUS", "ATTEMPTS", "TIME", "NOTE"], rows))
     if r.status == RunStatus.RUNNING:
         console.print(f"cancel it: parex-lsp cancel {r.run_id}")
+    for branch in kept:
+        console.print(f"kept branch: {branch}")
     return 0
 
 

@@ -74,6 +74,7 @@ class TaskRecord:
     pid: int | None = None  # the agent process of the latest attempt (leader of its own process group)
     pid_start: str | None = None
     waiting_for: str | None = None  # the file it waits for, while it waits for a lock
+    review: dict[str, Any] = field(default_factory=dict)  # worktree runs: branch, baseBranch, changes, candidates
 
 
 @dataclass
@@ -118,11 +119,16 @@ def replay(path: Path) -> RunRecord:
                 t.status = TaskStatus.WAITING
         elif kind == EventKind.STARTED:
             t.status, t.started, t.waiting_for = TaskStatus.RUNNING, t.started or ts, None
+        elif kind == EventKind.READY:
+            t.status, t.ended, t.duration_ms = TaskStatus.READY, ts, data.get("durationMs")
+            t.review = {k: data[k] for k in ("branch", "baseBranch", "changes", "candidates") if k in data}
         elif kind in TERMINAL:
             t.status, t.ended = kind, ts
             t.duration_ms, t.exit_code = data.get("durationMs"), data.get("exitCode")
             t.code, t.reason = data.get("code"), data.get("reason")
             t.answer = data.get("answer", t.answer)
+            t.review.update({k: data[k] for k in ("branch", "baseBranch", "changes", "candidates", "branchKept")
+                             if k in data})
     if rec.status == RunStatus.RUNNING and not (rec.pid and pid_alive(rec.pid)):
         rec.status = RunStatus.INTERRUPTED
     return rec

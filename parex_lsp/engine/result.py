@@ -22,6 +22,7 @@ class TaskResult:
     reused_from: str | None = None  # succeeded in this earlier run; not run again (resume)
     warnings: list[dict[str, Any]] | None = None  # [{reason, message}], e.g. a truncated model answer
     agent: str | None = None  # whose usage this is (per-agent sums); not on the wire per task
+    review: dict[str, Any] | None = None  # worktree runs: branch, changes, candidates (engine/review.py)
 
     def to_wire(self) -> dict[str, Any]:
         d: dict[str, Any] = {"id": self.id, "status": self.status, "attempts": self.attempts,
@@ -32,7 +33,7 @@ class TaskResult:
             if value is not None:
                 d[key] = value
         d["logUri"] = self.log_path.as_uri() if self.log_path else None
-        return d
+        return {**d, **(self.review or {})}
 
 
 def sum_usage(usages: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -53,6 +54,7 @@ class RunResult:
     tasks: list[TaskResult] = field(default_factory=list)
     wall_ms: int = 0
     budget: dict[str, Any] | None = None  # {spent, budget, exceeded, summary} when the run had a budget
+    kept: list[dict[str, str]] = field(default_factory=list)  # branches kept, not merged: {taskId, branch}
 
     @property
     def work_ms(self) -> int:
@@ -84,4 +86,6 @@ class RunResult:
             d["usageByAgent"] = self.usage_by_agent()
         if self.budget:
             d["budget"] = self.budget
+        if self.kept:
+            d["keptBranches"] = self.kept
         return d

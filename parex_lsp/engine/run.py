@@ -53,6 +53,7 @@ from parex_lsp.engine.journal import Journal, find_run, is_running
 from parex_lsp.engine.limits import Limits
 from parex_lsp.engine.orphans import end_orphans
 from parex_lsp.engine.result import RunResult, TaskResult
+from parex_lsp.engine.review import ACTIONS, Landing, ReviewError
 from parex_lsp.engine.selection import PlanBusy, RunError, Selection, select
 from parex_lsp.engine.spend import Budget
 from parex_lsp.engine.task import TaskRunner, TaskState
@@ -85,6 +86,8 @@ class RunOptions:
     fail_fast: bool | None = None
     budget_usd: float | None = None  # override `[run] budget` (each key on its own)
     budget_tokens: int | None = None
+    merge: str | None = None  # "auto" | "review": overrides `[run] merge` for every task
+    hold_for_review: bool = False  # stay running while tasks are ready (the language server); else end
 
 
 def plan_key(plan: Plan) -> str | None:
@@ -129,6 +132,12 @@ class Run:
         self._redact = Redactor.for_plan(plan)  # secrets never reach the journal, logs, sinks or results
         self._runner = TaskRunner(run_id, plan, workspace, self.isolation, self._emit, self._record_spawn,
                                   self._agent_lock_wait, self.limits, self._redact.scrub if self._redact else None)
+        self.landing: Landing | None = None
+        if isinstance(self.isolation, WorktreeIsolation):
+            self.landing = Landing(run_id, plan, workspace, self.isolation, self._emit, self._global,
+                                   self._agent_limits)
+            self.landing.runner = self._runner
+            self._runner.landing = self.landing
         self._finished = 0  # tasks of this run in a terminal state
         self._claim: tuple[str, str] | None = None  # this plan is running: no second run of it starts
         self._plan_claim: PlanClaim | None = None  # the same, across processes
@@ -155,6 +164,12 @@ class Run:
                 raise RunError(f"the {name} must be more than 0, not {value}")
         if not plan.tasks:
             raise RunError("the plan has no tasks")
+        if opts.merge is not None:
+            plan = _with_merge(plan, opts.merge)
+        if isolation != "worktree":
+            needs = _worktree_only(plan)
+            if needs:
+                raise RunError(f'{needs} needs isolation = "worktree" (each task on a branch of its own)')
         workspace = plan.workspace.resolve()
         key = plan_key(plan)
         until = None
@@ -219,10 +234,10 @@ class Run:
         """Cancel the whole run, or one task (running or not yet started)."""
         if task_id is None:
             self._cancelled = self._cancelled or self._failed_by is None
-            targets = [t for t in self.tasks.values() if t.status not in TERMINAL]
+            targets = [t for t in self.tasks.values() if t.status not in TERMINAL and t.status != TaskStatus.READY]
         else:
             t = self.tasks.get(task_id)
-            targets = [t] if t is not None and t.status not in TERMINAL else []
+            targets = [t] if t is not None and t.status not in TERMINAL and t.status != TaskStatus.READY else []
         for t in targets:
             t.cancel_reason = reason
             if t.status == TaskStatus.RUNNING:
@@ -285,6 +300,8 @@ class Run:
                 self._emit(tid, EventKind.SUCCEEDED, Ended(0, answer=earlier.answer, reused_from=earlier.run_id))
             for t in self.tasks.values():
                 self._emit(t.spec.id, EventKind.QUEUED, None)
+            if self.landing is not None:
+                self.landing.report_declared(list(self.tasks.values()))
             for tid, missing in self._unmet.items():
                 self._finish(self.tasks[tid], TaskStatus.SKIPPED, Outcome(False, code=Reason.DEPENDENCY_FAILED,
                              reason=f"dependency {missing} has not succeeded in an earlier run"))
@@ -328,7 +345,14 @@ class Run:
         heapq.heappush(self._ready, (-t.priority, self._index[t.spec.id], t.spec.id))
 
     def _all_done(self) -> bool:
-        return self._finished == len(self.tasks)
+        if self._finished == len(self.tasks):
+            return True
+        if self.landing is None or not self.landing.ready or (self.options.hold_for_review and not self._cancelled):
+            return False
+        # Nothing moves without a reviewer: the run ends, its ready tasks left ready (and kept on their branches).
+        busy = (TaskStatus.RUNNING, TaskStatus.WAITING)
+        return (not any(t.status in busy for t in self.tasks.values())
+                and not any(self.tasks[tid].status == TaskStatus.PENDING for _, _, tid in self._ready))
 
     def _dispatch(self, tg: TaskGroup) -> bool:
         """Start every ready task that fits, best first; the rest stay ready. True if one waits for a lock."""
@@ -428,7 +452,67 @@ class Run:
                 self.locks.release(self.run_id, t.spec.id)
         status = (TaskStatus.SUCCEEDED if outcome.ok
                   else TaskStatus.CANCELLED if outcome.code == Reason.CANCELLED else TaskStatus.FAILED)
+        if outcome.ok and self.landing is not None and t.spec.id in self.landing.ready:
+            self._hold(t, outcome)
+            return
         self._finish(t, status, outcome)
+
+    # -- review ----------------------------------------------------------------------------------
+
+    def _hold(self, t: TaskState, outcome: Outcome) -> None:
+        """A succeeded task in review mode: `ready`, its branch kept, its dependents waiting for a reviewer."""
+        assert self.landing is not None
+        t.status, t.ended = TaskStatus.READY, time.time()
+        duration = int((t.ended - t.started) * 1000) if t.started else 0
+        if t.output is not None:
+            t.output.flush()
+        review = self.landing.info(t.spec.id)
+        t.result = TaskResult(t.spec.id, TaskStatus.READY, t.attempt, duration, outcome.exit_code,
+                              log_path=t.log_path, usage=outcome.usage, answer=outcome.answer, review=review)
+        self._emit(t.spec.id, EventKind.READY, Ended(duration, outcome.exit_code, None, None,
+                                                     tuple(t.output.tail) if t.output else (), str(t.log_path),
+                                                     outcome.usage, outcome.answer, review=review), t.attempt)
+        self._wake.set()
+
+    async def review(self, task_id: str, action: str, feedback: str | None = None) -> dict[str, Any]:
+        """A reviewer's decision on a ready task: accept (merge, as auto mode does, then its dependents start),
+        reject (final; its branch kept, its dependents skipped) or retry (it runs again from its own branch,
+        `feedback` added to its prompt). Raises ReviewError naming what is wrong; nothing changes then."""
+        if action not in ACTIONS:
+            raise ReviewError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+        t = self.tasks.get(task_id)
+        if t is None:
+            raise ReviewError(f"run {self.run_id} has no task {task_id}")
+        if self.landing is None or t.status != TaskStatus.READY:
+            raise ReviewError(f"task {task_id} of run {self.run_id} is {t.status}, not ready for review")
+        if action == "retry" and not (feedback or "").strip():
+            raise ReviewError("retry needs feedback: what the agent should do differently")
+        if action == "accept":
+            t.status = TaskStatus.RUNNING  # merging; no second decision meanwhile
+            with anyio.CancelScope(shield=True):
+                outcome = await self.landing.merge(t, Outcome(True, exit_code=0))
+            t.status = TaskStatus.READY  # so that _finish records it
+            self._finish(t, TaskStatus.SUCCEEDED if outcome.ok else TaskStatus.FAILED, outcome)
+        elif action == "reject":
+            branch = self.landing.reject(task_id)
+            self._finish(t, TaskStatus.REJECTED, Outcome(False, code=Reason.REJECTED,
+                                                         reason=f"rejected; its work is kept on branch {branch}"))
+        else:
+            self.landing.retry(task_id)
+            t.feedback, t.status, t.started, t.result = feedback, TaskStatus.PENDING, None, None
+            if t.output is not None:
+                t.output.close()
+            self._emit(task_id, EventKind.QUEUED, None, t.attempt)  # clients see it leave `ready`
+            self._push(t)
+            self._wake.set()
+        return {"runId": self.run_id, "taskId": task_id, "status": str(t.status), **(self.landing.info(task_id) or {})}
+
+    def diff(self, task_id: str) -> dict[str, Any]:
+        if task_id not in self.tasks:
+            raise ReviewError(f"run {self.run_id} has no task {task_id}")
+        if self.landing is None:
+            raise ReviewError(f"run {self.run_id} does not use worktrees: its tasks have no branches")
+        return self.landing.diff(task_id)
 
     # -- endings -------------------------------------------------------------------------------
 
@@ -437,6 +521,8 @@ class Run:
         if t.status in TERMINAL:
             return
         self._record(t, status, outcome)
+        if self.landing is not None:
+            self.landing.ready.discard(t.spec.id)
         if status == TaskStatus.SUCCEEDED:
             for d in self._dependents[t.spec.id]:
                 dep = self.tasks.get(d)
@@ -497,13 +583,14 @@ class Run:
                 log.warning("task %s: cannot write its log %s: %s", t.spec.id, t.log_path, e.strerror or e)
         tail = tuple(t.output.tail) if t.output else ()
         failed = not outcome.ok
+        review = self.landing.info(t.spec.id) if self.landing is not None else None
         t.result = TaskResult(t.spec.id, status, t.attempt, duration, outcome.exit_code,
                               outcome.reason if failed else None, outcome.code if failed else None,
                               t.log_path, outcome.usage, outcome.answer, warnings=outcome.warnings,
-                              agent=t.agent)
+                              agent=t.agent, review=review)
         self._emit(t.spec.id, EventKind(status), Ended(duration, outcome.exit_code, t.result.code, t.result.error,
                                                        tail, str(t.log_path), outcome.usage, outcome.answer,
-                                                       warnings=tuple(outcome.warnings or ())),
+                                                       warnings=tuple(outcome.warnings or ()), review=review),
                    t.attempt)
 
     def _result(self) -> RunResult:
@@ -515,14 +602,19 @@ class Run:
                                           reused_from=earlier.run_id))
             elif spec.id in self.tasks and (r := self.tasks[spec.id].result) is not None:
                 results.append(r)
+            elif spec.id in self.tasks:  # waits for a ready task's review
+                results.append(TaskResult(spec.id, TaskStatus.PENDING, 0, 0))
+        statuses = {r.status for r in results}
         status = (RunStatus.CANCELLED if self._cancelled
-                  else RunStatus.SUCCEEDED if all(r.status == TaskStatus.SUCCEEDED for r in results)
+                  else RunStatus.SUCCEEDED if statuses <= {TaskStatus.SUCCEEDED}
+                  else RunStatus.READY if statuses <= {TaskStatus.SUCCEEDED, TaskStatus.READY, TaskStatus.PENDING}
                   else RunStatus.FAILED)
         assert self.started is not None
         ledger = self.limits.ledger
         spend = {"spent": ledger.spent(), "budget": ledger.budget.to_wire(), "exceeded": ledger.exhausted,
                  "summary": ledger.summary()} if ledger.budget else None
-        return RunResult(self.run_id, status, results, int((time.time() - self.started) * 1000), spend)
+        kept = self.landing.kept_branches() if self.landing is not None else []
+        return RunResult(self.run_id, status, results, int((time.time() - self.started) * 1000), spend, kept=kept)
 
     def kill_now(self) -> int:
         """A second Ctrl-C: SIGKILL every running agent's whole process tree at once, without the grace."""
@@ -551,3 +643,24 @@ class Run:
                 sink(event)
             except Exception:  # a broken consumer must not stop the run
                 log.exception("event sink failed on %s", kind)
+
+
+def _with_merge(plan: Plan, merge: str) -> Plan:
+    """The plan with every task's merge mode set (CLI `--review`, `merge` of a run request)."""
+    from dataclasses import replace
+
+    return replace(plan, run=replace(plan.run, merge=merge), tasks=[replace(t, merge=merge) for t in plan.tasks])
+
+
+def _worktree_only(plan: Plan) -> str | None:
+    """The first setting that only works on branches, in words; None when there is none."""
+    if plan.run.merge == "review" or any(t.merge == "review" for t in plan.tasks):
+        return 'merge = "review"'
+    if plan.run.verify:
+        return "verify"
+    if plan.run.check or any(t.check for t in plan.tasks):
+        return "check"
+    for t in plan.tasks:
+        if t.best_of and t.best_of > 1 or len(t.agents) > 1:
+            return f"task {t.id}: best_of/agents"
+    return None

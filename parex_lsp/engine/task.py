@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -24,6 +25,9 @@ from parex_lsp.isolation.modes import Isolation
 from parex_lsp.isolation.registry import LockOwner
 from parex_lsp.isolation.worktree import WorktreeError
 from parex_lsp.plan.model import Plan, TaskSpec
+
+if TYPE_CHECKING:
+    from parex_lsp.engine.review import Candidate, Landing
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,11 @@ class TaskState:
     output: TaskOutput | None = None
     result: TaskResult | None = None
     pid: int | None = None  # the current attempt's agent process (leader of its own process group)
+    # worktree runs (engine/review.py)
+    tree_key: str | None = None  # the worktree's name when it is not the task id (a best-of candidate)
+    candidate: Candidate | None = None  # set on a best-of candidate's own state
+    workdir: Path | None = None
+    feedback: str | None = None  # a reviewer's comment for a retry; in the prompt and $PAREX_FEEDBACK
 
 
 class TaskRunner:
@@ -59,6 +68,7 @@ class TaskRunner:
         self.run_id, self.plan, self.workspace, self.isolation = run_id, plan, workspace, isolation
         self._emit, self._record_spawn, self._lock_wait = emit, record_spawn, lock_wait
         self.limits, self._scrub = limits, scrub
+        self.landing: Landing | None = None  # worktree runs: check, predict, merge or hold for review
 
     async def run(self, t: TaskState) -> Outcome:
         """The task from start to end; never raises (a crash is this task's failure, never the run's)."""
@@ -69,7 +79,11 @@ class TaskRunner:
         outcome: Outcome | None = None
         try:
             with t.scope:
-                workdir = await self.isolation.workdir(spec.id)
+                if self.landing is not None and self.landing.is_best_of(t):
+                    outcome = await self.landing.best_of(t, self)
+                    return outcome
+                workdir = await (self.landing.workdir(t) if self.landing is not None
+                                 else self.isolation.workdir(spec.id))
                 self._emit(spec.id, EventKind.STARTED, Started(t.agent, str(workdir)), 1)
                 outcome = await self._setup(t, workdir) or await self._attempts(t, workdir)
             if outcome is None or t.scope.cancelled_caught:
@@ -92,6 +106,11 @@ class TaskRunner:
         assert output is not None
         env = {"PAREX_RUN_ID": self.run_id, "PAREX_TASK_ID": spec.id, "PAREX_WORKSPACE": str(self.workspace),
                "PAREX_ATTEMPT": str(attempt)}
+        if t.feedback is not None:
+            env["PAREX_FEEDBACK"] = t.feedback
+            if self.plan.agents[t.agent].kind != "shell":  # a shell task's prompt is a command: env only
+                spec = replace(spec, prompt=f"{spec.prompt}\n\nA reviewer looked at your previous attempt, which "
+                               f"is in this checkout, and asks:\n{t.feedback}")
         return AgentContext(
             self.run_id, spec, self.plan.agents[t.agent], workdir, self.workspace, attempt, output,
             emit=lambda kind, payload: self._emit(
@@ -154,7 +173,16 @@ class TaskRunner:
         return Outcome(False, exit_code=done.exit_code, code=Reason.SETUP_FAILED,
                        reason=f"setup command `{command}` {done.reason}")
 
+    async def shell(self, t: TaskState, command: str, workdir: Path,
+                    lines: Callable[[str], None] | None = None) -> Outcome:
+        """A `check` or `verify` command for task `t`, its output in the task's log."""
+        ctx = self._context(t, workdir, t.attempt)
+        ctx.workdir = workdir
+        return await run_process([SHELL, "-c", command], ctx, lines)
+
     async def _finish(self, t: TaskState, outcome: Outcome) -> Outcome:
+        if self.landing is not None:
+            return await self.landing.finish(t, outcome)
         merge = await self.isolation.finish(t.spec.id, outcome.ok)
         if merge is None:
             return outcome

@@ -29,7 +29,7 @@ class Isolation(Protocol):
 
     async def open(self) -> None: ...
     async def workdir(self, task_id: str) -> Path: ...
-    async def finish(self, task_id: str, succeeded: bool) -> MergeOutcome | None: ...
+    async def finish(self, task_id: str, succeeded: bool, merge: bool = True) -> MergeOutcome | None: ...
     async def close(self) -> None: ...
 
 
@@ -46,7 +46,7 @@ class SharedWorkspace:
     async def workdir(self, task_id: str) -> Path:
         return self.workspace
 
-    async def finish(self, task_id: str, succeeded: bool) -> MergeOutcome | None:
+    async def finish(self, task_id: str, succeeded: bool, merge: bool = True) -> MergeOutcome | None:
         return None
 
     async def close(self) -> None:
@@ -66,11 +66,11 @@ class WorktreeIsolation:
         """Raises WorktreeError (with what to do) when worktrees cannot be used here."""
         await anyio.to_thread.run_sync(self.trees.prepare)
 
-    async def workdir(self, task_id: str) -> Path:
-        return await anyio.to_thread.run_sync(self.trees.create, task_id)
+    async def workdir(self, task_id: str, from_branch: str | None = None) -> Path:
+        return await anyio.to_thread.run_sync(self.trees.create, task_id, from_branch)
 
-    async def finish(self, task_id: str, succeeded: bool) -> MergeOutcome | None:
-        return await anyio.to_thread.run_sync(self.trees.finish, task_id, succeeded)
+    async def finish(self, task_id: str, succeeded: bool, merge: bool = True) -> MergeOutcome | None:
+        return await anyio.to_thread.run_sync(self.trees.finish, task_id, succeeded, merge)
 
     async def close(self) -> None:
         await anyio.to_thread.run_sync(self.trees.close)

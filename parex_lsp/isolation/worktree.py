@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,7 +24,8 @@ from parex_lsp import state
 
 AUTHOR_NAME, AUTHOR_EMAIL = "parex", "parex@localhost"
 RESCUE_MESSAGE = "parex: rescued uncommitted work"
-COPIED_LIST = "parex-copied-files"  # in the worktree's private git dir: paths copied in, never committed
+COPIED_LIST = "parex-copied-files"
+TRASH = ".removing"  # under the worktrees folder: removed worktrees whose files are being deleted  # in the worktree's private git dir: paths copied in, never committed
 
 # Every git command parex runs: its own identity (the user may have none configured), no signing prompts,
 # no background gc racing our ref updates, a parallel checkout, and no GIT_DIR & co. inherited from a hook
@@ -51,6 +53,7 @@ class MergeOutcome:
     commit: str | None
     conflicts: list[str] = field(default_factory=list)
     message: str = ""
+    before: str | None = None  # the base branch's commit before the merge (to undo it)
 
 
 @dataclass(slots=True)
@@ -217,6 +220,9 @@ class Worktrees:
         if root.is_dir():
             registered = self._registered()
             for run_dir in sorted(root.iterdir()):
+                if run_dir.name == TRASH:  # left by a runner that stopped before its deletions ended
+                    threading.Thread(target=shutil.rmtree, args=(run_dir, True), daemon=True).start()
+                    continue
                 if run_dir.name == self.run_id or not run_dir.is_dir():
                     continue
                 if self.is_live_run(run_dir.name):
@@ -233,8 +239,9 @@ class Worktrees:
     def branch_for(self, task_id: str) -> str:
         return f"parex/{self.run_id}/{task_id}"
 
-    def create(self, task_id: str) -> Path:
-        """The task's working directory in a new worktree (the same one again if it exists already)."""
+    def create(self, task_id: str, from_branch: str | None = None) -> Path:
+        """The task's working directory in a new worktree (the same one again if it exists already).
+        `from_branch`: continue on that existing branch (a retry with feedback) instead of a new one."""
         self._require_prepared()
         with self._lock:
             tree = self._trees.get(task_id)
@@ -244,13 +251,17 @@ class Worktrees:
             path = self.dir / task_id
             if path.resolve().parent != self.dir.resolve():  # ids are checked by the plan; this guards the tree
                 raise WorktreeError(f"task id {task_id!r} cannot name a worktree folder")
-            tree = _Tree(task_id, path, self.branch_for(task_id), base)
+            tree = _Tree(task_id, path, from_branch or self.branch_for(task_id), base)
             self._trees[task_id] = tree
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with self._admin_lock:
-                self._set_aside_old_branch(tree.branch)
-                self.repo.git.worktree("add", "--quiet", "--no-checkout", "-b", tree.branch, str(tree.path), base)
+                if from_branch is not None:
+                    self.repo.git.worktree("add", "--quiet", "--no-checkout", str(tree.path), from_branch)
+                else:
+                    self._set_aside_old_branch(tree.branch)
+                    self.repo.git.worktree("add", "--quiet", "--no-checkout", "-b", tree.branch, str(tree.path),
+                                           base)
             _git(tree.path).reset("--quiet", "--hard")  # the checkout itself, in parallel with other tasks'
             self._copy_in(tree)
         except Exception as e:
@@ -329,15 +340,35 @@ class Worktrees:
         if root not in path.resolve().parents or path.resolve().parent == root:
             raise WorktreeError(f"refusing to remove {path}: not a task worktree under {root}")
         with self._admin_lock:
+            # Deleting a big checkout's files takes long and would hold up every other task's worktree here:
+            # the folder is renamed aside (instant), git forgets it, and its files go in the background.
+            trash = root / TRASH / f"{path.name}-{uuid.uuid4().hex[:8]}"
             try:
-                self.repo.git.worktree("remove", "--force", "--force", str(path))
+                trash.parent.mkdir(exist_ok=True)
+                path.rename(trash)
+            except OSError:
+                trash = path
+            try:
+                if trash == path:
+                    self.repo.git.worktree("remove", "--force", "--force", str(path))
+                else:
+                    self.repo.git.worktree("prune")
             except GitCommandError:
-                shutil.rmtree(path, ignore_errors=True)  # not (or no longer) a worktree git knows: just the files
                 self.repo.git.worktree("prune")
+        if trash.exists():
+            threading.Thread(target=shutil.rmtree, args=(trash, True), daemon=True,
+                             name="parex-worktree-removal").start()
 
-    def finish(self, task_id: str, succeeded: bool) -> MergeOutcome | None:
-        """Commit the task's work to its branch and remove its worktree; when it succeeded, merge the branch
-        into the base branch. None when the task did not succeed (its branch is kept) or never had a worktree."""
+    def branch_of(self, task_id: str) -> str | None:
+        """The branch of the task's current worktree."""
+        with self._lock:
+            tree = self._trees.get(task_id)
+        return tree.branch if tree is not None else None
+
+    def finish(self, task_id: str, succeeded: bool, merge: bool = True) -> MergeOutcome | None:
+        """Commit the task's work to its branch and remove its worktree; when it succeeded (and `merge`), merge
+        the branch into the base branch. None when the task did not succeed (its branch is kept), when it is
+        not to be merged now (`merge` false: its branch is kept), or when it never had a worktree."""
         with self._lock:
             tree = self._trees.pop(task_id, None)
         if tree is None:
@@ -347,7 +378,7 @@ class Worktrees:
                 if tree.path.exists():
                     self._remove(tree.path)
                 self.repo.git.worktree("prune")
-            if not succeeded:
+            if not succeeded or not merge:
                 return None
             return MergeOutcome(False, None, [], f"the worktree of task {task_id} ({tree.path}) was deleted before "
                                                  f"its work was committed: nothing to merge; branch {tree.branch} "
@@ -359,7 +390,7 @@ class Worktrees:
                 self._commit_all(tree.path, f"parex: work of task {task_id} (run {self.run_id}), which did not succeed")
         finally:
             self._remove(tree.path)
-        if not succeeded:
+        if not succeeded or not merge:
             return None
         with self._merge_lock:
             outcome = self._merge(tree)
@@ -367,6 +398,32 @@ class Worktrees:
             with self._admin_lock:
                 self.repo.git.branch("-D", tree.branch)
         return outcome
+
+    def merge_branch(self, task_id: str, branch: str) -> MergeOutcome:
+        """Merge a kept branch into the base branch (`--no-ff`, in the main checkout); the branch stays.
+        The outcome's `before` is the base branch's commit before the merge, for `undo_merge`."""
+        self._require_prepared()
+        with self._merge_lock:
+            before = self.repo.git.rev_parse("HEAD")
+            outcome = self._merge(_Tree(task_id, self.dir / task_id, branch, before))
+        outcome.before = before
+        return outcome
+
+    def undo_merge(self, before: str) -> None:
+        """Put the base branch back at `before` (its commit before a merge). `reset --keep` leaves any of the
+        person's uncommitted changes in place and refuses, rather than overwrite one, if a file differs."""
+        with self._merge_lock:
+            self.repo.git.reset("--quiet", "--keep", before)
+
+    def base_head(self) -> str:
+        return self.repo.git.rev_parse(f"refs/heads/{self.base_branch}")
+
+    def delete_branch(self, branch: str) -> None:
+        with self._admin_lock:
+            self.repo.git.branch("-D", branch)
+
+    def branch_exists(self, branch: str) -> bool:
+        return self._branch_exists(branch)
 
     def _merge(self, tree: _Tree) -> MergeOutcome:
         g = self.repo.git

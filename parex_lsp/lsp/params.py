@@ -19,7 +19,8 @@ RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 ISOLATIONS = ("none", "worktree")
 MAX_TASKS = 10_000  # tasks one request may run (docs/lsp.md): beyond it, InvalidParams
 MAX_LINE = 2**31 - 1  # LSP positions are uint32 on the wire; editors' lines fit in int32
-RUN_KEYS = {"plan", "maxConcurrency", "isolation", "only", "resume", "detach", "workDoneToken"}
+RUN_KEYS = {"plan", "maxConcurrency", "isolation", "only", "resume", "detach", "workDoneToken", "merge"}
+MERGES = ("auto", "review")
 
 
 def plain_converter() -> Any:
@@ -54,6 +55,7 @@ class RunRequest:
     isolation: str | None = None
     only: list[str] | None = None
     resume: str | None = None
+    merge: str | None = None  # "auto" | "review": overrides the plan's merge mode for this run
     detach: bool = False
     work_done_token: int | str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -160,6 +162,11 @@ def run_request(params: Any) -> RunRequest:
         problems.append('`resume` must be a run id or "last"')
     else:
         req.resume = resume
+    merge = p.get("merge")
+    if merge is not None and merge not in MERGES:
+        problems.append(f"`merge` must be one of {', '.join(repr(m) for m in MERGES)}")
+    else:
+        req.merge = merge
     detach = p.get("detach", False)
     if not isinstance(detach, bool):
         problems.append("`detach` must be true or false")

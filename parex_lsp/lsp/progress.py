@@ -198,6 +198,9 @@ class RunProgress:
             self._task(ev.task_id).report(_short(data.message) or "waiting for a lock")
         elif isinstance(data, Usage):
             self.notes["spend"] = "spent " + _spend(data.values)
+        elif ev.kind == EventKind.READY:  # review mode: done, waiting for a reviewer (parex/review)
+            self.running.discard(ev.task_id)
+            self._task(ev.task_id).report("ready for review")
             self._run_report()
         elif ev.kind in ENDINGS and isinstance(data, Ended):
             self.running.discard(ev.task_id)

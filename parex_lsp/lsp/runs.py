@@ -28,6 +28,7 @@ from parex_lsp.lsp.diagnostics import DiagnosticStore, TaskDiagnostics
 from parex_lsp.lsp.notify import TaskEventNotifier
 from parex_lsp.lsp.params import MAX_TASKS, PlanRef, RunRequest, TaskRef, invalid, too_many
 from parex_lsp.lsp.progress import RunProgress, client_supports_progress
+from parex_lsp.lsp.review import ConflictDiagnostics
 from parex_lsp.plan import Plan, Problem, resolve, resolve_inline
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class Runs:
     async def start(self, req: RunRequest) -> LiveRun:
         plan, uri, key = self.load(req.plan)
         options = RunOptions(max_concurrency=req.max_concurrency, isolation=req.isolation, only=req.only,
-                             resume=req.resume)
+                             resume=req.resume, merge=req.merge, hold_for_review=True)  # ready tasks wait for parex/review
         try:
             run = await Run.prepare(plan, options)
         except PlanBusy as e:
@@ -148,6 +149,7 @@ class Runs:
         run.add_sink(self._orphans_ended)
         run.add_sink(progress)
         run.add_sink(TaskDiagnostics(self.diagnostics, plan, uri, key))
+        run.add_sink(ConflictDiagnostics(self.diagnostics, plan, uri, key))
         self.live[run.run_id] = live
         live.task = asyncio.ensure_future(self._execute(live))
         if req.detach:

@@ -128,6 +128,8 @@ def build_server() -> ParexServer:
         await ls.runs.cancel_all()
 
     from parex_lsp.lsp.commands import register
+    from parex_lsp.lsp.review import register as register_review
 
     register(server)
+    register_review(server)
     return server

@@ -18,6 +18,7 @@ MAX_RETRIES = 100
 MAX_CONCURRENCY = 100_000
 MAX_STEPS = 10_000
 MAX_BUDGET = 1e15  # USD or tokens: far beyond any real run, so a typo's extra zeros still read as a number
+MAX_CANDIDATES = 20  # best_of: each candidate is a worktree and an agent run
 
 
 class FieldError(ValueError):
@@ -61,6 +62,9 @@ RUN_FIELDS: dict[str, Field] = {
     # spend and quota (engine/spend.py, engine/quota.py)
     "budget": _BUDGET,
     "rate_limit_wait_max": _DELAY,
+    "merge": Field("string", choices=("auto", "review")),
+    "verify": Field("string"),
+    "check": Field("string"),
 }
 AGENT_FIELDS: dict[str, Field] = {
     "kind": Field("string", choices=("shell", "command", "openai")),
@@ -100,11 +104,16 @@ TASK_FIELDS: dict[str, Field] = {
     "timeout": _DURATION,
     "lock_timeout": _DURATION,
     "max_cost": Field("number", low=0, low_open=True, high=MAX_BUDGET),  # USD
+    "merge": Field("string", choices=("auto", "review")),
+    "check": Field("string"),
+    "best_of": Field("int", low=1, high=MAX_CANDIDATES),
+    "agents": Field("strings"),
 }
 # Inline task lists use the wire's camelCase names for the same fields.
 WIRE_TASK_NAMES = {"id": "id", "prompt": "prompt", "agent": "agent", "dependsOn": "depends_on", "files": "files",
                    "retries": "retries", "timeout": "timeout", "lockTimeout": "lock_timeout",
-                   "maxCost": "max_cost"}
+                   "maxCost": "max_cost", "merge": "merge", "check": "check", "bestOf": "best_of",
+                   "agents": "agents"}
 
 _WHAT = {"string": "a string", "bool": "true or false", "int": "an integer", "number": "a number",
          "duration": 'a duration ("90s", "10m", "1h") or seconds', "strings": "an array of strings",

@@ -45,5 +45,7 @@ def parse_inline(tasks: Any, where: str = "<inline>") -> tuple[list[TaskSpec], l
         out.append(TaskSpec(id=fields.get("id", f"#{i}"), prompt=fields.get("prompt", ""), agent=fields.get("agent"),
                             depends_on=fields.get("depends_on", []), files=fields.get("files", []),
                             retries=fields.get("retries"), timeout=fields.get("timeout"),
-                            lock_timeout=fields.get("lock_timeout"), max_cost=fields.get("max_cost")))
+                            lock_timeout=fields.get("lock_timeout"), max_cost=fields.get("max_cost"),
+                            merge=fields.get("merge"), check=fields.get("check"), best_of=fields.get("best_of"),
+                            agents=fields.get("agents", [])))
     return out, problems, reported

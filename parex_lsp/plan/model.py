@@ -110,8 +110,18 @@ class TaskSpec:
     timeout: float | None = None  # seconds
     lock_timeout: float | None = None
     max_cost: float | None = None  # USD this task may spend; reaching it ends the task `budget-exceeded`
+    merge: str | None = None  # "auto" | "review"; None: the plan's `[run] merge`
+    check: str | None = None  # shell command ranking candidates in their worktrees; None: `[run] check`
+    best_of: int | None = None  # candidates of the same agent
+    agents: list[str] = field(default_factory=list)  # one candidate per agent
     range: SourceRange | None = None  # the task's `id` line, or its `callN:` line
     field_ranges: dict[str, SourceRange] = field(default_factory=dict)
+
+    def candidate_agents(self, default: str) -> list[str]:
+        """The agent of each best-of candidate; one entry for an ordinary task."""
+        if self.agents:
+            return list(self.agents)
+        return [self.agent or default] * (self.best_of or 1)
 
 
 @dataclass(slots=True)
@@ -132,6 +142,9 @@ class RunConfig:
     allow_dirty: bool = False  # worktree: start even when tracked files have uncommitted changes
     budget: dict[str, float] = field(default_factory=dict)  # {usd?, tokens?}: the run stops when spend reaches one
     rate_limit_wait_max: float = 900.0  # seconds a task may wait out its agent's quota; 0: no shared cooldown
+    merge: str = "auto"  # worktree: "auto" merges a succeeded task at once; "review" waits for a reviewer
+    verify: str | None = None  # worktree: shell command run in the main checkout after each merge
+    check: str | None = None  # worktree: shell command run in each task's worktree when it finishes
 
 
 @dataclass(slots=True)

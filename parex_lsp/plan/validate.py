@@ -136,6 +136,13 @@ def validate(plan: Plan) -> list[Problem]:
             add("retries-unused", f"task `{t.id}`: `retries = {t.retries}` never applies: agent `{agent_name}` "
                 "marks no failure as transient (give the agent `retry_on` patterns or `retry_timeouts = true`)",
                 t, "retries", WARNING)
+        for name in t.agents:
+            if name not in plan.agents:
+                add("unknown-agent", f"task `{t.id}`: `agents` names unknown agent `{name}` ({agent_hint(name)})",
+                    t, "agents")
+        if t.agents and t.best_of is not None:
+            add("bad-value", f"task `{t.id}`: set `best_of` (candidates of one agent) or `agents` (one candidate "
+                "each), not both", t, "best_of")
         for dep in t.depends_on:
             if dep == t.id:
                 add("dependency-cycle", f"task `{t.id}` depends on itself", t, "depends_on")

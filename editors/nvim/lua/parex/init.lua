@@ -57,6 +57,7 @@ function M.setup(opts)
     state.opts.cmd = opts.cmd -- lists are not merged
   end
   commands.create()
+  require("parex.review").create()
   local group = vim.api.nvim_create_augroup("parex", { clear = true })
   vim.api.nvim_create_autocmd({ "BufReadPost", "BufNewFile" }, {
     group = group,

@@ -8,7 +8,7 @@
 -- notifications do not (their tokens are created with a round trip).
 local M = {}
 
-M.TERMINAL = { succeeded = true, failed = true, skipped = true, cancelled = true }
+M.TERMINAL = { succeeded = true, failed = true, skipped = true, cancelled = true, rejected = true }
 
 -- How many runs are remembered (the oldest are forgotten first).
 M.KEEP = 20
@@ -24,6 +24,7 @@ local STATUS = {
   failed = "failed",
   skipped = "skipped",
   cancelled = "cancelled",
+  rejected = "rejected",
 }
 
 -- Fields of a terminal event's data kept on the task.

@@ -1,0 +1,163 @@
+"""`parex-lsp review [RUN] [accept|reject|retry|diff TASK...]`, the `--review` prompt of a live run on a TTY,
+and `parex-lsp gc --branches`.
+
+Exit codes of `review`: 0 every decision was taken; 1 a merge failed (conflict, verify) or a task is not ready;
+2 no such run, or bad arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from parex_lsp.contract import Event, EventKind
+from parex_lsp.engine.journal import find_run, is_running, list_runs
+from parex_lsp.engine.review import ReviewError
+from parex_lsp.engine.review_later import diff_later, ready_tasks, review_later
+
+PROMPT = "  [a]ccept  [r]eject  re[t]ry with feedback  [d]iff  [l]eave it ready ? "
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _last_with_ready(workspace: Path) -> str | None:
+    for journal in reversed(list_runs(workspace)):
+        if ready_tasks(workspace, journal.parent.name):
+            return journal.parent.name
+    return None
+
+
+def review_command(workspace: Path, run_ref: str | None, action: str | None, tasks: list[str],
+                   feedback: str | None, as_json: bool) -> int:
+    run_id = run_ref if run_ref not in (None, "last") else _last_with_ready(workspace)
+    if run_id is None:
+        _say(f"no run in {workspace.resolve()} has tasks waiting for review")
+        return 0
+    try:
+        waiting = ready_tasks(workspace, run_id)
+    except ReviewError as e:
+        print(f"parex: {e}", file=sys.stderr)
+        return 2
+    if action is None:
+        if sys.stdin.isatty() and not as_json:
+            return _interactive(workspace, run_id, [w.task.id for w in waiting])
+        rows: list[dict[str, Any]] = [{"taskId": w.task.id, "branch": w.branch,
+                                       "changes": w.task.review.get("changes")} for w in waiting]
+        if as_json:
+            print(json.dumps({"runId": run_id, "ready": rows}))
+        else:
+            for row in rows:
+                c = row["changes"] or {}
+                _say(f"{row['taskId']}: {row['branch']} ({c.get('files', 0)} files, +{c.get('added', 0)} "
+                     f"-{c.get('removed', 0)}, {c.get('commits', 0)} commits)")
+        return 0
+    if not tasks:
+        print(f"parex: `review {run_id} {action}` needs the task id(s)", file=sys.stderr)
+        return 2
+    status = 0
+    for task_id in tasks:
+        try:
+            if action == "diff":
+                got = diff_later(workspace, run_id, task_id)
+                print(json.dumps(got) if as_json else got["diff"], end="" if not as_json else "\n")
+                continue
+            got = review_later(workspace, run_id, task_id, action, feedback)
+        except ReviewError as e:
+            print(f"parex: {e}", file=sys.stderr)
+            status = 1
+            continue
+        if got["status"] not in ("succeeded", "rejected"):
+            status = 1
+        _say(json.dumps(got) if as_json else f"{task_id}: {got['status']}"
+             + (f" ({got['reason']})" if got.get("reason") else ""))
+    return status
+
+
+def _interactive(workspace: Path, run_id: str, task_ids: list[str]) -> int:
+    status = 0
+    for task_id in task_ids:
+        while True:
+            _say(f"task {task_id} of run {run_id} is ready")
+            answer = input(PROMPT).strip().lower()[:1]
+            if answer == "d":
+                _say(diff_later(workspace, run_id, task_id)["diff"])
+                continue
+            if answer in ("", "l"):
+                break
+            action = {"a": "accept", "r": "reject", "t": "retry"}.get(answer)
+            if action is None:
+                continue
+            try:
+                got = review_later(workspace, run_id, task_id, action,
+                                   input("  feedback: ") if action == "retry" else None)
+            except ReviewError as e:
+                _say(f"  {e}")
+                status = 1
+                break
+            _say(f"  {task_id}: {got['status']}" + (f" ({got['reason']})" if got.get("reason") else ""))
+            break
+    return status
+
+
+class LivePrompt:
+    """`run --review` on a TTY: asks about each task as it becomes ready, while the run goes on."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = anyio.create_memory_object_stream[str](100)
+
+    def on_event(self, ev: Event) -> None:
+        if ev.kind == EventKind.READY and ev.task_id is not None:
+            self.send.send_nowait(ev.task_id)
+
+    async def serve(self, run: Any) -> None:
+        async for task_id in self.receive:
+            while True:
+                answer = (await anyio.to_thread.run_sync(input, f"task {task_id} is ready.{PROMPT}")).strip()[:1]
+                if answer == "d":
+                    _say(run.diff(task_id)["diff"])
+                    continue
+                action = {"a": "accept", "r": "reject", "t": "retry"}.get(answer.lower())
+                if action is None:
+                    break  # left ready: `parex-lsp review` later
+                feedback = await anyio.to_thread.run_sync(input, "  feedback: ") if action == "retry" else None
+                try:
+                    await run.review(task_id, action, feedback)
+                except ReviewError as e:
+                    _say(f"  {e}")
+                    continue
+                break
+
+
+def gc_branches(workspace: Path, dry_run: bool) -> int:
+    """Delete the branches parex kept (rejected, losing, conflicting, verify-failed, unfinished) of runs that
+    are not running. The person's own branches are never touched: only `parex/<run>/...`."""
+    out = subprocess.run(["git", "for-each-ref", "--format=%(refname:short)", "refs/heads/parex/"], cwd=workspace,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"parex: {out.stderr.strip() or 'not a git repository'}", file=sys.stderr)
+        return 2
+    branches = [b for b in out.stdout.split() if b.count("/") >= 2]
+    live = {b.split("/")[1] for b in branches if find_run(workspace, b.split("/")[1]) is not None
+            and is_running(workspace, b.split("/")[1])}
+    gone = [b for b in branches if b.split("/")[1] not in live]
+    for b in gone:
+        if not dry_run:
+            subprocess.run(["git", "branch", "-D", b], cwd=workspace, check=True, capture_output=True)
+        _say(("would delete " if dry_run else "deleted ") + b)
+    if not gone:
+        _say("no kept branches to delete")
+    return 0
+
+
+def kept_of(workspace: Path, run_id: str) -> list[str]:
+    """Branches of a run that still exist (for `status`)."""
+    out = subprocess.run(["git", "for-each-ref", "--format=%(refname:short)", f"refs/heads/parex/{run_id}/"],
+                         cwd=workspace, capture_output=True, text=True)
+    return out.stdout.split() if out.returncode == 0 else []

@@ -1,0 +1,146 @@
+"""Reviewing a run that has ended with tasks left `ready` (headless, no TTY; or its runner went away): the
+decision is taken from its journal and its kept branches, and appended to the same journal, so a run waiting
+for review survives the editor or terminal closing.
+
+Accept merges the branch into the base branch (which must be checked out, as for any worktree run) and runs
+`[run] verify` after it, undoing the merge if that fails; reject keeps the branch and names it. Retry needs the
+agent and so a run: it is answered with the command that starts one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parex_lsp.contract import Ended, Event, EventKind, Merged, Reason, RunStatus, TaskStatus
+from parex_lsp.engine.journal import Journal, TaskRecord, find_run, replay
+from parex_lsp.engine.review import ACTIONS, ReviewError, diff_of
+from parex_lsp.isolation.worktree import Worktrees
+
+VERIFY_TIMEOUT = 3600.0
+
+
+@dataclass(slots=True)
+class ReadyTask:
+    run_id: str
+    plan: str | None
+    task: TaskRecord
+    branch: str
+    base_branch: str
+
+
+def ready_tasks(workspace: Path, run_ref: str) -> list[ReadyTask]:
+    """The tasks of a finished run still waiting for review."""
+    journal = find_run(workspace, run_ref)
+    if journal is None:
+        raise ReviewError(f"no run {run_ref} in {workspace}")
+    rec = replay(journal)
+    out = []
+    for t in rec.tasks.values():
+        if t.status == TaskStatus.READY and t.review.get("branch"):
+            out.append(ReadyTask(rec.run_id, rec.plan, t, t.review["branch"], t.review.get("baseBranch") or ""))
+    return out
+
+
+def _find(workspace: Path, run_ref: str, task_id: str) -> ReadyTask:
+    journal = find_run(workspace, run_ref)
+    if journal is None:
+        raise ReviewError(f"no run {run_ref} in {workspace}")
+    rec = replay(journal)
+    if rec.status == RunStatus.RUNNING:
+        raise ReviewError(f"run {rec.run_id} is still running (pid {rec.pid}): review it there (its editor, or "
+                          "the terminal that runs it)")
+    t = rec.tasks.get(task_id)
+    if t is None:
+        raise ReviewError(f"run {rec.run_id} has no task {task_id}")
+    if t.status != TaskStatus.READY or not t.review.get("branch"):
+        raise ReviewError(f"task {task_id} of run {rec.run_id} is {t.status}, not ready for review")
+    return ReadyTask(rec.run_id, rec.plan, t, t.review["branch"], t.review.get("baseBranch") or "")
+
+
+def diff_later(workspace: Path, run_ref: str, task_id: str) -> dict[str, Any]:
+    journal = find_run(workspace, run_ref)
+    if journal is None:
+        raise ReviewError(f"no run {run_ref} in {workspace}")
+    t = replay(journal).tasks.get(task_id)
+    if t is None or not t.review.get("branch"):
+        raise ReviewError(f"task {task_id} of run {run_ref} has no branch to show")
+    trees = _trees(workspace, journal.parent.name)
+    if not trees.branch_exists(t.review["branch"]):
+        raise ReviewError(f"branch {t.review['branch']} of task {task_id} no longer exists (merged or removed)")
+    assert trees.repo is not None
+    return diff_of(trees.repo.git, t.review.get("baseBranch") or trees.base_branch, t.review["branch"])
+
+
+def _verify_of(plan_path: str | None) -> str | None:
+    """The plan's `[run] verify`, read again from its file (an inline plan's run had none to keep)."""
+    if not plan_path or not Path(plan_path).is_file():
+        return None
+    from parex_lsp.plan import resolve
+
+    got = resolve(plan_path, running=False)
+    return got.plan.run.verify if got.plan is not None else None
+
+
+def _trees(workspace: Path, run_id: str) -> Worktrees:
+    trees = Worktrees(workspace, run_id, lambda _: True, allow_dirty=True)
+    trees.prepare()  # checks the repository; every run is treated as live, so no worktree is pruned
+    return trees
+
+
+def review_later(workspace: Path, run_ref: str, task_id: str, action: str, feedback: str | None = None,
+                 verify: str | None = None) -> dict[str, Any]:
+    """Accept or reject a ready task of an ended run; the decision is appended to its journal."""
+    if action not in ACTIONS:
+        raise ReviewError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+    ready = _find(workspace, run_ref, task_id)
+    if action == "retry":
+        plan = ready.plan or "PLAN"
+        raise ReviewError(f"run {ready.run_id} has ended: retry runs the agent again, so start a run for it: "
+                          f"parex-lsp run {plan} --only {task_id} --review (with the feedback in its prompt)")
+    if verify is None:
+        verify = _verify_of(ready.plan)
+    trees = _trees(workspace, ready.run_id)
+    if ready.base_branch and trees.base_branch != ready.base_branch:
+        raise ReviewError(f"task {task_id} was to be merged into {ready.base_branch}, but {trees.base_branch} is "
+                          f"checked out: git switch {ready.base_branch} first")
+    journal = Journal(workspace, ready.run_id)
+    try:
+        def emit(kind: EventKind, data: Any) -> None:
+            journal.append(Event(ready.run_id, task_id, kind, ready.task.attempts, time.time(), data))
+
+        review = dict(ready.task.review)
+        if action == "reject":
+            reason = f"rejected; its work is kept on branch {ready.branch}"
+            emit(EventKind.REJECTED, Ended(0, code=Reason.REJECTED, reason=reason,
+                                           review={**review, "branchKept": True}))
+            return {"runId": ready.run_id, "taskId": task_id, "status": "rejected", "branch": ready.branch}
+        merged = trees.merge_branch(task_id, ready.branch)
+        if not merged.ok:
+            emit(EventKind.FAILED, Ended(0, code=Reason.MERGE_CONFLICT, reason=merged.message,
+                                         review={**review, "branchKept": True}))
+            return {"runId": ready.run_id, "taskId": task_id, "status": "failed", "code": "merge-conflict",
+                    "reason": merged.message}
+        if merged.commit is not None and verify:
+            done = subprocess.run(["/bin/sh", "-c", verify], cwd=workspace, capture_output=True, text=True,
+                                  timeout=VERIFY_TIMEOUT)
+            if done.returncode != 0:
+                assert merged.before is not None
+                trees.undo_merge(merged.before)
+                reason = (f"verify `{verify}` exited with code {done.returncode} after merging {ready.branch}: the "
+                          f"merge was undone ({trees.base_branch} is back at {merged.before[:12]}); the task's work "
+                          f"is kept on branch {ready.branch}")
+                tail = tuple((done.stdout + done.stderr).splitlines()[-20:])
+                emit(EventKind.FAILED, Ended(0, done.returncode, Reason.VERIFY_FAILED, reason, tail,
+                                             review={**review, "branchKept": True}))
+                return {"runId": ready.run_id, "taskId": task_id, "status": "failed", "code": "verify-failed",
+                        "reason": reason}
+        emit(EventKind.MERGED, Merged(merged.commit, merged.message))
+        trees.delete_branch(ready.branch)
+        emit(EventKind.SUCCEEDED, Ended(0, 0, review={**review, "branchKept": False}))
+        return {"runId": ready.run_id, "taskId": task_id, "status": "succeeded", "commit": merged.commit}
+    finally:
+        journal.close()

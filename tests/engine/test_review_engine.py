@@ -1,0 +1,301 @@
+"""Review mode, conflict prediction, verify and best-of through the engine, on real git repositories."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parex_lsp.engine import RunOptions
+from parex_lsp.engine.review import Candidate, ReviewError, count_passed
+from tests.support.engine_helpers import make_run
+
+
+def git(ws: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def repo(ws: Path) -> Path:
+    git(ws, "init", "-q", "-b", "main")
+    (ws / "shared.txt").write_text("one\ntwo\nthree\n")
+    (ws / ".gitignore").write_text("*.log\nparex.toml\n")
+    git(ws, "add", "-A")
+    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "base")
+    return ws
+
+
+async def wait_for(cond, timeout: float = 20.0) -> None:
+    with anyio.fail_after(timeout):
+        while not cond():
+            await anyio.sleep(0.02)
+
+
+REVIEW_PLAN = """
+[run]
+isolation = "worktree"
+merge = "review"
+
+[[task]]
+id = "good"
+prompt = "echo good > good.txt"
+
+[[task]]
+id = "after-good"
+prompt = "test -f good.txt && cp good.txt seen-by-dependent.txt"
+depends_on = ["good"]
+
+[[task]]
+id = "bad"
+prompt = "echo bad > bad.txt"
+
+[[task]]
+id = "after-bad"
+prompt = "echo never > never.txt"
+depends_on = ["bad"]
+
+[[task]]
+id = "again"
+prompt = "echo \\"attempt $PAREX_ATTEMPT feedback: ${PAREX_FEEDBACK:-none}\\" >> again.txt"
+"""
+
+
+async def test_accept_reject_retry(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, REVIEW_PLAN, RunOptions(hold_for_review=True))
+    async with anyio.create_task_group() as tg:
+        result_box = []
+
+        async def go() -> None:
+            result_box.append(await run.execute())
+
+        tg.start_soon(go)
+        await wait_for(lambda: {"good", "bad", "again"} <= {e.task_id for e in rec.of("ready")})
+        ready = {e.task_id: e.data.to_wire() for e in rec.of("ready")}
+        assert ready["good"]["changes"] == {"files": 1, "added": 1, "removed": 0, "commits": 1}
+        assert run.tasks["after-good"].status == "pending"  # waits for the review
+        assert not (ws / "good.txt").exists()  # nothing merged unseen
+        diff = run.diff("good")
+        assert [f["path"] for f in diff["files"]] == ["good.txt"]
+        assert diff["files"][0]["result"] == "good\n" and diff["files"][0]["base"] is None
+        assert "+good" in diff["diff"]
+
+        await run.review("good", "accept")
+        assert (ws / "good.txt").read_text() == "good\n"
+        await run.review("bad", "reject")
+        with pytest.raises(ReviewError, match="not ready"):
+            await run.review("bad", "accept")
+        with pytest.raises(ReviewError, match="needs feedback"):
+            await run.review("again", "retry")
+        await run.review("again", "retry", "please say hello")
+        await wait_for(lambda: len([e for e in rec.of("ready") if e.task_id == "again"]) == 2)
+        await run.review("again", "accept")
+        await wait_for(lambda: run.tasks["after-good"].status == "ready")  # it ran after good was merged
+        await run.review("after-good", "accept")
+    result = result_box[0]
+    by_id = {t.id: t for t in result.tasks}
+    assert result.status == "failed"  # a rejected task, like a skipped one
+    assert by_id["good"].status == "succeeded" and by_id["after-good"].status == "succeeded"
+    assert (ws / "seen-by-dependent.txt").read_text() == "good\n"  # the dependent started from the merged state
+    assert by_id["bad"].status == "rejected" and by_id["after-bad"].status == "skipped"
+    assert git(ws, "rev-parse", "--verify", f"refs/heads/parex/{run.run_id}/bad")  # rejected branch kept
+    assert "never.txt" not in git(ws, "ls-files")
+    assert (ws / "again.txt").read_text() == "attempt 1 feedback: none\nattempt 2 feedback: please say hello\n"
+    assert {"taskId": "bad", "branch": f"parex/{run.run_id}/bad"} in result.kept
+
+
+async def test_ready_tasks_end_a_run_that_does_not_wait(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, REVIEW_PLAN)
+    result = await run.execute()
+    assert result.status == "ready"
+    statuses = {t.id: t.status for t in result.tasks}
+    assert statuses == {"good": "ready", "after-good": "pending", "bad": "ready", "after-bad": "pending",
+                        "again": "ready"}
+
+
+CONFLICT_PLAN = """
+[run]
+isolation = "worktree"
+merge = "review"
+
+[[task]]
+id = "left"
+prompt = "sed -i 's/two/two left/' shared.txt"
+
+[[task]]
+id = "right"
+prompt = "sed -i 's/two/two right/' shared.txt"
+"""
+
+
+async def test_conflict_predicted_before_the_second_merges(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, CONFLICT_PLAN, RunOptions(hold_for_review=True))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run.execute)
+        await wait_for(lambda: len(rec.of("ready")) == 2)
+        predicted = rec.of("conflictPredicted")
+        assert {(e.task_id, e.data.other) for e in predicted} == {("left", "right"), ("right", "left")}
+        assert all(e.data.files == ("shared.txt",) for e in predicted)
+        head = git(ws, "rev-parse", "HEAD")
+        await run.review("left", "accept")
+        # the other branch now conflicts with the base branch itself, and says so before anyone merges it
+        assert any(e.task_id == "right" and e.data.other is None for e in rec.of("conflictPredicted"))
+        assert git(ws, "rev-parse", "HEAD") != head
+        await run.review("right", "accept")
+    right = run.tasks["right"].result
+    assert right.status == "failed" and right.code == "merge-conflict"
+    assert git(ws, "status", "--porcelain") == ""
+
+
+VERIFY_PLAN = """
+[run]
+isolation = "worktree"
+verify = "test ! -f broken.txt"
+
+[[task]]
+id = "fine"
+prompt = "echo ok > fine.txt"
+
+[[task]]
+id = "breaks"
+prompt = "echo x > broken.txt"
+depends_on = ["fine"]
+
+[[task]]
+id = "after"
+prompt = "true"
+depends_on = ["breaks"]
+"""
+
+
+async def test_verify_failure_undoes_that_merge_alone(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, VERIFY_PLAN)
+    heads = []
+    run.add_sink(lambda e: heads.append(git(ws, "rev-parse", "HEAD")) if e.kind == "started"
+                 and e.task_id == "breaks" else None)
+    result = await run.execute()
+    by_id = {t.id: t for t in result.tasks}
+    assert by_id["fine"].status == "succeeded"
+    assert by_id["breaks"].status == "failed" and by_id["breaks"].code == "verify-failed"
+    assert by_id["after"].status == "skipped"
+    assert git(ws, "rev-parse", "HEAD") == heads[0]  # exactly where it was before the failed merge
+    assert (ws / "fine.txt").exists() and not (ws / "broken.txt").exists()
+    assert git(ws, "show", f"parex/{run.run_id}/breaks:broken.txt") == "x"  # the branch is kept
+    assert "verify `test ! -f broken.txt` exited with code 1" in by_id["breaks"].error
+
+
+BEST_PLAN = """
+[run]
+isolation = "worktree"
+max_concurrency = 3
+
+[[task]]
+id = "best"
+best_of = 3
+check = "sh check.sh"
+prompt = "n=$(basename $(dirname $PWD/x) | tr -dc 0-9); echo $PAREX_TASK_ID > out.txt; sh make.sh"
+"""
+
+
+async def test_best_of_three_ranks_by_the_check(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    # Each candidate's worktree is .../<run>/best@N; make.sh writes a result that depends on N.
+    (ws / "make.sh").write_text(
+        'n=${PWD##*@}\n'
+        'case $n in 1) echo fail > result;; 2) echo 3 > result;; 3) echo 5 > result;; esac\n')
+    (ws / "check.sh").write_text(
+        'r=$(cat result)\n[ "$r" = fail ] && { echo "1 failed, 2 passed in 0.1s"; exit 1; }\n'
+        'echo "===== $r passed in 0.01s ====="\n')
+    git(ws, "add", "-A")
+    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "scripts")
+    run, rec = await make_run(ws, BEST_PLAN)
+    result = await run.execute()
+    task = result.tasks[0]
+    assert task.status == "succeeded", task.error
+    cands = {c["branch"].rsplit("@", 1)[1]: c for c in task.review["candidates"]}
+    assert cands["1"]["checkPassed"] is False and cands["1"]["rank"] == 3
+    assert cands["2"]["checkPassed"] is True and cands["2"]["testsPassed"] == 3 and cands["2"]["rank"] == 2
+    assert cands["3"]["checkPassed"] is True and cands["3"]["testsPassed"] == 5 and cands["3"]["rank"] == 1
+    assert (ws / "result").read_text() == "5\n"  # the better candidate was merged
+    for n in ("1", "2"):  # losing candidates are not failures; their branches are kept
+        assert git(ws, "rev-parse", "--verify", f"refs/heads/parex/{run.run_id}/best@{n}")
+
+
+def test_tests_passed_reads_pytest_and_junit_summaries() -> None:
+    assert count_passed(["==== 12 passed, 1 skipped in 0.5s ===="]) == 12
+    assert count_passed(["Tests run: 10, Failures: 1, Errors: 1, Skipped: 2"]) == 6
+    assert count_passed(["nothing here"]) is None
+
+
+async def test_declared_file_overlaps_are_reported_before_the_tasks_start(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, """
+[run]
+isolation = "worktree"
+
+[[task]]
+id = "a"
+prompt = "true"
+files = ["src/**"]
+
+[[task]]
+id = "b"
+prompt = "true"
+files = ["src/app.py"]
+
+[[task]]
+id = "c"
+prompt = "true"
+files = ["docs/**"]
+""")
+    await run.execute()
+    kinds = [(e.kind, e.task_id) for e in rec.events if e.kind in ("conflictPredicted", "started")]
+    assert kinds[:2] == [("conflictPredicted", "a"), ("conflictPredicted", "b")]
+    assert {e.task_id for e in rec.of("conflictPredicted")} == {"a", "b"}
+
+
+@given(st.lists(st.tuples(st.sampled_from([True, False, None]), st.one_of(st.none(), st.integers(0, 50)),
+                          st.integers(0, 500), st.integers(0, 10_000)), min_size=1, max_size=6))
+def test_the_winner_passes_the_check_when_any_does_and_then_passes_the_most_tests(specs) -> None:
+    cands = [Candidate(i, "a", f"b{i}", True, passed, tests, size, ms)
+             for i, (passed, tests, size, ms) in enumerate(specs)]
+    winner = min(cands, key=Candidate.sort_key)
+    if any(c.check_passed is not False for c in cands):
+        assert winner.check_passed is not False
+    peers = [c for c in cands if (c.check_passed is False) == (winner.check_passed is False)]
+    assert (winner.tests_passed or 0) == max(c.tests_passed or 0 for c in peers)
+    same = [c for c in peers if (c.tests_passed or 0) == (winner.tests_passed or 0)]
+    assert winner.diff_size == min(c.diff_size for c in same)
+
+
+async def test_a_best_of_winner_is_reviewed_and_retried_on_its_own_branch(tmp_path: Path) -> None:
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, """
+[run]
+isolation = "worktree"
+merge = "review"
+check = "test -f out.txt"
+
+[[task]]
+id = "pick"
+best_of = 2
+prompt = "echo \\"${PWD##*/} ${PAREX_FEEDBACK:-first}\\" >> out.txt"
+""", RunOptions(hold_for_review=True))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run.execute)
+        await wait_for(lambda: rec.of("ready"))
+        first = rec.of("ready")[0].data.to_wire()
+        winner = next(c for c in first["candidates"] if c["rank"] == 1)
+        assert first["branch"] == winner["branch"] and len(first["candidates"]) == 2
+        await run.review("pick", "retry", "second pass")
+        await wait_for(lambda: len(rec.of("ready")) == 2)
+        assert rec.of("ready")[1].data.to_wire()["branch"] == winner["branch"]  # continued on the winner's branch
+        await run.review("pick", "accept")
+    lines = (ws / "out.txt").read_text().splitlines()
+    assert lines[0].endswith(" first") and lines[1].endswith(" second pass") and len(lines) == 2

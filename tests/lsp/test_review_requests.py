@@ -1,0 +1,211 @@
+"""Review over the real server: a review-mode run stays live until its ready tasks are decided; parex/diff shows
+a task's change; predicted conflicts are warnings on both tasks; a run that ended is reviewed from its journal."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import LanguageClient
+
+from tests.support.lsp_helpers import events, first_run_id, initialize, request, wait_until, write_plan
+
+
+def git(ws: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def repo(ws: Path) -> None:
+    git(ws, "init", "-q", "-b", "main")
+    (ws / "shared.txt").write_text("one\ntwo\nthree\n")
+    (ws / ".gitignore").write_text("*.log\nparex.toml\n")
+    git(ws, "add", "-A")
+    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "base")
+
+
+PLAN = """
+[run]
+isolation = "worktree"
+merge = "review"
+
+[[task]]
+id = "good"
+prompt = "echo good > good.txt"
+
+[[task]]
+id = "after-good"
+prompt = "cp good.txt seen.txt"
+depends_on = ["good"]
+merge = "auto"
+
+[[task]]
+id = "bad"
+prompt = "echo bad > bad.txt"
+
+[[task]]
+id = "after-bad"
+prompt = "echo never > never.txt"
+depends_on = ["bad"]
+
+[[task]]
+id = "again"
+prompt = "echo \\"feedback: ${PAREX_FEEDBACK:-none}\\" >> again.txt"
+
+[[task]]
+id = "left"
+prompt = "sed -i 's/two/two left/' shared.txt"
+
+[[task]]
+id = "right"
+prompt = "sed -i 's/two/two right/' shared.txt"
+"""
+
+
+def ready(client: LanguageClient, run_id: str, task_id: str) -> list[dict]:
+    return events(client, run_id, task_id, "ready")
+
+
+async def test_review_mode_run_over_the_server(client: LanguageClient, tmp_path: Path):
+    repo(tmp_path)
+    plan = write_plan(tmp_path, PLAN)
+    await initialize(client, tmp_path)
+    pending = asyncio.ensure_future(request(client, "parex/run", {"plan": {"uri": plan.as_uri()}}))
+    run_id = await first_run_id(client)
+    for tid in ("good", "bad", "again", "left", "right"):
+        await wait_until(lambda tid=tid: ready(client, run_id, tid), f"{tid} ready")
+    assert ready(client, run_id, "good")[0]["data"]["changes"] == {"files": 1, "added": 1, "removed": 0,
+                                                                   "commits": 1}
+
+    # the conflict between left and right is known before either merges, with a warning on both tasks
+    predicted = events(client, run_id, kind="conflictPredicted")
+    assert {(e["taskId"], e["data"]["other"]) for e in predicted} >= {("left", "right"), ("right", "left")}
+    warnings = [d for d in client.diagnostics.get(plan.as_uri(), []) if d.code == "conflict-predicted"]
+    assert {d.data["taskId"] for d in warnings} == {"left", "right"}
+
+    diff = await request(client, "parex/diff", {"runId": run_id, "taskId": "good"})
+    assert diff["files"] == [{"path": "good.txt", "status": "added", "baseBlob": None,
+                              "resultBlob": diff["files"][0]["resultBlob"], "base": None, "result": "good\n"}]
+    assert "+good" in diff["diff"]
+
+    with pytest.raises(JsonRpcException, match="feedback"):
+        await request(client, "parex/review", {"runId": run_id, "taskId": "again", "action": "retry"})
+    got = await request(client, "parex/review", {"runId": run_id, "taskId": "good", "action": "accept"})
+    assert got["status"] == "succeeded"
+    await request(client, "parex/review", {"runId": run_id, "taskId": "bad", "action": "reject"})
+    await request(client, "parex/review", {"runId": run_id, "taskId": "again", "action": "retry",
+                                           "feedback": "also greet the reviewer"})
+    await wait_until(lambda: len(ready(client, run_id, "again")) == 2, "again ready after its retry")
+    await request(client, "parex/review", {"runId": run_id, "taskId": "again", "action": "accept"})
+    await request(client, "parex/review", {"runId": run_id, "taskId": "left", "action": "accept"})
+    assert not pending.done()  # right is still waiting for a reviewer
+    await request(client, "parex/review", {"runId": run_id, "taskId": "right", "action": "reject"})
+
+    result = await pending
+    by_id = {t["id"]: t for t in result["tasks"]}
+    assert by_id["good"]["status"] == "succeeded" and by_id["after-good"]["status"] == "succeeded"
+    assert (tmp_path / "seen.txt").read_text() == "good\n"  # the dependent ran from the merged state
+    assert by_id["bad"]["status"] == "rejected" and by_id["after-bad"]["status"] == "skipped"
+    assert git(tmp_path, "rev-parse", "--verify", f"refs/heads/parex/{run_id}/bad")
+    assert {"taskId": "bad", "branch": f"parex/{run_id}/bad"} in result["keptBranches"]
+    assert (tmp_path / "again.txt").read_text() == "feedback: none\nfeedback: also greet the reviewer\n"
+    assert result["status"] == "failed"  # rejected counts like skipped
+
+
+async def test_a_run_that_ended_is_reviewed_from_its_journal(client: LanguageClient, tmp_path: Path):
+    repo(tmp_path)
+    write_plan(tmp_path, """
+        [run]
+        isolation = "worktree"
+        merge = "review"
+
+        [[task]]
+        id = "one"
+        prompt = "echo 1 > one.txt"
+        """)
+    subprocess.run([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--quiet"], cwd=tmp_path, check=False,
+                   capture_output=True, timeout=60)
+    run_id = git(tmp_path, "for-each-ref", "--format=%(refname:short)", "refs/heads/parex/").split("/")[1]
+    await initialize(client, tmp_path)
+    diff = await request(client, "parex/diff", {"runId": run_id, "taskId": "one"})
+    assert [f["path"] for f in diff["files"]] == ["one.txt"]
+    got = await request(client, "parex/review", {"runId": run_id, "taskId": "one", "action": "accept"})
+    assert got["status"] == "succeeded"
+    assert (tmp_path / "one.txt").read_text() == "1\n"
+    with pytest.raises(JsonRpcException, match="not ready"):
+        await request(client, "parex/review", {"runId": run_id, "taskId": "one", "action": "reject"})
+
+
+async def test_best_of_three_and_a_verify_failure_over_the_server(client: LanguageClient, tmp_path: Path):
+    repo(tmp_path)
+    # candidate N works in .../<run>/best@N: 1 fails the check, 2 passes 3 tests, 3 passes 5
+    (tmp_path / "make.sh").write_text('case ${PWD##*@} in 1) echo fail;; 2) echo 3;; 3) echo 5;; esac > result\n')
+    (tmp_path / "check.sh").write_text('r=$(cat result); [ "$r" = fail ] && { echo "1 failed"; exit 1; }\n'
+                                       'echo "==== $r passed in 0.01s ===="\n')
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "scripts")
+    plan = write_plan(tmp_path, """
+        [run]
+        isolation = "worktree"
+        max_concurrency = 3
+        verify = "test ! -f broken.txt"
+
+        [[task]]
+        id = "best"
+        best_of = 3
+        check = "sh check.sh"
+        prompt = "sh make.sh"
+
+        [[task]]
+        id = "breaks"
+        prompt = "echo x > broken.txt"
+        depends_on = ["best"]
+        """)
+    await initialize(client, tmp_path)
+    result = await request(client, "parex/run", {"plan": {"uri": plan.as_uri()}})
+    best, breaks = result["tasks"]
+    assert best["status"] == "succeeded"
+    ranks = {c["branch"].rsplit("@", 1)[1]: (c["checkPassed"], c["testsPassed"], c["rank"])
+             for c in best["candidates"]}
+    assert ranks == {"1": (False, None, 3), "2": (True, 3, 2), "3": (True, 5, 1)}
+    assert (tmp_path / "result").read_text() == "5\n"  # the better candidate is the one merged
+    merged = git(tmp_path, "rev-parse", "HEAD")
+    assert breaks["status"] == "failed" and breaks["code"] == "verify-failed"
+    assert git(tmp_path, "rev-parse", "HEAD") == merged  # exactly its pre-merge commit
+    assert git(tmp_path, "status", "--porcelain") == ""
+    kept = {k["branch"] for k in result["keptBranches"]}
+    run_id = result["runId"]
+    assert kept == {f"parex/{run_id}/best@1", f"parex/{run_id}/best@2", f"parex/{run_id}/breaks"}
+    diag = [d for d in client.diagnostics.get(plan.as_uri(), []) if d.code == "verify-failed"]
+    assert diag and "the merge was undone" in diag[0].message
+
+
+async def test_run_params_merge_review_and_bad_review_params(client: LanguageClient, tmp_path: Path):
+    repo(tmp_path)
+    plan = write_plan(tmp_path, """
+        [run]
+        isolation = "worktree"
+
+        [[task]]
+        id = "solo"
+        prompt = "echo solo > solo.txt"
+        """)
+    await initialize(client, tmp_path)
+    with pytest.raises(JsonRpcException, match="`merge` must be one of 'auto', 'review'"):
+        await request(client, "parex/run", {"plan": {"uri": plan.as_uri()}, "merge": "later"})
+    pending = asyncio.ensure_future(request(client, "parex/run", {"plan": {"uri": plan.as_uri()},
+                                                                  "merge": "review"}))
+    run_id = await first_run_id(client)
+    await wait_until(lambda: ready(client, run_id, "solo"), "solo ready")
+    assert not (tmp_path / "solo.txt").exists()
+    with pytest.raises(JsonRpcException, match="`action` must be one of"):
+        await request(client, "parex/review", {"runId": run_id, "taskId": "solo", "action": "merge"})
+    with pytest.raises(JsonRpcException, match="has no task nope"):
+        await request(client, "parex/review", {"runId": run_id, "taskId": "nope", "action": "accept"})
+    await request(client, "parex/cancel", {"runId": run_id})
+    result = await pending
+    assert result["status"] == "cancelled"
+    assert {t["id"]: t["status"] for t in result["tasks"]} == {"solo": "ready"}  # nothing lost: still ready
