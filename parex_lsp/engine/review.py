@@ -177,7 +177,10 @@ class Landing:
         check: tuple[Outcome, int | None] | None = None
         if outcome.ok and command and t.workdir is not None and self.runner is not None:
             check = await self._check(t, command, t.workdir)
-        await self.isolation.finish(key, outcome.ok, merge=False)
+        kept = await self.isolation.finish(key, outcome.ok, merge=False)
+        if kept is not None and not kept.ok:  # the worktree was destroyed before its work was committed
+            outcome = Outcome(False, exit_code=outcome.exit_code, code=Reason.MERGE_CONFLICT, reason=kept.message,
+                              usage=outcome.usage, answer=outcome.answer)
         if t.candidate is not None:
             c = t.candidate
             c.ok = outcome.ok

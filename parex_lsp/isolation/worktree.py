@@ -378,7 +378,7 @@ class Worktrees:
                 if tree.path.exists():
                     self._remove(tree.path)
                 self.repo.git.worktree("prune")
-            if not succeeded or not merge:
+            if not succeeded:
                 return None
             return MergeOutcome(False, None, [], f"the worktree of task {task_id} ({tree.path}) was deleted before "
                                                  f"its work was committed: nothing to merge; branch {tree.branch} "

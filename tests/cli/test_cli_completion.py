@@ -47,5 +47,6 @@ def test_help_lists_the_exit_codes(workspace: Path):
         p = parex(*args, cwd=workspace)
         assert p.returncode == 0
         text = " ".join(p.stdout.split())
-        assert "exit codes: 0 all tasks succeeded; 1 some failed or were skipped; 2 invalid plan" in text, text
+        assert "exit codes: 0 all tasks succeeded; 1 some failed, were skipped or rejected; 2 invalid plan" in text, text
+        assert "3 tasks wait for review" in text, text
         assert "130 cancelled (Ctrl-C); 128+N stopped by signal N" in text
