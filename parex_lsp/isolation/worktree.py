@@ -83,10 +83,8 @@ def _intact(path: Path) -> bool:
 
 def _stderr(error: GitCommandError) -> str:
     """What git printed, without GitPython's `stderr: '...'` wrapping."""
-    if isinstance(error.stderr, bytes):
-        text = error.stderr.decode(errors="replace")
-    else:
-        text = error.stderr or ""
+    raw: str | bytes = error.stderr or ""
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
     text = text.strip()
     if text.startswith("stderr: '"):
         text = text[len("stderr: '"):].removesuffix("'")
@@ -114,10 +112,16 @@ class Worktrees:
         # those at once can see a worktree half made ("failed to read .git/worktrees/<name>/commondir")
         self._admin_lock = threading.RLock()
         self._merge_lock = threading.Lock()  # one merge into the main checkout at a time
-        self.repo: git.Repo | None = None
+        self._repo: git.Repo | None = None  # found by prepare()
         self.root = self.workspace
         self.sub = PurePosixPath(".")  # the workspace inside the repository (a monorepo subfolder)
         self.base_branch = ""
+
+    @property
+    def repo(self) -> git.Repo:
+        if self._repo is None:
+            raise WorktreeError("Worktrees.prepare() must run before the repository is used")
+        return self._repo
 
     # -- starting ------------------------------------------------------------------------------------------
 
@@ -131,7 +135,7 @@ class Worktrees:
         if repo.bare or repo.working_tree_dir is None:
             raise WorktreeError(f"{self.workspace} is a bare git repository: worktree isolation needs a checkout")
         repo.git.update_environment(**GIT_ENV)
-        self.repo = repo
+        self._repo = repo
         self.root = Path(repo.working_tree_dir).resolve()
         self.sub = PurePosixPath(self.workspace.relative_to(self.root).as_posix())
         if not repo.head.is_valid():
@@ -332,7 +336,7 @@ class Worktrees:
         if not g.diff("--cached", "--name-only"):
             return None
         g.commit("-q", "--no-verify", "-m", message)
-        return g.rev_parse("HEAD")
+        return str(g.rev_parse("HEAD"))
 
     def _remove(self, path: Path) -> None:
         """Remove one task's worktree; never anything outside the worktrees folder."""
@@ -416,7 +420,7 @@ class Worktrees:
             self.repo.git.reset("--quiet", "--keep", before)
 
     def base_head(self) -> str:
-        return self.repo.git.rev_parse(f"refs/heads/{self.base_branch}")
+        return str(self.repo.git.rev_parse(f"refs/heads/{self.base_branch}"))
 
     def delete_branch(self, branch: str) -> None:
         with self._admin_lock:
@@ -467,7 +471,7 @@ class Worktrees:
 
     def close(self) -> None:
         """Remove this run's remaining worktrees (their work committed to their kept branches) and prune."""
-        if self.repo is None:
+        if self._repo is None:
             return
         with self._lock:
             left = list(self._trees.values())
@@ -486,7 +490,7 @@ class Worktrees:
             self.repo.git.worktree("prune")
 
     def _require_prepared(self) -> None:
-        if self.repo is None:
+        if self._repo is None:
             raise WorktreeError("Worktrees.prepare() must run before create()")
 
 
