@@ -83,8 +83,10 @@ async def test_review_mode_run_over_the_server(client: LanguageClient, tmp_path:
     # the conflict between left and right is known before either merges, with a warning on both tasks
     predicted = events(client, run_id, kind="conflictPredicted")
     assert {(e["taskId"], e["data"]["other"]) for e in predicted} >= {("left", "right"), ("right", "left")}
-    warnings = [d for d in client.diagnostics.get(plan.as_uri(), []) if d.code == "conflict-predicted"]
-    assert {d.data["taskId"] for d in warnings} == {"left", "right"}
+    def warnings() -> set[str]:  # diagnostics are published in batches, a moment after the events
+        return {d.data["taskId"] for d in client.diagnostics.get(plan.as_uri(), []) if d.code == "conflict-predicted"}
+
+    await wait_until(lambda: warnings() == {"left", "right"}, "conflict warnings on both tasks")
 
     diff = await request(client, "parex/diff", {"runId": run_id, "taskId": "good"})
     assert diff["files"] == [{"path": "good.txt", "status": "added", "baseBlob": None,
