@@ -130,14 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
     review.add_argument("--json", action="store_true")
 
-    plan = sub.add_parser("plan", help="draft a plan from a request with the workspace's planning agent",
+    drafting = sub.add_parser("plan", help="draft a plan from a request with the workspace's planning agent",
                           description="Exit codes: 0 the plan validates; 1 saved with problems left; 2 nothing drafted.")
-    plan.add_argument("request", help="what the plan should do, e.g. \"add rate limiting to the API\"")
-    plan.add_argument("-o", "--output", metavar="PLAN", help="save the plan here (default: print it)"
+    drafting.add_argument("request", help="what the plan should do, e.g. \"add rate limiting to the API\"")
+    drafting.add_argument("-o", "--output", metavar="PLAN", help="save the plan here (default: print it)"
                       ).complete = shtab.FILE  # type: ignore[attr-defined]
-    plan.add_argument("--file", dest="files", action="append", default=[], metavar="PATH",
+    drafting.add_argument("--file", dest="files", action="append", default=[], metavar="PATH",
                       help="send this file's text with the request (repeat)").complete = shtab.FILE  # type: ignore[attr-defined]
-    plan.add_argument("--workspace", "-w", help="the workspace (default: the one of the current folder)")
+    drafting.add_argument("--workspace", "-w", help="the workspace (default: the one of the current folder)")
 
     gc = sub.add_parser("gc", help="remove what parex keeps")
     gc.add_argument("--branches", action="store_true", required=True,

@@ -20,8 +20,8 @@ from parex_lsp.contract import EventKind, Merged, Payload, Reason, Retrying, Sta
 from parex_lsp.engine.limits import Limits
 from parex_lsp.engine.output import TaskOutput, compile_patterns
 from parex_lsp.engine.result import TaskResult
-from parex_lsp.engine.shared_context import ContextError, SharedContext
 from parex_lsp.engine.retry import with_retries
+from parex_lsp.engine.shared_context import ContextError, SharedContext
 from parex_lsp.isolation.modes import Isolation
 from parex_lsp.isolation.registry import LockOwner
 from parex_lsp.isolation.worktree import WorktreeError

@@ -48,7 +48,8 @@ def register(server: ParexServer) -> None:
     @server.feature(PLAN)
     async def plan(ls: ParexServer, params: Any) -> dict[str, Any]:
         request, files, uri = plan_params(params)
-        target = Path(to_fs_path(uri)) if uri else None
+        fs_path = to_fs_path(uri) if uri else None
+        target = Path(fs_path) if fs_path else None
         roots = ls.runs.roots()
         root = ls.runs.editor_root(target) if target else (roots[0] if roots else None)
         workspace = find_workspace(target.parent if target else root or Path.cwd(), root)

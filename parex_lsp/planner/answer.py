@@ -18,6 +18,9 @@ from parex_lsp.plan.validate import nothing_to_run, validate
 _FENCE = re.compile(r"```[ \t]*(toml)?[ \t]*\r?\n(.*?)^[ \t]*```", re.S | re.M | re.I)
 _TASK_HEADER = re.compile(r"^\s*\[\[\s*task\s*\]\]")
 _ANY_HEADER = re.compile(r"^\s*\[")
+# strings and comments, in document order: a header-looking line inside a multi-line string is text
+_STRINGS = re.compile(r'''"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^']|'(?!''))*\'\'\'|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|#[^\n]*''',
+                      re.S)
 SERIALIZED_SHARE = 0.5  # more than this share of the tasks waiting on each other's files is a problem
 
 
@@ -25,21 +28,33 @@ def toml_block(answer: str) -> str | None:
     """The first ```toml block (else the first fenced block) of the answer."""
     blocks = list(_FENCE.finditer(answer))
     tagged = [m for m in blocks if m.group(1)]
-    chosen = (tagged or blocks or [None])[0]
-    return chosen.group(2) if chosen else None
+    chosen = tagged or blocks
+    return chosen[0].group(2) if chosen else None
 
 
 def without_tasks(config_text: str) -> str:
     """The workspace's parex.toml without its [[task]] tables (each runs up to the next table header)."""
     kept, skipping = [], False
-    for line in config_text.splitlines():
-        if _TASK_HEADER.match(line):
+    inside = _lines_inside_strings(config_text)
+    for n, line in enumerate(config_text.splitlines()):
+        if n in inside:
+            pass
+        elif _TASK_HEADER.match(line):
             skipping = True
         elif skipping and _ANY_HEADER.match(line):
             skipping = False
         if not skipping:
             kept.append(line)
     return "\n".join(kept).rstrip("\n")
+
+
+def _lines_inside_strings(text: str) -> set[int]:
+    """Lines that begin inside a multi-line string."""
+    inside: set[int] = set()
+    for m in _STRINGS.finditer(text):
+        first, last = text.count("\n", 0, m.start()), text.count("\n", 0, m.end())
+        inside.update(range(first + 1, last + 1))
+    return inside
 
 
 @dataclass(slots=True)
