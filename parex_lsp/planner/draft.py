@@ -14,7 +14,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from parex_lsp.agents.http_pool import shared_client
 from parex_lsp.agents.openai_stream import ApiError, Limits, stream_completion
-from parex_lsp.plan.model import AgentSpec, Plan, Problem
+from parex_lsp.plan.model import AgentSpec, Plan, Problem, RunConfig
+from parex_lsp.plan.presets import builtin_agents
 from parex_lsp.plan.resolve import WORKSPACE_PLAN, resolve
 from parex_lsp.planner.answer import check, compose, toml_block
 from parex_lsp.planner.files import NamedFileError, read_named, workspace_files
@@ -53,9 +54,6 @@ def _config(workspace: Path) -> tuple[Plan, str]:
     path = workspace / WORKSPACE_PLAN
     got = resolve(path, running=False) if path.is_file() else None
     if got is None:
-        from parex_lsp.plan.model import RunConfig
-        from parex_lsp.plan.presets import builtin_agents
-
         return Plan([], builtin_agents(), RunConfig(), workspace), ""
     if got.plan is None:
         raise PlanRequestError(f"the workspace configuration {path} has problems", got.errors)
