@@ -106,6 +106,8 @@ class TaskRunner:
 
     def _context_failure(self, t: TaskState) -> Outcome | None:
         """The task fails before its agent starts when a `context` file cannot be read."""
+        if self.plan.agents[t.agent].kind == "shell":  # a command: it never gets the context
+            return None
         try:
             self.shared.text_for(t.spec)
         except ContextError as e:

@@ -105,3 +105,31 @@ def test_a_context_path_leaving_the_workspace_is_a_plan_problem(workspace: Path)
     line = next(n for n, text in enumerate((workspace / "parex.toml").read_text().splitlines(), 1)
                 if "../notes.md" in text)
     assert f"parex.toml:{line}:1: task `a`: `context` pattern '../notes.md' leaves the workspace" in done.stderr
+
+
+def test_context_is_read_once_per_run(workspace: Path) -> None:
+    with FakeOpenAI(lambda req: text("done")) as srv:
+        _plan(workspace, srv.base_url, '''
+            [[task]]
+            id = "a"
+            prompt = "task a"
+            agent = "model"
+
+            [[task]]
+            id = "change"
+            prompt = "echo EDITED-BY-TASK >> docs/architecture.md"
+            agent = "shell"
+            depends_on = ["a"]
+
+            [[task]]
+            id = "b"
+            prompt = "task b"
+            agent = "model"
+            depends_on = ["change"]
+            ''')
+        done = parex("run", "-q", cwd=workspace)
+        received = {r.prompt: r.messages for r in srv.received}
+    assert done.returncode == 0, done.stderr
+    assert "EDITED-BY-TASK" in (workspace / "docs" / "architecture.md").read_text()
+    assert received["task a"][0] == received["task b"][0]  # as the file was when the run first read it
+    assert "EDITED-BY-TASK" not in received["task b"][0]["content"]
