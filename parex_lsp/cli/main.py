@@ -131,12 +131,12 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--json", action="store_true")
 
     drafting = sub.add_parser("plan", help="draft a plan from a request with the workspace's planning agent",
-                          description="Exit codes: 0 the plan validates; 1 saved with problems left; 2 nothing drafted.")
+                              description="Exit codes: 0 the plan validates; 1 saved with problems left; 2 nothing drafted.")
     drafting.add_argument("request", help="what the plan should do, e.g. \"add rate limiting to the API\"")
     drafting.add_argument("-o", "--output", metavar="PLAN", help="save the plan here (default: print it)"
-                      ).complete = shtab.FILE  # type: ignore[attr-defined]
+                          ).complete = shtab.FILE  # type: ignore[attr-defined]
     drafting.add_argument("--file", dest="files", action="append", default=[], metavar="PATH",
-                      help="send this file's text with the request (repeat)").complete = shtab.FILE  # type: ignore[attr-defined]
+                          help="send this file's text with the request (repeat)").complete = shtab.FILE  # type: ignore[attr-defined]
     drafting.add_argument("--workspace", "-w", help="the workspace (default: the one of the current folder)")
 
     gc = sub.add_parser("gc", help="remove what parex keeps")
