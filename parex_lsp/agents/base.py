@@ -108,6 +108,7 @@ class AgentContext:
     env: dict[str, str] = field(default_factory=dict)  # extra environment (agent env + PAREX_* vars)
     on_spawn: Callable[[int], None] | None = None  # told each agent process's pid (the journal keeps it)
     gate: RequestGate = field(default_factory=DirectGate)  # budget and quota at each model request
+    shared_context: str | None = None  # `context` files (engine/shared_context.py): model agents' system message
 
 
 class Agent(Protocol):

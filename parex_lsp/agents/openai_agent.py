@@ -143,7 +143,9 @@ class _Conversation:
                                allow_commands=spec.allow_commands, command_timeout=options["command_timeout"],
                                command_ctx=dataclasses.replace(ctx, agent=spec), strict=options["strict_tools"])
         self.messages: list[dict[str, Any]] = [
-            {"role": "system", "content": spec.extra.get("system_prompt", SYSTEM_PROMPT)},
+            # the run's `context` files after the system prompt: one prefix, identical for every task using them
+            {"role": "system", "content": "\n\n".join(
+                [spec.extra.get("system_prompt", SYSTEM_PROMPT), *filter(None, [ctx.shared_context])])},
             {"role": "user", "content": ctx.task.prompt},
         ]
         self.body: dict[str, Any] = {"model": spec.model, "stream": True, "stream_options": {"include_usage": True},

@@ -130,6 +130,15 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
     review.add_argument("--json", action="store_true")
 
+    drafting = sub.add_parser("plan", help="draft a plan from a request with the workspace's planning agent",
+                              description="Exit codes: 0 the plan validates; 1 saved with problems left; 2 nothing drafted.")
+    drafting.add_argument("request", help="what the plan should do, e.g. \"add rate limiting to the API\"")
+    drafting.add_argument("-o", "--output", metavar="PLAN", help="save the plan here (default: print it)"
+                          ).complete = shtab.FILE  # type: ignore[attr-defined]
+    drafting.add_argument("--file", dest="files", action="append", default=[], metavar="PATH",
+                          help="send this file's text with the request (repeat)").complete = shtab.FILE  # type: ignore[attr-defined]
+    drafting.add_argument("--workspace", "-w", help="the workspace (default: the one of the current folder)")
+
     gc = sub.add_parser("gc", help="remove what parex keeps")
     gc.add_argument("--branches", action="store_true", required=True,
                     help="delete the parex/<run>/... branches kept by runs that are not running")
@@ -157,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         from parex_lsp.cli.review import review_command
 
         return review_command(Path(args.workspace), args.run_id, args.action, args.tasks, args.feedback, args.json)
+    if args.command == "plan":
+        from parex_lsp.cli.plan import plan_command
+
+        return plan_command(args.request, args.output, args.files, args.workspace)
     if args.command == "gc":
         from parex_lsp.cli.review import gc_branches
 

@@ -21,6 +21,7 @@ from parex_lsp.engine.limits import Limits
 from parex_lsp.engine.output import TaskOutput, compile_patterns
 from parex_lsp.engine.result import TaskResult
 from parex_lsp.engine.retry import with_retries
+from parex_lsp.engine.shared_context import ContextError, SharedContext
 from parex_lsp.isolation.modes import Isolation
 from parex_lsp.isolation.registry import LockOwner
 from parex_lsp.isolation.worktree import WorktreeError
@@ -69,6 +70,7 @@ class TaskRunner:
         self._emit, self._record_spawn, self._lock_wait = emit, record_spawn, lock_wait
         self.limits, self._scrub = limits, scrub
         self.landing: Landing | None = None  # worktree runs: check, predict, merge or hold for review
+        self.shared = SharedContext(plan, workspace)
 
     async def run(self, t: TaskState) -> Outcome:
         """The task from start to end; never raises (a crash is this task's failure, never the run's)."""
@@ -85,7 +87,8 @@ class TaskRunner:
                 workdir = await (self.landing.workdir(t) if self.landing is not None
                                  else self.isolation.workdir(spec.id))
                 self._emit(spec.id, EventKind.STARTED, Started(t.agent, str(workdir)), 1)
-                outcome = await self._setup(t, workdir) or await self._attempts(t, workdir)
+                outcome = (self._context_failure(t) or await self._setup(t, workdir)
+                           or await self._attempts(t, workdir))
             if outcome is None or t.scope.cancelled_caught:
                 outcome = Outcome(False, code=t.cancel_code, reason=t.cancel_reason or "cancelled",
                                   usage=self.limits.usage_of(spec.id))
@@ -101,9 +104,23 @@ class TaskRunner:
             outcome = Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"{type(e).__name__}: {e}")
         return outcome
 
+    def _context_failure(self, t: TaskState) -> Outcome | None:
+        """The task fails before its agent starts when a `context` file cannot be read."""
+        if self.plan.agents[t.agent].kind == "shell":  # a command: it never gets the context
+            return None
+        try:
+            self.shared.text_for(t.spec)
+        except ContextError as e:
+            return Outcome(False, code=Reason.SETUP_FAILED, reason=str(e))
+        return None
+
     def _context(self, t: TaskState, workdir: Path, attempt: int) -> AgentContext:
         spec, output = t.spec, t.output
         assert output is not None
+        kind = self.plan.agents[t.agent].kind
+        shared = self.shared.text_for(spec) if kind != "shell" else None  # read (and checked) at the start
+        if shared is not None and kind != "openai":  # model agents put it in their system message
+            spec = replace(spec, prompt=f"{shared}\n\n{spec.prompt}")
         env = {"PAREX_RUN_ID": self.run_id, "PAREX_TASK_ID": spec.id, "PAREX_WORKSPACE": str(self.workspace),
                "PAREX_ATTEMPT": str(attempt)}
         if t.feedback is not None:
@@ -119,7 +136,7 @@ class TaskRunner:
             on_lock_wait=lambda key, owner: self._lock_wait(t, key, owner),
             kill_grace=self.plan.run.kill_grace, env=env,
             on_spawn=lambda pid: self._record_spawn(spec.id, pid, attempt),
-            gate=self.limits.gate(spec, t.agent))
+            gate=self.limits.gate(spec, t.agent), shared_context=shared if kind == "openai" else None)
 
     async def _attempts(self, t: TaskState, workdir: Path) -> Outcome:
         spec, output = t.spec, t.output

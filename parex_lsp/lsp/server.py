@@ -128,8 +128,10 @@ def build_server() -> ParexServer:
         await ls.runs.cancel_all()
 
     from parex_lsp.lsp.commands import register
+    from parex_lsp.lsp.plan_request import register as register_plan
     from parex_lsp.lsp.review import register as register_review
 
     register(server)
     register_review(server)
+    register_plan(server)
     return server

@@ -18,6 +18,7 @@ MAX_RETRIES = 100
 MAX_CONCURRENCY = 100_000
 MAX_STEPS = 10_000
 MAX_BUDGET = 1e15  # USD or tokens: far beyond any real run, so a typo's extra zeros still read as a number
+MAX_PLAN_ROUNDS = 20  # drafts a planner may send back for fixing
 MAX_CANDIDATES = 20  # best_of: each candidate is a worktree and an agent run
 
 
@@ -65,6 +66,10 @@ RUN_FIELDS: dict[str, Field] = {
     "merge": Field("string", choices=("auto", "review")),
     "verify": Field("string"),
     "check": Field("string"),
+    # drafting plans (planner/) and the context every prompt starts with (engine/shared_context.py)
+    "plan_agent": _NAME,
+    "plan_rounds": Field("int", low=1, high=MAX_PLAN_ROUNDS),
+    "context": Field("patterns"),
 }
 AGENT_FIELDS: dict[str, Field] = {
     "kind": Field("string", choices=("shell", "command", "openai")),
@@ -108,12 +113,13 @@ TASK_FIELDS: dict[str, Field] = {
     "check": Field("string"),
     "best_of": Field("int", low=1, high=MAX_CANDIDATES),
     "agents": Field("strings"),
+    "context": Field("patterns"),
 }
 # Inline task lists use the wire's camelCase names for the same fields.
 WIRE_TASK_NAMES = {"id": "id", "prompt": "prompt", "agent": "agent", "dependsOn": "depends_on", "files": "files",
                    "retries": "retries", "timeout": "timeout", "lockTimeout": "lock_timeout",
                    "maxCost": "max_cost", "merge": "merge", "check": "check", "bestOf": "best_of",
-                   "agents": "agents"}
+                   "agents": "agents", "context": "context"}
 
 _WHAT = {"string": "a string", "bool": "true or false", "int": "an integer", "number": "a number",
          "duration": 'a duration ("90s", "10m", "1h") or seconds', "strings": "an array of strings",

@@ -47,5 +47,6 @@ def parse_inline(tasks: Any, where: str = "<inline>") -> tuple[list[TaskSpec], l
                             retries=fields.get("retries"), timeout=fields.get("timeout"),
                             lock_timeout=fields.get("lock_timeout"), max_cost=fields.get("max_cost"),
                             merge=fields.get("merge"), check=fields.get("check"), best_of=fields.get("best_of"),
-                            agents=fields.get("agents", [])))
+                            agents=fields.get("agents", []),
+                            context=fields.get("context", [])))
     return out, problems, reported

@@ -114,6 +114,7 @@ class TaskSpec:
     check: str | None = None  # shell command ranking candidates in their worktrees; None: `[run] check`
     best_of: int | None = None  # candidates of the same agent
     agents: list[str] = field(default_factory=list)  # one candidate per agent
+    context: list[str] = field(default_factory=list)  # files put before the prompt, after `[run] context`
     range: SourceRange | None = None  # the task's `id` line, or its `callN:` line
     field_ranges: dict[str, SourceRange] = field(default_factory=dict)
 
@@ -145,6 +146,9 @@ class RunConfig:
     merge: str = "auto"  # worktree: "auto" merges a succeeded task at once; "review" waits for a reviewer
     verify: str | None = None  # worktree: shell command run in the main checkout after each merge
     check: str | None = None  # worktree: shell command run in each task's worktree when it finishes
+    plan_agent: str | None = None  # the model agent that drafts plans (`parex-lsp plan`); None: the first model
+    plan_rounds: int = 3  # drafts the planner may make: each one's problems go back to the model
+    context: list[str] = field(default_factory=list)  # files put at the start of every task's prompt
 
 
 @dataclass(slots=True)

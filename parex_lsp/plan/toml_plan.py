@@ -165,6 +165,7 @@ def parse_toml_plan(text: str, path: str, workspace: Path) -> tuple[Plan | None,
             retries=fields.get("retries"), timeout=fields.get("timeout"),
             lock_timeout=fields.get("lock_timeout"), max_cost=fields.get("max_cost"), merge=fields.get("merge"),
             check=fields.get("check"), best_of=fields.get("best_of"), agents=list(fields.get("agents", [])),
+            context=list(fields.get("context", [])),
             range=field_ranges.get("id") or pos.find(table), field_ranges=field_ranges,
         ))
     plan = Plan(tasks=tasks, agents=agents, run=run, workspace=workspace, source=path, kind="toml",

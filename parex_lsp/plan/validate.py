@@ -100,6 +100,14 @@ def validate(plan: Plan) -> list[Problem]:
         why = escape_problem(pattern, real, "copy_files")
         if why:
             problems.append(Problem("path-escape", f"[run] {why}", run_at("copy_files"), path))
+    for pattern in run.context:
+        why = escape_problem(pattern, real, "context")
+        if why:
+            problems.append(Problem("path-escape", f"[run] {why}", run_at("context"), path))
+    if run.plan_agent is not None and plan.agents.get(run.plan_agent, AgentSpec("")).kind != "openai":
+        what = "is not defined" if run.plan_agent not in plan.agents else "is not a model agent (kind \"openai\")"
+        problems.append(Problem("unknown-agent", f"[run] plan_agent {run.plan_agent!r} {what}",
+                                run_at("plan_agent"), path))
     for name, agent in plan.agents.items():
         def agent_problem(msg: str, name: str = name, agent: AgentSpec = agent) -> None:
             problems.append(Problem("bad-agent", f"agent `{name}`: {msg}", agent.range, path))
@@ -150,6 +158,10 @@ def validate(plan: Plan) -> list[Problem]:
             why = escape_problem(pattern, real)
             if why:
                 add("path-escape", f"task `{t.id}`: {why}", t, "files")
+        for pattern in t.context:
+            why = escape_problem(pattern, real, "context")
+            if why:
+                add("path-escape", f"task `{t.id}`: {why}", t, "context")
     ids = {t.id for t in plan.tasks}
     for t in plan.tasks:
         for dep in t.depends_on:
