@@ -31,7 +31,7 @@ local STATUS = {
 local END_FIELDS = { "durationMs", "exitCode", "code", "reason", "tail", "logPath", "usage", "answer", "reusedFrom" }
 
 -- The token and cost fields of a `usage`: {promptTokens, completionTokens, costUsd?}.
-local function usage_of(v)
+function M.usage(v)
   if type(v) ~= "table" then
     return nil
   end
@@ -49,7 +49,7 @@ local function usage_of(v)
 end
 
 -- A budget {usd?, tokens?}, or nil when it names neither.
-local function budget_of(v)
+function M.budget(v)
   if type(v) ~= "table" then
     return nil
   end
@@ -145,13 +145,13 @@ end
 local function settle_spend(run, data)
   local b = tbl(data.budget)
   if b then
-    run.spend = usage_of(b.spent) or run.spend
-    run.budget = budget_of(b.budget) or run.budget
+    run.spend = M.usage(b.spent) or run.spend
+    run.budget = M.budget(b.budget) or run.budget
     if b.exceeded == true and not run.budgetExceeded then
       run.budgetExceeded = { spent = b.spent, budget = b.budget, message = str(b.summary) }
     end
-  elseif usage_of(data.usage) and not run.spend then
-    run.spend = usage_of(data.usage)
+  elseif M.usage(data.usage) and not run.spend then
+    run.spend = M.usage(data.usage)
   end
 end
 
@@ -168,8 +168,8 @@ local function run_event(run, kind, data)
     end
   elseif kind == "budgetExceeded" then
     run.budgetExceeded = { spent = data.spent, budget = data.budget, message = str(data.message) }
-    run.spend = usage_of(data.spent) or run.spend
-    run.budget = budget_of(data.budget) or run.budget
+    run.spend = M.usage(data.spent) or run.spend
+    run.budget = M.budget(data.budget) or run.budget
   elseif kind == "runStarted" then
     run.plan = str(data.plan) or run.plan
     run.maxConcurrency = data.maxConcurrency
@@ -208,9 +208,9 @@ local function task_event(run, t, kind, ev, data)
   end
   if kind == "usage" then
     -- data: the task's totals, plus the run's (`run`) and the run's budget.
-    t.usage = usage_of(data)
-    run.spend = usage_of(data.run) or run.spend
-    run.budget = budget_of(data.budget) or run.budget
+    t.usage = M.usage(data)
+    run.spend = M.usage(data.run) or run.spend
+    run.budget = M.budget(data.budget) or run.budget
     return
   end
   if kind == "merged" then
