@@ -4,7 +4,8 @@ parex-lsp and a local OpenAI-compatible server (tests/support/fake_openai.py, re
 parex.toml has a 20k token budget; its task's first model turn (a tool call) spends 9000 + 3300 tokens and its
 second turn comes late, so the statusline is seen with the spend while the run goes on. truncated.parex.toml's
 task gets an answer cut at its length limit (`finish_reason: "length"`): the server warns, the plugin tells it on
-one line and lists it in :ParexStatus. The test itself is Lua (tests/clients/nvim/lua/parex_spend_test.lua).
+one line and lists it in :ParexStatus. limited.parex.toml's first request is answered 429 with `Retry-After: 3`:
+the statusline counts the agent's cooldown down. The test itself is Lua (tests/clients/nvim/lua/parex_spend_test.lua).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from tests.clients.test_nvim import HERE, NEOVIMS, _server_cmd
-from tests.support.fake_openai import FakeOpenAI, Reply, by_prompt, chunk, text, tool_calls
+from tests.support.fake_openai import FakeOpenAI, Received, Reply, by_prompt, chunk, rate_limited, text, tool_calls
+
+COOLDOWN = 3  # seconds of Retry-After on limited.parex.toml's first request
 
 pytestmark = pytest.mark.nvim
 
@@ -34,6 +37,9 @@ def _workspace(ws: Path, base_url: str) -> None:
     (ws / "truncated.parex.toml").write_text(
         "[run]\nretry_backoff = 0.05\n\n" + _agent(base_url)
         + '\n[[task]]\nid = "long"\nagent = "local"\nprompt = "write a long essay about locks"\n')
+    (ws / "limited.parex.toml").write_text(
+        "[run]\nmax_concurrency = 4\nretry_backoff = 0.05\n\n" + _agent(base_url)
+        + '\n[[task]]\nid = "busy"\nagent = "local"\nprompt = "answer when the quota allows"\n')
 
 
 def _cut_answer() -> Reply:
@@ -50,13 +56,26 @@ def _late_answer() -> Reply:
     return reply
 
 
-@pytest.mark.parametrize("which", sorted(NEOVIMS))
-def test_spend_and_warnings_in_headless_neovim(tmp_path: Path, which: str) -> None:
-    nvim = NEOVIMS[which]()
-    script = by_prompt({
+def _script():
+    conversations = by_prompt({
         "read notes.md": [tool_calls(("read_file", {"path": "notes.md"}), usage=(9000, 3300)), _late_answer()],
         "long essay": [_cut_answer()],
     })
+    limited = []  # the quota's requests so far: the first is refused
+
+    def handle(req: Received) -> Reply:
+        if "quota allows" in req.prompt:
+            limited.append(req)
+            return rate_limited(retry_after=COOLDOWN) if len(limited) == 1 else text("Answered after the cooldown.")
+        return conversations(req)
+
+    return handle
+
+
+@pytest.mark.parametrize("which", sorted(NEOVIMS))
+def test_spend_and_warnings_in_headless_neovim(tmp_path: Path, which: str) -> None:
+    nvim = NEOVIMS[which]()
+    script = _script()
     env = dict(os.environ, PAREX_LSP_CMD=_server_cmd())
     env.pop("NVIM_APPNAME", None)
     env.pop("VIMINIT", None)
@@ -78,8 +97,13 @@ def test_spend_and_warnings_in_headless_neovim(tmp_path: Path, which: str) -> No
                  "ok - :ParexStatus shows the run's spend against its budget",
                  "ok - the truncated answer's warning was one notice: parex: long: ",
                  "ok - :ParexStatus lists the warning under its task",
+                 f"ok - statusline during the cooldown: parex: 0/1 (1 running) · local: rate limited {COOLDOWN}s",
+                 "ok - the cooldown counted down to ",
+                 "ok - :ParexStatus showed the cooldown in full",
                  "ok - all checks passed"):
         assert any(out.startswith(line) for out in proc.stdout.splitlines()), f"missing {line!r}\n{report}"
     prompts = [r.prompt for r in model.received]
     assert sum("read notes.md" in p for p in prompts) == 2, prompts
     assert any("long essay" in p for p in prompts), prompts
+    limited = [r.at for r in model.received if "quota allows" in r.prompt]
+    assert len(limited) == 2 and limited[1] - limited[0] >= COOLDOWN - 0.5, limited

@@ -362,6 +362,11 @@ test("concurrency: agents held below their maximum, until they are back at it", 
   eq(runs.statusline(run, 0), "parex: 0/0 · claude: 2 of 4 at once")
   runs.apply(s, ev("r", nil, "concurrency", { agent = "claude", level = 4, max = 4, reason = "recovered" }))
   eq(runs.throttled(run), {})
+  -- While the agent cools down, its lowered level is not said twice.
+  runs.apply(s, ev("r", nil, "concurrency", { agent = "claude", level = 2, max = 4, reason = "rate limited" }))
+  runs.apply(s, ev("r", nil, "cooldown", { agent = "claude", ["until"] = 50, reason = "429" }))
+  eq(runs.statusline(run, 40), "parex: 0/0 · claude: rate limited 10s")
+  eq(runs.statusline(run, 50), "parex: 0/0 · claude: 2 of 4 at once")
   -- Once the run ended, its cooldowns and levels are history.
   runs.apply(s, ev("r", nil, "concurrency", { agent = "claude", level = 1, max = 4, reason = "rate limited" }))
   runs.apply(s, ev("r", nil, "cooldown", { agent = "claude", ["until"] = 100, reason = "429" }))

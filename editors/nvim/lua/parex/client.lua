@@ -39,7 +39,8 @@ local function claim_pending(run_id, client_id)
 end
 
 -- While an agent of the current run cools down, the statusline counts down: redraw it each
--- second until no cooldown is left (one ticker at a time).
+-- quarter second (the seconds left change at fractions of the clock's) until no cooldown is left;
+-- one ticker at a time.
 local ticking = false
 local function tick_cooldowns()
   if ticking then
@@ -48,15 +49,15 @@ local function tick_cooldowns()
   ticking = true
   local function step()
     local run = M.current_run()
-    if not run or run.result or #runs.cooling(run, os.time()) == 0 then
+    if not run or run.result or #runs.cooling(run, compat.now()) == 0 then
       ticking = false
       M.redraw()
       return
     end
     M.redraw()
-    vim.defer_fn(step, 1000)
+    vim.defer_fn(step, 250)
   end
-  vim.defer_fn(step, 1000)
+  vim.defer_fn(step, 250)
 end
 
 local function on_task_event(_, event, ctx)

@@ -258,7 +258,7 @@ local function live_lines(live)
     if type(r.agents) == "table" then
       for name, a in pairs(r.agents) do
         if type(a) == "table" then
-          local left = tonumber(a.cooldownUntil) and math.ceil(a.cooldownUntil - os.time()) or 0
+          local left = tonumber(a.cooldownUntil) and math.ceil(a.cooldownUntil - compat.now()) or 0
           table.insert(out, string.format("  %s: %s of %s at once%s%s", tostring(name), tostring(a.level), tostring(a.max),
             left > 0 and string.format(", rate limited for %ds", left) or "",
             type(a.reason) == "string" and (" (" .. a.reason .. ")") or ""))
@@ -306,7 +306,7 @@ end
 local function known_lines()
   local out = {}
   local order = state.runs.order
-  local now = os.time()
+  local now = compat.now()
   for i = #order, math.max(1, #order - 4), -1 do
     local run = state.runs.runs[order[i]]
     local head = run.result and ui.summary(run.result) or ("run " .. run.id .. " " .. run.status)

@@ -396,7 +396,8 @@ end
 --- The statusline text of a run: "parex: 2/5 (3 running) 1 failed" while it goes on,
 --- "parex: ok 5/5 3.1x" or "parex: failed 1/5 2.4x" once it ended; then the spend
 --- ("· 12.3k tok of 20k") and, while it goes on, cooling agents ("· claude: rate limited 42s")
---- and agents held below their concurrency ("· claude: 2 of 4 at once"). now: epoch seconds.
+--- and agents held below their concurrency that are not cooling ("· claude: 2 of 4 at once").
+--- now: epoch seconds (default os.time()).
 function M.statusline(run, now)
   if not run then
     return ""
@@ -407,11 +408,16 @@ function M.statusline(run, now)
     text = text .. " · " .. spend
   end
   if not run.result then
+    local cooling = {}
     for _, c in ipairs(M.cooling(run, now or os.time())) do
+      cooling[c.agent] = true
       text = text .. string.format(" · %s: rate limited %ds", c.agent, c.left)
     end
+    -- A cooling agent's lowered level is implied; :ParexStatus says it in full.
     for _, a in ipairs(M.throttled(run)) do
-      text = text .. string.format(" · %s: %d of %d at once", a.agent, a.level, a.max)
+      if not cooling[a.agent] then
+        text = text .. string.format(" · %s: %d of %d at once", a.agent, a.level, a.max)
+      end
     end
   end
   return text

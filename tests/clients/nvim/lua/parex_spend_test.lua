@@ -1,7 +1,7 @@
 -- Headless test of what the plugin shows of a model run's spend and warnings, against the real
 -- parex-lsp and a local OpenAI stand-in (PAREX_TEST_WORKSPACE, made by test_nvim_spend.py):
 -- parex.toml spends 12.3k tokens of a 20k budget, truncated.parex.toml gets an answer cut at
--- its length limit. Prints "ok - ..." lines; exits 0 when every check passed, 1 otherwise.
+-- its length limit, limited.parex.toml's agent is rate limited for 3 seconds. Prints "ok - ..." lines; exits 0 when every check passed, 1 otherwise.
 local M = {}
 
 local TIMEOUT = 60000
@@ -114,6 +114,37 @@ local function test(ws)
   check(text:find("long: the model's answer was cut at its length limit (finish_reason \"length\")", 1, true) ~= nil,
     "the notice in full among the messages of :ParexStatus: " .. text)
   out("ok - :ParexStatus lists the warning under its task")
+
+  -- 3. A rate limit: the agent's cooldown counts down in the statusline, redrawn each second.
+  local previous = parex._state.last.result.runId
+  vim.cmd("ParexRun " .. vim.fn.fnameescape(ws .. "/limited.parex.toml"))
+  local first
+  wait(function()
+    first = parex.statusline()
+    return first:find("rate limited", 1, true) ~= nil
+  end, "the statusline to show the cooldown")
+  out("ok - statusline during the cooldown: " .. first)
+  local text = show_status("local: rate limited, resuming in ")
+  out("ok - :ParexStatus showed the cooldown in full: " .. text:match("local: rate limited, resuming in [^\n]*"))
+  local redraws = 0
+  local group = vim.api.nvim_create_augroup("parex_spend_test", { clear = true })
+  vim.api.nvim_create_autocmd("User", { group = group, pattern = "ParexProgress", callback = function()
+    redraws = redraws + 1
+  end })
+  local later
+  wait(function()
+    later = parex.statusline()
+    return later:find("rate limited 1s", 1, true) ~= nil
+  end, "the cooldown to count down to 1s")
+  check(redraws >= 1, "the statusline was not redrawn while the cooldown went on")
+  out("ok - the cooldown counted down to " .. later .. " (" .. redraws .. " redraws)")
+  wait(function()
+    local last = parex._state.last
+    return last ~= nil and last.result.runId ~= previous
+  end, "the rate-limited run to end")
+  check(parex._state.last.result.status == "succeeded", "rate-limited run: " .. vim.inspect(parex._state.last.result))
+  local after = parex.statusline()
+  check(not after:find("rate limited", 1, true), "the cooldown is still shown after the run: " .. after)
 end
 
 function M.run()
