@@ -5,7 +5,8 @@ parex.toml has a 20k token budget; its task's first model turn (a tool call) spe
 second turn comes late, so the statusline is seen with the spend while the run goes on. truncated.parex.toml's
 task gets an answer cut at its length limit (`finish_reason: "length"`): the server warns, the plugin tells it on
 one line and lists it in :ParexStatus. limited.parex.toml's first request is answered 429 with `Retry-After: 3`:
-the statusline counts the agent's cooldown down. The test itself is Lua (tests/clients/nvim/lua/parex_spend_test.lua).
+the statusline counts the agent's cooldown down. over.parex.toml's budget of 1000 tokens is spent by its task's first
+turn: the run stops, the plugin says so on one line and in the statusline. The test itself is Lua (tests/clients/nvim/lua/parex_spend_test.lua).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ def _workspace(ws: Path, base_url: str) -> None:
     (ws / "limited.parex.toml").write_text(
         "[run]\nmax_concurrency = 4\nretry_backoff = 0.05\n\n" + _agent(base_url)
         + '\n[[task]]\nid = "busy"\nagent = "local"\nprompt = "answer when the quota allows"\n')
+    (ws / "over.parex.toml").write_text(
+        "[run]\nbudget = { tokens = 1000 }\nretry_backoff = 0.05\n\n" + _agent(base_url)
+        + '\n[[task]]\nid = "spender"\nagent = "local"\nprompt = "spend beyond the budget"\n')
 
 
 def _cut_answer() -> Reply:
@@ -60,6 +64,8 @@ def _script():
     conversations = by_prompt({
         "read notes.md": [tool_calls(("read_file", {"path": "notes.md"}), usage=(9000, 3300)), _late_answer()],
         "long essay": [_cut_answer()],
+        "beyond the budget": [tool_calls(("read_file", {"path": "notes.md"}), usage=(1200, 300)),
+                              text("never asked for")],
     })
     limited = []  # the quota's requests so far: the first is refused
 
@@ -100,10 +106,14 @@ def test_spend_and_warnings_in_headless_neovim(tmp_path: Path, which: str) -> No
                  f"ok - statusline during the cooldown: parex: 0/1 (1 running) · local: rate limited {COOLDOWN}s",
                  "ok - the cooldown counted down to ",
                  "ok - :ParexStatus showed the cooldown in full",
+                 "ok - the budget reached: one notice: parex: budget reached: ",
+                 "ok - statusline after the budget was reached: parex: failed 1/1 ",
                  "ok - all checks passed"):
         assert any(out.startswith(line) for out in proc.stdout.splitlines()), f"missing {line!r}\n{report}"
     prompts = [r.prompt for r in model.received]
     assert sum("read notes.md" in p for p in prompts) == 2, prompts
     assert any("long essay" in p for p in prompts), prompts
+    # The budget refused the task's second turn.
+    assert sum("beyond the budget" in p for p in prompts) == 1, prompts
     limited = [r.at for r in model.received if "quota allows" in r.prompt]
     assert len(limited) == 2 and limited[1] - limited[0] >= COOLDOWN - 0.5, limited

@@ -328,6 +328,9 @@ test("budgetExceeded: the statusline says the budget was reached; a notice told 
   runs.apply(s, e)
   eq(runs.statusline(s.runs.r, 0), "parex: 0/1 · budget reached: 20.1k tok of 20k")
   eq(runs.notice(e), { always = true, level = "warn", text = "budget reached: the run spent 20100 tokens of its 20000 budget" })
+  eq(runs.notice(ev("r", nil, "budgetExceeded", { message = "budget reached: spent 1,500 of 1,000 tokens" })).text,
+    "budget reached: spent 1,500 of 1,000 tokens")
+  eq(runs.notice(ev("r", nil, "budgetExceeded", {})).text, "budget reached: the run stops")
 end)
 
 test("the RunResult's budget settles the spend", function()

@@ -436,7 +436,12 @@ function M.notice(ev)
   end
   local data = tbl(ev.data) or {}
   if ev.kind == "budgetExceeded" then
-    return { text = "budget reached: " .. (str(data.message) or "the run stops"), level = "warn", always = true }
+    local message = str(data.message) or "the run stops"
+    -- The server's message may say "budget reached" itself.
+    if not message:lower():match("^budget") then
+      message = "budget reached: " .. message
+    end
+    return { text = message, level = "warn", always = true }
   end
   if not str(ev.taskId) then
     return nil

@@ -145,6 +145,28 @@ local function test(ws)
   check(parex._state.last.result.status == "succeeded", "rate-limited run: " .. vim.inspect(parex._state.last.result))
   local after = parex.statusline()
   check(not after:find("rate limited", 1, true), "the cooldown is still shown after the run: " .. after)
+
+  -- 4. The budget reached: the run stops; one notice (task news is off), the statusline says it.
+  previous = parex._state.last.result.runId
+  before = #notifications
+  vim.cmd("ParexRun " .. vim.fn.fnameescape(ws .. "/over.parex.toml"))
+  wait(function()
+    local last = parex._state.last
+    return last ~= nil and last.result.runId ~= previous
+  end, "the over-budget run to end")
+  local told = {}
+  for i = before + 1, #notifications do
+    if notifications[i].msg:find("^parex: budget reached: ") then
+      table.insert(told, notifications[i])
+    end
+  end
+  check(#told == 1, "budget notices: " .. vim.inspect(told))
+  check(told[1].level == vim.log.levels.WARN and not told[1].msg:find("\n"), "budget notice: " .. vim.inspect(told[1]))
+  check(not told[1].msg:find("budget reached: budget reached", 1, true), "budget notice says it twice: " .. told[1].msg)
+  out("ok - the budget reached: one notice: " .. told[1].msg)
+  local over = parex.statusline()
+  check(over:match("^parex: failed 1/1 .* · budget reached: 1%.5k tok of 1k$") ~= nil, "statusline: " .. over)
+  out("ok - statusline after the budget was reached: " .. over)
 end
 
 function M.run()
