@@ -276,6 +276,61 @@ test("property: counts stay consistent under random event sequences", function()
   end
 end)
 
+test("property: the run's spend is the latest the server told, whatever came between", function()
+  math.randomseed(20261129)
+  local agents = { "claude", "codex" }
+  for _ = 1, 300 do
+    local s = runs.new()
+    local want, budget, warned, now = nil, nil, {}, 1000
+    local cooling = {}
+    for _ = 1, math.random(0, 30) do
+      local roll = math.random(1, 5)
+      local agent = agents[math.random(1, 2)]
+      local id = "t" .. math.random(1, 3)
+      if roll == 1 then
+        local p, c = math.random(0, 50000), math.random(0, 50000)
+        want = { promptTokens = p, completionTokens = c }
+        budget = math.random(0, 1) == 1 and { tokens = math.random(1, 100000) } or budget
+        runs.apply(s, ev("r", id, "usage", { promptTokens = 1, completionTokens = 1, run = want, budget = budget }, 1))
+      elseif roll == 2 then
+        local ends = now + math.random(-5, 60)
+        cooling[agent] = ends
+        runs.apply(s, ev("r", nil, "cooldown", { agent = agent, ["until"] = ends, reason = "429" }))
+      elseif roll == 3 then
+        local max = math.random(1, 8)
+        runs.apply(s, ev("r", nil, "concurrency", { agent = agent, level = math.random(1, max), max = max, reason = "x" }))
+      elseif roll == 4 then
+        local message = "w" .. math.random(1, 3)
+        warned[id] = warned[id] or {}
+        warned[id][message] = true
+        runs.apply(s, ev("r", id, "warning", { reason = "truncated", message = message }, 1))
+      else
+        runs.apply(s, ev("r", id, ({ "started", "output", "succeeded" })[math.random(1, 3)], { last = "x" }, 1))
+      end
+    end
+    local run = runs.run(s, "r")
+    eq(run.spend, want, "spend")
+    eq(run.budget, budget, "budget")
+    local line = runs.statusline(run, now)
+    assert(line:match("^parex: %d+/%d+"), line)
+    if want then
+      local tokens = runs.tokens(want.promptTokens + want.completionTokens)
+      assert(line:find(" · " .. tokens .. " tok", 1, true), line .. " lacks " .. tokens)
+    end
+    for _, agent in ipairs(agents) do
+      local shown = line:find(" · " .. agent .. ": rate limited ", 1, true) ~= nil
+      assert(shown == ((cooling[agent] or 0) > now), line)
+    end
+    for id, messages in pairs(warned) do
+      local n = 0
+      for _ in pairs(messages) do
+        n = n + 1
+      end
+      eq(#run.tasks[id].warnings, n, "warnings of " .. id)
+    end
+  end
+end)
+
 ---------------------------------------------------------------------------
 -- Spend, budget, cooldowns, concurrency, warnings
 ---------------------------------------------------------------------------
