@@ -355,9 +355,12 @@ test("usage events: the task's own totals, the run's totals and its budget", fun
   }, 1))
   local run = s.runs.r
   eq(run.tasks.a.usage, { promptTokens = 9000, completionTokens = 300 })
+  -- The ending's usage is the task's too, in the same shape.
+  runs.apply(s, ev("r", "a", "succeeded", { usage = { promptTokens = 9100, completionTokens = 300, costUsd = 0.5 } }, 1))
+  eq(run.tasks.a.usage, { promptTokens = 9100, completionTokens = 300, costUsd = 0.5 })
   eq(run.spend, { promptTokens = 9000, completionTokens = 3300 })
   eq(run.budget, { tokens = 20000 })
-  eq(runs.statusline(run, 0), "parex: 0/2 (2 running) · 12.3k tok of 20k")
+  eq(runs.statusline(run, 0), "parex: 1/2 (1 running) · 12.3k tok of 20k")
 end)
 
 test("spend without a budget, and against a budget in dollars", function()

@@ -315,7 +315,13 @@ local function known_lines()
     for _, id in ipairs(run.order) do
       local t = run.tasks[id]
       local why = t.reason or t.waitingFor or t.lastLine
-      table.insert(out, string.format("  %-12s %-10s%s", id, t.status, why and ("  " .. why:gsub("\n", " ")) or ""))
+      -- The task's own spend, when a model agent told it.
+      local spent = ""
+      if t.usage and t.usage.promptTokens + t.usage.completionTokens > 0 then
+        spent = "  " .. runs.tokens(t.usage.promptTokens + t.usage.completionTokens) .. " tok"
+          .. ((t.usage.costUsd or 0) > 0 and string.format(" $%.4f", t.usage.costUsd) or "")
+      end
+      table.insert(out, string.format("  %-12s %-10s%s%s", id, t.status, spent, why and ("  " .. why:gsub("\n", " ")) or ""))
       for _, w in ipairs(t.warnings or {}) do
         table.insert(out, string.format("    warning (%s): %s", w.reason, (w.message:gsub("\n", " "))))
       end

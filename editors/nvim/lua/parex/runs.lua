@@ -242,6 +242,7 @@ local function task_event(run, t, kind, ev, data)
         t[key] = data[key]
       end
     end
+    t.usage = M.usage(t.usage)
   end
   add_warnings(t, data.warnings)
 end

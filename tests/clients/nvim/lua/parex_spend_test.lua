@@ -81,7 +81,8 @@ local function test(ws)
   local done = parex.statusline()
   check(done:match("^parex: ok 1/1 .* · 12%.3k tok of 20k$") ~= nil, "statusline after the run: " .. done)
   out("ok - statusline after the run: " .. done)
-  show_status("spend: 12.3k tok of 20k (9000 prompt + 3300 completion tokens)")
+  local text = show_status("spend: 12.3k tok of 20k (9000 prompt + 3300 completion tokens)")
+  check(text:match("\n  ask +succeeded +12%.3k tok ") ~= nil, "the task's own spend in :ParexStatus: " .. text)
   out("ok - :ParexStatus shows the run's spend against its budget")
 
   -- 2. A truncated answer: one warning notice, on one line, and the warning in :ParexStatus.
@@ -109,7 +110,7 @@ local function test(ws)
     check(not notifications[i].msg:find(" started", 1, true), "task news told with notify_tasks off: " .. notifications[i].msg)
   end
   out("ok - the truncated answer's warning was one notice: " .. warned.msg)
-  local text = show_status("warning (truncated): ")
+  text = show_status("warning (truncated): ")
   check(text:find("warning (truncated): the model's answer was cut at its length limit", 1, true) ~= nil, ":ParexStatus: " .. text)
   check(text:find("long: the model's answer was cut at its length limit (finish_reason \"length\")", 1, true) ~= nil,
     "the notice in full among the messages of :ParexStatus: " .. text)
@@ -124,7 +125,7 @@ local function test(ws)
     return first:find("rate limited", 1, true) ~= nil
   end, "the statusline to show the cooldown")
   out("ok - statusline during the cooldown: " .. first)
-  local text = show_status("local: rate limited, resuming in ")
+  text = show_status("local: rate limited, resuming in ")
   out("ok - :ParexStatus showed the cooldown in full: " .. text:match("local: rate limited, resuming in [^\n]*"))
   local redraws = 0
   local group = vim.api.nvim_create_augroup("parex_spend_test", { clear = true })
