@@ -276,5 +276,181 @@ test("property: counts stay consistent under random event sequences", function()
   end
 end)
 
+test("property: the run's spend is the latest the server told, whatever came between", function()
+  math.randomseed(20261129)
+  local agents = { "claude", "codex" }
+  for _ = 1, 300 do
+    local s = runs.new()
+    local want, budget, warned, now = nil, nil, {}, 1000
+    local cooling = {}
+    for _ = 1, math.random(0, 30) do
+      local roll = math.random(1, 5)
+      local agent = agents[math.random(1, 2)]
+      local id = "t" .. math.random(1, 3)
+      if roll == 1 then
+        local p, c = math.random(0, 50000), math.random(0, 50000)
+        want = { promptTokens = p, completionTokens = c }
+        budget = math.random(0, 1) == 1 and { tokens = math.random(1, 100000) } or budget
+        runs.apply(s, ev("r", id, "usage", { promptTokens = 1, completionTokens = 1, run = want, budget = budget }, 1))
+      elseif roll == 2 then
+        local ends = now + math.random(-5, 60)
+        cooling[agent] = ends
+        runs.apply(s, ev("r", nil, "cooldown", { agent = agent, ["until"] = ends, reason = "429" }))
+      elseif roll == 3 then
+        local max = math.random(1, 8)
+        runs.apply(s, ev("r", nil, "concurrency", { agent = agent, level = math.random(1, max), max = max, reason = "x" }))
+      elseif roll == 4 then
+        local message = "w" .. math.random(1, 3)
+        warned[id] = warned[id] or {}
+        warned[id][message] = true
+        runs.apply(s, ev("r", id, "warning", { reason = "truncated", message = message }, 1))
+      else
+        runs.apply(s, ev("r", id, ({ "started", "output", "succeeded" })[math.random(1, 3)], { last = "x" }, 1))
+      end
+    end
+    local run = runs.run(s, "r")
+    eq(run.spend, want, "spend")
+    eq(run.budget, budget, "budget")
+    local line = runs.statusline(run, now)
+    assert(line:match("^parex: %d+/%d+"), line)
+    if want then
+      local tokens = runs.tokens(want.promptTokens + want.completionTokens)
+      assert(line:find(" · " .. tokens .. " tok", 1, true), line .. " lacks " .. tokens)
+    end
+    for _, agent in ipairs(agents) do
+      local shown = line:find(" · " .. agent .. ": rate limited ", 1, true) ~= nil
+      assert(shown == ((cooling[agent] or 0) > now), line)
+    end
+    for id, messages in pairs(warned) do
+      local n = 0
+      for _ in pairs(messages) do
+        n = n + 1
+      end
+      eq(#run.tasks[id].warnings, n, "warnings of " .. id)
+    end
+  end
+end)
+
+---------------------------------------------------------------------------
+-- Spend, budget, cooldowns, concurrency, warnings
+---------------------------------------------------------------------------
+
+test("tokens: short forms for the statusline", function()
+  eq({ runs.tokens(0), runs.tokens(950), runs.tokens(1000), runs.tokens(12345), runs.tokens(20000), runs.tokens(1500000) },
+    { "0", "950", "1k", "12.3k", "20k", "1.5M" })
+end)
+
+test("usage events: the task's own totals, the run's totals and its budget", function()
+  local s = runs.new()
+  runs.apply(s, ev("r", nil, "runStarted", { tasks = { "a", "b" } }))
+  runs.apply(s, ev("r", "a", "started", { agent = "m" }, 1))
+  runs.apply(s, ev("r", "b", "started", { agent = "m" }, 1))
+  runs.apply(s, ev("r", "a", "usage", {
+    promptTokens = 9000, completionTokens = 300,
+    run = { promptTokens = 9000, completionTokens = 300 }, budget = { tokens = 20000 },
+  }, 1))
+  runs.apply(s, ev("r", "b", "usage", {
+    promptTokens = 0, completionTokens = 3000,
+    run = { promptTokens = 9000, completionTokens = 3300 }, budget = { tokens = 20000 },
+  }, 1))
+  local run = s.runs.r
+  eq(run.tasks.a.usage, { promptTokens = 9000, completionTokens = 300 })
+  -- The ending's usage is the task's too, in the same shape.
+  runs.apply(s, ev("r", "a", "succeeded", { usage = { promptTokens = 9100, completionTokens = 300, costUsd = 0.5 } }, 1))
+  eq(run.tasks.a.usage, { promptTokens = 9100, completionTokens = 300, costUsd = 0.5 })
+  eq(run.spend, { promptTokens = 9000, completionTokens = 3300 })
+  eq(run.budget, { tokens = 20000 })
+  eq(runs.statusline(run, 0), "parex: 1/2 (1 running) · 12.3k tok of 20k")
+end)
+
+test("spend without a budget, and against a budget in dollars", function()
+  local s = runs.new()
+  runs.apply(s, ev("r", "a", "usage", { promptTokens = 800, completionTokens = 100,
+    run = { promptTokens = 800, completionTokens = 100, costUsd = 0.0421 } }, 1))
+  eq(runs.spend_text(s.runs.r), "900 tok, $0.04")
+  runs.apply(s, ev("u", "a", "usage", { promptTokens = 800, completionTokens = 100,
+    run = { promptTokens = 800, completionTokens = 100, costUsd = 0.12 }, budget = { usd = 1 } }, 1))
+  eq(runs.spend_text(s.runs.u), "$0.12 of $1.00")
+  eq(runs.spend_text(runs.run(s, "none")), nil)
+  eq(runs.statusline(s.runs.none, 0), "parex: 0/0")
+end)
+
+test("budgetExceeded: the statusline says the budget was reached; a notice told even with task news off", function()
+  local s = runs.new()
+  runs.apply(s, ev("r", "a", "usage", { promptTokens = 15000, completionTokens = 4000,
+    run = { promptTokens = 15000, completionTokens = 4000 }, budget = { tokens = 20000 } }, 1))
+  local e = ev("r", nil, "budgetExceeded", {
+    spent = { tokens = 20100, promptTokens = 16000, completionTokens = 4100 }, budget = { tokens = 20000 },
+    message = "the run spent 20100 tokens of its 20000 budget",
+  })
+  runs.apply(s, e)
+  eq(runs.statusline(s.runs.r, 0), "parex: 0/1 · budget reached: 20.1k tok of 20k")
+  eq(runs.notice(e), { always = true, level = "warn", text = "budget reached: the run spent 20100 tokens of its 20000 budget" })
+  eq(runs.notice(ev("r", nil, "budgetExceeded", { message = "budget reached: spent 1,500 of 1,000 tokens" })).text,
+    "budget reached: spent 1,500 of 1,000 tokens")
+  eq(runs.notice(ev("r", nil, "budgetExceeded", {})).text, "budget reached: the run stops")
+end)
+
+test("the RunResult's budget settles the spend", function()
+  local s = runs.new()
+  runs.finish(s, { runId = "r", status = "failed", speedup = 1, tasks = { { id = "a", status = "failed" } },
+    budget = { spent = { tokens = 500, promptTokens = 400, completionTokens = 100 }, budget = { tokens = 400 },
+      exceeded = true, summary = "500 of 400 tokens" } })
+  eq(runs.statusline(s.runs.r), "parex: failed 1/1 1.0x · budget reached: 500 tok of 400")
+  eq(s.runs.r.budgetExceeded.message, "500 of 400 tokens")
+end)
+
+test("cooldowns count down to their end and leave the statusline when over", function()
+  local s = runs.new()
+  runs.apply(s, ev("r", "a", "started", { agent = "claude" }, 1))
+  runs.apply(s, ev("r", nil, "cooldown", { agent = "claude", ["until"] = 1000, reason = "429 Too Many Requests" }))
+  runs.apply(s, ev("r", nil, "cooldown", { agent = "codex", ["until"] = 1010.5, reason = "quota" }))
+  local run = s.runs.r
+  eq(runs.statusline(run, 958), "parex: 0/1 (1 running) · claude: rate limited 42s · codex: rate limited 53s")
+  eq(runs.cooling(run, 1000), { { agent = "codex", left = 11, reason = "quota" } })
+  eq(runs.statusline(run, 1011), "parex: 0/1 (1 running)")
+  -- A cooldown that names no agent is ignored.
+  runs.apply(s, ev("r", nil, "cooldown", { reason = "no agent" }))
+  eq(runs.cooling(run, 0), { { agent = "claude", left = 1000, reason = "429 Too Many Requests" },
+    { agent = "codex", left = 1011, reason = "quota" } })
+end)
+
+test("concurrency: agents held below their maximum, until they are back at it", function()
+  local s = runs.new()
+  runs.apply(s, ev("r", nil, "concurrency", { agent = "claude", level = 2, max = 4, reason = "rate limited" }))
+  local run = s.runs.r
+  eq(runs.throttled(run), { { agent = "claude", level = 2, max = 4, reason = "rate limited" } })
+  eq(runs.statusline(run, 0), "parex: 0/0 · claude: 2 of 4 at once")
+  runs.apply(s, ev("r", nil, "concurrency", { agent = "claude", level = 4, max = 4, reason = "recovered" }))
+  eq(runs.throttled(run), {})
+  -- While the agent cools down, its lowered level is not said twice.
+  runs.apply(s, ev("r", nil, "concurrency", { agent = "claude", level = 2, max = 4, reason = "rate limited" }))
+  runs.apply(s, ev("r", nil, "cooldown", { agent = "claude", ["until"] = 50, reason = "429" }))
+  eq(runs.statusline(run, 40), "parex: 0/0 · claude: rate limited 10s")
+  eq(runs.statusline(run, 50), "parex: 0/0 · claude: 2 of 4 at once")
+  -- Once the run ended, its cooldowns and levels are history.
+  runs.apply(s, ev("r", nil, "concurrency", { agent = "claude", level = 1, max = 4, reason = "rate limited" }))
+  runs.apply(s, ev("r", nil, "cooldown", { agent = "claude", ["until"] = 100, reason = "429" }))
+  runs.finish(s, { runId = "r", status = "succeeded", tasks = {} })
+  eq(runs.statusline(run, 0), "parex: ok 0/0")
+end)
+
+test("warnings: kept on the task once each, from the event, the ending and the RunResult; a notice", function()
+  local s = runs.new()
+  local w = { reason = "truncated", message = "the model's answer was cut at its length limit" }
+  local e = ev("r", "a", "warning", w, 1)
+  runs.apply(s, ev("r", "a", "started", {}, 1))
+  runs.apply(s, e)
+  runs.apply(s, ev("r", "a", "succeeded", { durationMs = 5, warnings = { w } }, 1))
+  runs.finish(s, { runId = "r", status = "succeeded", tasks = { { id = "a", status = "succeeded", warnings = { w,
+    { reason = "other", message = "second" } } } } })
+  eq(s.runs.r.tasks.a.warnings, { w, { reason = "other", message = "second" } })
+  eq(s.runs.r.tasks.a.status, "succeeded")
+  eq(runs.notice(e), { always = true, level = "warn", text = "a: the model's answer was cut at its length limit" })
+  eq(runs.notice(ev("r", "a", "warning", { reason = 3 })), nil)
+  runs.apply(s, ev("r", "a", "warning", { message = 7 }))
+  eq(#s.runs.r.tasks.a.warnings, 2)
+end)
+
 print(string.format("%d passed, %d failed", passed, failed))
 os.exit(failed == 0 and 0 or 1)

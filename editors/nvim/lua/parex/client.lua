@@ -38,6 +38,28 @@ local function claim_pending(run_id, client_id)
   end
 end
 
+-- While an agent of the current run cools down, the statusline counts down: redraw it each
+-- quarter second (the seconds left change at fractions of the clock's) until no cooldown is left;
+-- one ticker at a time.
+local ticking = false
+local function tick_cooldowns()
+  if ticking then
+    return
+  end
+  ticking = true
+  local function step()
+    local run = M.current_run()
+    if not run or run.result or #runs.cooling(run, compat.now()) == 0 then
+      ticking = false
+      M.redraw()
+      return
+    end
+    M.redraw()
+    vim.defer_fn(step, 250)
+  end
+  vim.defer_fn(step, 250)
+end
+
 local function on_task_event(_, event, ctx)
   if type(event) ~= "table" or type(event.runId) ~= "string" then
     return
@@ -51,11 +73,15 @@ local function on_task_event(_, event, ctx)
       claim_pending(event.runId, ctx.client_id)
     end
   end
-  if state.opts.notify_tasks then
-    local notice = runs.notice(event)
-    if notice then
-      ui.notify(notice.text, LEVELS[notice.level])
-    end
+  local notice = runs.notice(event)
+  if notice and notice.always then
+    -- Warnings and the budget stay in :ParexStatus in full, however the notice was cut.
+    ui.notify(notice.text, LEVELS[notice.level], notice.text)
+  elseif notice and state.opts.notify_tasks then
+    ui.notify(notice.text, LEVELS[notice.level])
+  end
+  if event.kind == "cooldown" then
+    tick_cooldowns()
   end
   M.redraw()
 end

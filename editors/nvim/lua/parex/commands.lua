@@ -252,6 +252,19 @@ local function live_lines(live)
       line = line .. " (" .. counts .. ")"
     end
     table.insert(out, line)
+    if type(r.spent) == "table" then
+      table.insert(out, "  spent: " .. runs.spend_text({ spend = runs.usage(r.spent), budget = runs.budget(r.budget) }))
+    end
+    if type(r.agents) == "table" then
+      for name, a in pairs(r.agents) do
+        if type(a) == "table" then
+          local left = tonumber(a.cooldownUntil) and math.ceil(a.cooldownUntil - compat.now()) or 0
+          table.insert(out, string.format("  %s: %s of %s at once%s%s", tostring(name), tostring(a.level), tostring(a.max),
+            left > 0 and string.format(", rate limited for %ds", left) or "",
+            type(a.reason) == "string" and (" (" .. a.reason .. ")") or ""))
+        end
+      end
+    end
     for _, t in ipairs(tasks) do
       if t.status == "running" or t.status == "waiting" then
         local last = type(t.lastLine) == "string" and t.lastLine ~= "" and (": " .. t.lastLine) or ""
@@ -262,18 +275,56 @@ local function live_lines(live)
   return out
 end
 
--- The runs this Neovim saw, newest first: each task with its status and what it last said.
+-- What a run spent and how its agents fare, in full: spend against the budget, the budget's
+-- end, cooling agents ("claude: rate limited, resuming in 42s (429 ...)"), throttled agents.
+local function spend_lines(run, now)
+  local out = {}
+  local spend = runs.spend_text(run)
+  if spend then
+    local s = run.spend
+    table.insert(out, string.format("  spend: %s (%d prompt + %d completion tokens%s)", spend, s.promptTokens,
+      s.completionTokens, (s.costUsd or 0) > 0 and string.format(", $%.4f", s.costUsd) or ""))
+  end
+  if run.budgetExceeded and run.budgetExceeded.message then
+    table.insert(out, "  budget reached: " .. run.budgetExceeded.message)
+  end
+  if not run.result then
+    for _, c in ipairs(runs.cooling(run, now)) do
+      table.insert(out, string.format("  %s: rate limited, resuming in %ds%s", c.agent, c.left,
+        c.reason and (" (" .. c.reason .. ")") or ""))
+    end
+    for _, a in ipairs(runs.throttled(run)) do
+      table.insert(out, string.format("  %s: %d of %d tasks at once%s", a.agent, a.level, a.max,
+        a.reason and (" (" .. a.reason .. ")") or ""))
+    end
+  end
+  return out
+end
+
+-- The runs this Neovim saw, newest first: each task with its status and what it last said,
+-- then its warnings.
 local function known_lines()
   local out = {}
   local order = state.runs.order
+  local now = compat.now()
   for i = #order, math.max(1, #order - 4), -1 do
     local run = state.runs.runs[order[i]]
     local head = run.result and ui.summary(run.result) or ("run " .. run.id .. " " .. run.status)
-    table.insert(out, head .. "  [" .. runs.statusline(run) .. "]")
+    table.insert(out, head .. "  [" .. runs.statusline(run, now) .. "]")
+    vim.list_extend(out, spend_lines(run, now))
     for _, id in ipairs(run.order) do
       local t = run.tasks[id]
       local why = t.reason or t.waitingFor or t.lastLine
-      table.insert(out, string.format("  %-12s %-10s%s", id, t.status, why and ("  " .. why:gsub("\n", " ")) or ""))
+      -- The task's own spend, when a model agent told it.
+      local spent = ""
+      if t.usage and t.usage.promptTokens + t.usage.completionTokens > 0 then
+        spent = "  " .. runs.tokens(t.usage.promptTokens + t.usage.completionTokens) .. " tok"
+          .. ((t.usage.costUsd or 0) > 0 and string.format(" $%.4f", t.usage.costUsd) or "")
+      end
+      table.insert(out, string.format("  %-12s %-10s%s%s", id, t.status, spent, why and ("  " .. why:gsub("\n", " ")) or ""))
+      for _, w in ipairs(t.warnings or {}) do
+        table.insert(out, string.format("    warning (%s): %s", w.reason, (w.message:gsub("\n", " "))))
+      end
     end
   end
   return out

@@ -3,6 +3,16 @@ local M = {}
 
 M.uv = vim.uv or vim.loop
 
+--- Epoch seconds with a fraction: cooldowns end at fractional `until`s, and a whole-second
+--- clock would show "4s" of a 3-second wait.
+function M.now()
+  local sec, usec = M.uv.gettimeofday()
+  if type(sec) ~= "number" then
+    return os.time()
+  end
+  return sec + (usec or 0) / 1e6
+end
+
 local function has(version)
   return vim.fn.has("nvim-" .. version) == 1
 end

@@ -7,6 +7,7 @@
 -- reducer); commands.lua holds the commands; ui.lua what the person sees.
 local client = require("parex.client")
 local commands = require("parex.commands")
+local compat = require("parex.compat")
 local runs = require("parex.runs")
 local state = require("parex.state")
 
@@ -48,7 +49,7 @@ M.task_ids = commands.task_ids
 --- A short text for the statusline: the run in progress, or the last one's outcome;
 --- "" before any run.
 function M.statusline()
-  return runs.statusline(client.current_run())
+  return runs.statusline(client.current_run(), compat.now())
 end
 
 function M.setup(opts)
