@@ -130,10 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
     review.add_argument("--json", action="store_true")
 
-    gc = sub.add_parser("gc", help="remove what parex keeps")
-    gc.add_argument("--branches", action="store_true", required=True,
-                    help="delete the parex/<run>/... branches kept by runs that are not running")
-    gc.add_argument("--dry-run", action="store_true")
+    gc = sub.add_parser("gc", help="prune old runs under .parex/runs (and, with --branches, kept branches)")
+    gc.add_argument("--keep", type=_positive, default=20, metavar="N", help="keep the newest N runs (default 20); "
+                    "older runs that are live, the latest of their plan, or have kept branches stay too")
+    gc.add_argument("--branches", action="store_true",
+                    help="also delete the parex/<run>/... branches kept by runs that are not running")
+    gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     gc.add_argument("--workspace", "-w", default=".")
     return p
 
@@ -158,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return review_command(Path(args.workspace), args.run_id, args.action, args.tasks, args.feedback, args.json)
     if args.command == "gc":
-        from parex_lsp.cli.review import gc_branches
+        from parex_lsp.cli.gc import gc_command
 
-        return gc_branches(Path(args.workspace), args.dry_run)
+        return gc_command(Path(args.workspace), args.keep, args.dry_run, args.branches)
     return _serve(args)
 
 
@@ -276,6 +278,9 @@ def _run(args: argparse.Namespace) -> int:
                 hold_for_review=asking), sinks=[view.on_event, prompt.on_event])
         except (PlanError, RunError) as e:
             return e
+        from parex_lsp.cli.gc import prune_before_run
+
+        await anyio.to_thread.run_sync(prune_before_run, run.workspace, plan.run.keep_runs)
         if view.interactive:
             view.estimates = await anyio.to_thread.run_sync(_estimates, run)
         async with anyio.create_task_group() as tg:

@@ -19,6 +19,7 @@ MAX_CONCURRENCY = 100_000
 MAX_STEPS = 10_000
 MAX_BUDGET = 1e15  # USD or tokens: far beyond any real run, so a typo's extra zeros still read as a number
 MAX_CANDIDATES = 20  # best_of: each candidate is a worktree and an agent run
+MAX_KEEP_RUNS = 100_000
 
 
 class FieldError(ValueError):
@@ -65,6 +66,7 @@ RUN_FIELDS: dict[str, Field] = {
     "merge": Field("string", choices=("auto", "review")),
     "verify": Field("string"),
     "check": Field("string"),
+    "keep_runs": Field("int", low=1, high=MAX_KEEP_RUNS),  # runs kept under .parex/runs (cli/gc.py)
 }
 AGENT_FIELDS: dict[str, Field] = {
     "kind": Field("string", choices=("shell", "command", "openai")),

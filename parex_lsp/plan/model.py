@@ -145,6 +145,7 @@ class RunConfig:
     merge: str = "auto"  # worktree: "auto" merges a succeeded task at once; "review" waits for a reviewer
     verify: str | None = None  # worktree: shell command run in the main checkout after each merge
     check: str | None = None  # worktree: shell command run in each task's worktree when it finishes
+    keep_runs: int = 20  # runs kept under .parex/runs; older ones are pruned at the start of a run
 
 
 @dataclass(slots=True)
