@@ -130,6 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
     review.add_argument("--json", action="store_true")
 
+    doctor = sub.add_parser("doctor", help="check that a plan can run here: agents, endpoints, keys, git, locks")
+    doctor.add_argument("plan", nargs="?", help="a plan, as for `run` (default: the plan in the current folder)"
+                        ).complete = shtab.FILE  # type: ignore[attr-defined]
+    doctor.add_argument("--timeout", type=_positive_number, default=5.0, metavar="SECONDS",
+                        help="how long an agent's --version or an endpoint may take to answer (default 5)")
+
     gc = sub.add_parser("gc", help="prune old runs under .parex/runs (and, with --branches, kept branches)")
     gc.add_argument("--keep", type=_positive, default=20, metavar="N", help="keep the newest N runs (default 20); "
                     "older runs that are live, the latest of their plan, or have kept branches stay too")
@@ -159,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
         from parex_lsp.cli.review import review_command
 
         return review_command(Path(args.workspace), args.run_id, args.action, args.tasks, args.feedback, args.json)
+    if args.command == "doctor":
+        from parex_lsp.cli.doctor import doctor_command
+
+        return doctor_command(args.plan, args.timeout, _load)
     if args.command == "gc":
         from parex_lsp.cli.gc import gc_command
 
