@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="the RunResult, every task with its log path")
     _workspace_option(show)
 
+    report = sub.add_parser("report", help="a run's timeline as one self-contained HTML file")
+    report.add_argument("refs", nargs="?", default="last", metavar="RUN", help="a run id or `last` (the default)")
+    report.add_argument("--output", "-o", metavar="FILE", help="where to write it (default: RUN.html here)"
+                        ).complete = shtab.FILE  # type: ignore[attr-defined]
+    _workspace_option(report)
+
     cancel = sub.add_parser("cancel", help="stop a run of `parex-lsp run` (in another terminal), or one task of it")
     cancel.add_argument("first", nargs="?", metavar="RUN", help="a run id or `last` (the default)")
     cancel.add_argument("task", nargs="?", metavar="TASK", help="cancel only this task of the run")
@@ -159,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "completion":
         print(shtab.complete(_parser(), shell=args.shell))
         return EXIT_OK
-    if args.command in ("status", "log", "show", "cancel"):
+    if args.command in ("status", "log", "show", "cancel", "report"):
         return _read_runs(args)
     if args.command == "review":
         from parex_lsp.cli.review import review_command
@@ -199,6 +205,10 @@ def _read_runs(args: argparse.Namespace) -> int:
             from parex_lsp.cli.show import show_run
 
             return show_run(ws, [args.refs], args.json)
+        if args.command == "report":
+            from parex_lsp.cli.report import write_report
+
+            return write_report(ws, [args.refs], args.output)
         from parex_lsp.cli.cancel import cancel
 
         return cancel(ws, _words(args.first, args.task), wait=not args.no_wait)
