@@ -87,3 +87,18 @@ def test_keep_runs_out_of_range_is_a_plan_problem(workspace: Path):
     write_plan(workspace, '[run]\nkeep_runs = 0\n[[task]]\nid = "a"\nprompt = "echo a"\n')
     p = parex("run", cwd=workspace)
     assert p.returncode == 2 and "keep_runs" in p.stderr and "parex.toml:2:" in p.stderr, p.stderr
+
+
+def test_log_of_a_running_task_prints_its_log_so_far_even_a_partial_line(workspace: Path):
+    write_plan(workspace, '[[task]]\nid = "slow"\nprompt = "echo first; printf half; while [ ! -e go ]; do sleep 0.05; '
+                          'done"\n')
+    runner = subprocess.Popen([*PAREX, "run", "parex.toml"], cwd=workspace, stdout=subprocess.DEVNULL)
+    try:
+        logs = workspace / ".parex" / "runs"
+        wait_for(lambda: logs.is_dir() and any(p.read_bytes() == b"first\nhalf" for p in logs.glob("*/slow.log")))
+        p = parex("log", "slow", cwd=workspace)
+        assert p.returncode == 0 and p.stdout == "first\nhalf", (p.stdout, p.stderr)
+        assert "slow is running; follow it with: parex-lsp log -f" in p.stderr
+    finally:
+        (workspace / "go").touch()
+        runner.wait(30)
