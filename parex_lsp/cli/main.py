@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="the RunResult, every task with its log path")
     _workspace_option(show)
 
+    report = sub.add_parser("report", help="a run's timeline as one self-contained HTML file")
+    report.add_argument("refs", nargs="?", default="last", metavar="RUN", help="a run id or `last` (the default)")
+    report.add_argument("--output", "-o", metavar="FILE", help="where to write it (default: RUN.html here)"
+                        ).complete = shtab.FILE  # type: ignore[attr-defined]
+    _workspace_option(report)
+
     cancel = sub.add_parser("cancel", help="stop a run of `parex-lsp run` (in another terminal), or one task of it")
     cancel.add_argument("first", nargs="?", metavar="RUN", help="a run id or `last` (the default)")
     cancel.add_argument("task", nargs="?", metavar="TASK", help="cancel only this task of the run")
@@ -139,10 +145,18 @@ def _parser() -> argparse.ArgumentParser:
                           help="send this file's text with the request (repeat)").complete = shtab.FILE  # type: ignore[attr-defined]
     drafting.add_argument("--workspace", "-w", help="the workspace (default: the one of the current folder)")
 
-    gc = sub.add_parser("gc", help="remove what parex keeps")
-    gc.add_argument("--branches", action="store_true", required=True,
-                    help="delete the parex/<run>/... branches kept by runs that are not running")
-    gc.add_argument("--dry-run", action="store_true")
+    doctor = sub.add_parser("doctor", help="check that a plan can run here: agents, endpoints, keys, git, locks")
+    doctor.add_argument("plan", nargs="?", help="a plan, as for `run` (default: the plan in the current folder)"
+                        ).complete = shtab.FILE  # type: ignore[attr-defined]
+    doctor.add_argument("--timeout", type=_positive_number, default=5.0, metavar="SECONDS",
+                        help="how long an agent's --version or an endpoint may take to answer (default 5)")
+
+    gc = sub.add_parser("gc", help="prune old runs under .parex/runs (and, with --branches, kept branches)")
+    gc.add_argument("--keep", type=_positive, default=20, metavar="N", help="keep the newest N runs (default 20); "
+                    "older runs that are live, the latest of their plan, or have kept branches stay too")
+    gc.add_argument("--branches", action="store_true",
+                    help="also delete the parex/<run>/... branches kept by runs that are not running")
+    gc.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
     gc.add_argument("--workspace", "-w", default=".")
     return p
 
@@ -160,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "completion":
         print(shtab.complete(_parser(), shell=args.shell))
         return EXIT_OK
-    if args.command in ("status", "log", "show", "cancel"):
+    if args.command in ("status", "log", "show", "cancel", "report"):
         return _read_runs(args)
     if args.command == "review":
         from parex_lsp.cli.review import review_command
@@ -170,10 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         from parex_lsp.cli.plan import plan_command
 
         return plan_command(args.request, args.output, args.files, args.workspace)
-    if args.command == "gc":
-        from parex_lsp.cli.review import gc_branches
+    if args.command == "doctor":
+        from parex_lsp.cli.doctor import doctor_command
 
-        return gc_branches(Path(args.workspace), args.dry_run)
+        return doctor_command(args.plan, args.timeout, _load)
+    if args.command == "gc":
+        from parex_lsp.cli.gc import gc_command
+
+        return gc_command(Path(args.workspace), args.keep, args.dry_run, args.branches)
     return _serve(args)
 
 
@@ -200,6 +218,10 @@ def _read_runs(args: argparse.Namespace) -> int:
             from parex_lsp.cli.show import show_run
 
             return show_run(ws, [args.refs], args.json)
+        if args.command == "report":
+            from parex_lsp.cli.report import write_report
+
+            return write_report(ws, [args.refs], args.output)
         from parex_lsp.cli.cancel import cancel
 
         return cancel(ws, _words(args.first, args.task), wait=not args.no_wait)
@@ -289,6 +311,9 @@ def _run(args: argparse.Namespace) -> int:
                 hold_for_review=asking), sinks=[view.on_event, prompt.on_event])
         except (PlanError, RunError) as e:
             return e
+        from parex_lsp.cli.gc import prune_before_run
+
+        await anyio.to_thread.run_sync(prune_before_run, run.workspace, plan.run.keep_runs)
         if view.interactive:
             view.estimates = await anyio.to_thread.run_sync(_estimates, run)
         async with anyio.create_task_group() as tg:

@@ -1,5 +1,9 @@
 """Append-only run journal: `.parex/runs/<runId>/journal.jsonl`, one event a line, flushed before it is shown.
 
+Output is kept once, in the task's log file: an `output` event is journaled with its `last` line only (what
+`status` shows), never its text. The log is flushed before the event is emitted, so a reader of the journal
+finds every byte the event stands for already in the log.
+
 A run's state is rebuilt from its journal alone (`replay`), which is what `resume`, `only` and `status` read.
 A damaged line (torn by a killed writer, or corrupted on disk) is skipped with a warning, never fatal.
 """
@@ -30,7 +34,10 @@ class Journal:
         self._f = self.path.open("a", encoding="utf-8", buffering=1 << 16)
 
     def append(self, event: Event) -> None:
-        self._f.write(json.dumps(event.to_wire(), separators=(",", ":")) + "\n")
+        wire = event.to_wire()
+        if event.kind == EventKind.OUTPUT:
+            wire["data"] = {"last": (wire.get("data") or {}).get("last", "")}  # the text is in the task's log
+        self._f.write(json.dumps(wire, separators=(",", ":")) + "\n")
         self._f.flush()
 
     def close(self) -> None:

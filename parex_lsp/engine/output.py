@@ -1,7 +1,8 @@
 """A task's output: every byte to its log file, complete lines to `output` events, a bounded tail in memory.
 
 Memory stays bounded however much an agent prints: the log gets everything, memory keeps the last
-lines (for the failure message) and at most one partial line.
+lines (for the failure message) and at most one partial line. The log is the only full copy (the journal keeps
+each event's `last` line): it is flushed after every chunk, so `parex-lsp log -f` can follow the file.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class TaskOutput:
         if self._log is None:
             self._log = self.log_path.open("a", encoding="utf-8", errors="replace")
         self._log.write(self._scrub(text) if self._scrub else text)
+        self._log.flush()  # before the chunk's event: a follower of the log never lags the journal
 
     def show(self, text: str) -> None:
         """To events and the tail only; the lines it finishes are emitted."""

@@ -20,6 +20,7 @@ MAX_STEPS = 10_000
 MAX_BUDGET = 1e15  # USD or tokens: far beyond any real run, so a typo's extra zeros still read as a number
 MAX_PLAN_ROUNDS = 20  # drafts a planner may send back for fixing
 MAX_CANDIDATES = 20  # best_of: each candidate is a worktree and an agent run
+MAX_KEEP_RUNS = 100_000
 
 
 class FieldError(ValueError):
@@ -70,6 +71,7 @@ RUN_FIELDS: dict[str, Field] = {
     "plan_agent": _NAME,
     "plan_rounds": Field("int", low=1, high=MAX_PLAN_ROUNDS),
     "context": Field("patterns"),
+    "keep_runs": Field("int", low=1, high=MAX_KEEP_RUNS),  # runs kept under .parex/runs (cli/gc.py)
 }
 AGENT_FIELDS: dict[str, Field] = {
     "kind": Field("string", choices=("shell", "command", "openai")),

@@ -149,6 +149,7 @@ class RunConfig:
     plan_agent: str | None = None  # the model agent that drafts plans (`parex-lsp plan`); None: the first model
     plan_rounds: int = 3  # drafts the planner may make: each one's problems go back to the model
     context: list[str] = field(default_factory=list)  # files put at the start of every task's prompt
+    keep_runs: int = 20  # runs kept under .parex/runs; older ones are pruned at the start of a run
 
 
 @dataclass(slots=True)

@@ -34,8 +34,8 @@ def test_log_follow_prints_a_running_tasks_lines_until_it_ends(workspace: Path):
                           'echo second"\n')
     runner = subprocess.Popen([*PAREX, "run", "parex.toml"], cwd=workspace, stdout=subprocess.DEVNULL)
     try:
-        wait_for(lambda: (workspace / ".parex" / "runs").is_dir() and b'"first\\n"' in b"".join(
-            p.read_bytes() for p in (workspace / ".parex" / "runs").glob("*/journal.jsonl")))
+        wait_for(lambda: (workspace / ".parex" / "runs").is_dir() and b"first\n" in b"".join(
+            p.read_bytes() for p in (workspace / ".parex" / "runs").glob("*/slow.log")))
         follow = subprocess.Popen([*PAREX, "log", "-f", "slow"], cwd=workspace, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         assert follow.stdout is not None

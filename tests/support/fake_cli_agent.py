@@ -1,6 +1,7 @@
 """Prints what a coding-agent CLI prints in its JSON-lines mode, for tests that run it as a real subprocess.
 
     python fake_cli_agent.py claude|codex|gemini [--rate-limit] [--usage-limit-until EPOCH] [PROMPT]
+    python fake_cli_agent.py claude|codex|gemini --version
 
 Each format: the CLI's own event lines, one plain-text line (CLIs print banners and warnings), and a
 final event with usage. `--rate-limit` ends the way each CLI ends on a 429, with exit code 1.
@@ -19,6 +20,7 @@ import sys
 import time
 
 PLAIN_LINE = "Loaded cached credentials."
+VERSION = "1.0.42"
 
 
 def claude(prompt: str, rate_limited: bool) -> tuple[list[object], int]:
@@ -154,6 +156,9 @@ def main(argv: list[str]) -> int:
     if not args or args[0] not in FORMATS:
         print(f"usage: fake_cli_agent.py {'|'.join(FORMATS)} [--rate-limit] [PROMPT]", file=sys.stderr)
         return 2
+    if args[1:] == ["--version"]:  # as each CLI answers it: a version line, exit 0
+        print(f"{VERSION} (fake {args[0]})")
+        return 0
     prompt = " ".join(args[1:]) or "add a test"
     if until is not None and time.time() < until:
         for line in usage_limited(args[0], until):

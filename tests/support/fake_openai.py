@@ -197,6 +197,7 @@ class FakeOpenAI:
         self.refused = 0  # 429s answered for the limit
         self._lock = threading.Lock()
         self.received: list[Received] = []
+        self.model_lists: list[dict[str, str]] = []  # headers of each `GET /models`
         self.in_flight = 0
         self.max_in_flight = 0
         self._server = _Server(("127.0.0.1", 0), _make_handler(self))
@@ -256,6 +257,14 @@ def _make_handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
+
+        def do_GET(self) -> None:
+            """`GET /models`, as `parex-lsp doctor` asks it: the request is kept (headers included)."""
+            if not self.path.rstrip("/").endswith("/models"):
+                self._json(404, {"error": {"message": f"unknown path {self.path}", "type": "not_found"}})
+                return
+            fake.model_lists.append({k.lower(): v for k, v in self.headers.items()})
+            self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
