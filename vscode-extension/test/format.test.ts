@@ -89,7 +89,7 @@ describe('summaryMessage', () => {
 });
 
 const counts = (c: Partial<RunCounts>): RunCounts => ({
-  total: 0, finished: 0, running: 0, waiting: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...c,
+  total: 0, finished: 0, running: 0, waiting: 0, ready: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, rejected: 0, ...c,
 });
 
 describe('progress', () => {

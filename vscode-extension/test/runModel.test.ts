@@ -26,7 +26,7 @@ describe('RunModel', () => {
     assert.deepEqual(out.outputLines, ['line one', 'line two']);
     assert.equal(out.stateChange, undefined);
     assert.equal(m.get('ok')?.lastLine, 'line two');
-    assert.deepEqual(m.counts(), { total: 2, finished: 0, running: 2, waiting: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 });
+    assert.deepEqual(m.counts(), { total: 2, finished: 0, running: 2, waiting: 0, ready: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, rejected: 0 });
     assert.equal(m.elapsedMs(m.get('ok')!, 1600), 500);
 
     m.apply(ev('ok', 'succeeded'), 2100);
