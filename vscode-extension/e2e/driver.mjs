@@ -472,13 +472,14 @@ try {
     original !== undefined && !/reviewed/.test(original) && modified !== undefined,
     `the diff editor shows both sides: base ${JSON.stringify(original)}, task ${JSON.stringify(modified)}`,
   );
-  await page.mouse.move(5, 5); // no hover box over the picture
+  // The task's row hovered: its inline buttons (accept, reject, retry with feedback, log) show.
+  const readyRow = page.locator(`${pane} .monaco-list-row`, { hasText: 'ready for review' }).first();
+  await readyRow.hover();
   await page.waitForTimeout(800);
   await page.screenshot({ path: reviewScreenshot });
   log(`screenshot saved to ${reviewScreenshot}`);
 
   // Accept, from the task's inline action: merged into main, and the run ends.
-  const readyRow = page.locator(`${pane} .monaco-list-row`, { hasText: "ready for review" }).first();
   await readyRow.hover();
   await readyRow.locator('.action-label[aria-label^="Accept Parallel Task"]').click({ timeout: 10000 });
   const accepted = await waitForText(
@@ -491,11 +492,13 @@ try {
   const acceptedTree = await waitForText(page, `${pane} .monaco-list`, (t) => /edit\s*succeeded/.test(t) && !/greeting\.txt/.test(t), 15000);
   check(acceptedTree !== undefined, 'the view shows the task succeeded, its files gone from under it');
   const git = (...args) => execFileSync('git', ['-C', reviewWorkspace, ...args], { encoding: 'utf8' });
-  const history = git('log', '--format=%s', 'main');
+  // The first parent of main's tip is the commit the repository started with: the task was merged (--no-ff).
+  const merges = git('log', '--merges', '--first-parent', '--format=%s', 'main');
   const onMain = git('show', 'main:greeting.txt');
+  const inCheckout = readFileSync(path.join(reviewWorkspace, 'greeting.txt'), 'utf8');
   check(
-    /parex\/[^\s]+\/edit/.test(history) && onMain === 'hello\nreviewed from VS Code\n',
-    `the change is on main: ${JSON.stringify(history.split('\n').slice(0, 3))}, greeting.txt ${JSON.stringify(onMain)}`,
+    /^parex: merge task edit \(run \S+\)$/m.test(merges) && onMain === 'hello\nreviewed from VS Code\n' && inCheckout === onMain,
+    `the change is on main: merges ${JSON.stringify(merges.trim())}, greeting.txt ${JSON.stringify(onMain)}`,
   );
 } catch (err) {
   check(false, `driver error: ${err instanceof Error ? err.stack : String(err)}`);
