@@ -450,14 +450,18 @@ try {
   const readyTree = await waitForText(
     page,
     `${pane} .monaco-list`,
-    (t) => /edit\s*ready for review · .*\+1 −0 in 1 file/.test(t) && /greeting\.txt\s*modified/.test(t),
+    (t) =>
+      /edit\s*ready for review · .*\+1 −0 in 1 file/.test(t) &&
+      /greeting\.txt\s*modified/.test(t) &&
+      /note\s*ready for review/.test(t) &&
+      /todo\.md\s*added/.test(t),
     60000,
   );
-  check(readyTree !== undefined, `the task is ready, its changed file under it: ${JSON.stringify((readyTree ?? (await textOf(page, `${pane} .monaco-list`).catch(() => ''))).replace(/\n+/g, ' | '))}`);
-  const reviewStatus = await waitForText(page, '.statusbar', (t) => /parex 0\/1 · 1 to review/.test(t), 10000);
-  check(reviewStatus !== undefined, 'the status bar says a task waits for review');
+  check(readyTree !== undefined, `both tasks are ready, their changed files under them: ${JSON.stringify((readyTree ?? (await textOf(page, `${pane} .monaco-list`).catch(() => ''))).replace(/\n+/g, ' | '))}`);
+  const reviewStatus = await waitForText(page, '.statusbar', (t) => /parex 0\/2 · 2 to review/.test(t), 10000);
+  check(reviewStatus !== undefined, 'the status bar says two tasks wait for review');
   const paneDescription = await textOf(page, `${pane} .pane-header`).catch(() => '');
-  check(/1 ready for review/.test(paneDescription), `the view's header says so too: ${JSON.stringify(paneDescription.replace(/\n+/g, ' '))}`);
+  check(/2 ready for review/.test(paneDescription), `the view's header says so too: ${JSON.stringify(paneDescription.replace(/\n+/g, ' '))}`);
 
   // A click on the changed file: the diff editor, base on the left, the task's version on the right.
   await page.locator(`${pane} .monaco-list-row`, { hasText: 'greeting.txt' }).first().click();
@@ -473,7 +477,7 @@ try {
     `the diff editor shows both sides: base ${JSON.stringify(original)}, task ${JSON.stringify(modified)}`,
   );
   // The task's row hovered: its inline buttons (accept, reject, retry with feedback, log) show.
-  const readyRow = page.locator(`${pane} .monaco-list-row`, { hasText: 'ready for review' }).first();
+  const readyRow = page.locator(`${pane} .monaco-list-row`, { hasText: /edit\s*ready for review/ }).first();
   await readyRow.hover();
   await page.waitForTimeout(800);
   await page.screenshot({ path: reviewScreenshot });
@@ -482,15 +486,44 @@ try {
   // Accept, from the task's inline action: merged into main, and the run ends.
   await readyRow.hover();
   await readyRow.locator('.action-label[aria-label^="Accept Parallel Task"]').click({ timeout: 10000 });
-  const accepted = await waitForText(
+  const acceptedTree = await waitForText(page, `${pane} .monaco-list`, (t) => /edit\s*succeeded/.test(t) && !/greeting\.txt/.test(t), 30000);
+  check(acceptedTree !== undefined, 'accepted: the view shows edit succeeded, its files gone from under it');
+
+  // Retry with feedback, from the palette: the task runs again with the feedback, and is ready again.
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await runCommand(page, 'Retry Parallel Task with Feedback');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'note' }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press('Enter');
+  const feedbackBox = page.locator('.quick-input-widget', { hasText: 'What should the agent do differently?' });
+  await feedbackBox.waitFor({ timeout: 15000 });
+  await page.locator('.quick-input-widget input.input').fill('write it as a checklist');
+  await page.keyboard.press('Enter');
+  const retriedOutput = await waitForText(
     page,
-    '.notifications-toasts .notification-toast .notification-list-item-message',
-    (t) => /Parallel tasks done: 1 succeeded in /.test(t),
+    '.part.panel .output-view, .part.panel [id="workbench.panel.output"]',
+    (t) => /\[note\] ── review: retry \(write it as a checklist\)[\s\S]*\[note\] ── ready for review/.test(t),
     60000,
   );
-  check(accepted !== undefined, `accepting ends the run: ${JSON.stringify(accepted?.match(/Parallel tasks[^\n]*/)?.[0])}`);
-  const acceptedTree = await waitForText(page, `${pane} .monaco-list`, (t) => /edit\s*succeeded/.test(t) && !/greeting\.txt/.test(t), 15000);
-  check(acceptedTree !== undefined, 'the view shows the task succeeded, its files gone from under it');
+  check(retriedOutput !== undefined, 'Retry Parallel Task with Feedback: note ran again and is ready again');
+  await runCommand(page, 'Show Parallel Task Changes');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'note' }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press('Enter');
+  const noteDiff = await waitForText(page, '.monaco-diff-editor .editor.modified .view-lines', (t) => /write it as a checklist/.test(t), 15000);
+  check(noteDiff !== undefined, `Show Parallel Task Changes: todo.md now holds the feedback: ${JSON.stringify(noteDiff)}`);
+
+  // Reject, from the palette: the run ends, the rejected task counted apart, its branch kept.
+  await runCommand(page, 'Reject Parallel Task');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'note' }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press('Enter');
+  const ended = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks failed: 1 succeeded, 0 failed, 1 rejected in /.test(t),
+    60000,
+  );
+  check(ended !== undefined, `the last decision ends the run: ${JSON.stringify(ended?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+  const endedTree = await waitForText(page, `${pane} .monaco-list`, (t) => /edit\s*succeeded/.test(t) && /note\s*rejected/.test(t), 15000);
+  check(endedTree !== undefined, `the view: ${JSON.stringify((endedTree ?? '').replace(/\n+/g, ' | '))}`);
   const git = (...args) => execFileSync('git', ['-C', reviewWorkspace, ...args], { encoding: 'utf8' });
   // The first parent of main's tip is the commit the repository started with: the task was merged (--no-ff).
   const merges = git('log', '--merges', '--first-parent', '--format=%s', 'main');
@@ -500,6 +533,9 @@ try {
     /^parex: merge task edit \(run \S+\)$/m.test(merges) && onMain === 'hello\nreviewed from VS Code\n' && inCheckout === onMain,
     `the change is on main: merges ${JSON.stringify(merges.trim())}, greeting.txt ${JSON.stringify(onMain)}`,
   );
+  const keptBranch = git('branch', '--list', 'parex/*/note').trim();
+  const todoOnMain = git('ls-tree', '--name-only', 'main').split('\n').includes('todo.md');
+  check(keptBranch !== '' && !todoOnMain, `the rejected task's branch is kept (${keptBranch}) and main has no todo.md`);
 } catch (err) {
   check(false, `driver error: ${err instanceof Error ? err.stack : String(err)}`);
 } finally {

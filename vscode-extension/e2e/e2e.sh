@@ -6,8 +6,8 @@
 # the task's log); then gives the workspace a model agent (a local OpenAI-compatible server,
 # e2e/fake_model.py) and checks that a callN: fan-out opens its answers beside the editor.
 # Then opens a second workspace, a git repository whose plan runs in worktrees with merge = "review":
-# the task ends `ready`, its changed file's diff opens from the view, and accepting it merges it
-# into the base branch.
+# its two tasks end `ready`; a changed file's diff opens from the view; one task is accepted (merged
+# into the base branch), the other retried with feedback, then rejected (its branch kept).
 # Saves screenshots to vscode-extension/images/vscode-run.png and docs/img/vscode-review.png.
 # Exit code = verdict.
 #
@@ -150,6 +150,11 @@ merge = "review"
 [[task]]
 id = "edit"
 prompt = "printf 'hello\\nreviewed from VS Code\\n' > greeting.txt"
+
+[[task]]
+id = "note"
+# A retry's feedback reaches the agent as $PAREX_FEEDBACK.
+prompt = "echo \"${PAREX_FEEDBACK:-a first draft}\" > todo.md"
 EOF
 printf 'hello\n' > "$REVIEW_WS/greeting.txt"
 echo '{ "parex.trace.server": "verbose" }' > "$REVIEW_WS/.vscode/settings.json"
