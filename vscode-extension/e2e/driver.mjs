@@ -479,7 +479,7 @@ try {
   // The task's row hovered: its inline buttons (accept, reject, retry with feedback, log) show.
   const readyRow = page.locator(`${pane} .monaco-list-row`, { hasText: /edit\s*ready for review/ }).first();
   await readyRow.hover();
-  await page.waitForTimeout(800);
+  await page.waitForTimeout(250); // the buttons show at once; the row's tooltip, over the files, only later
   await page.screenshot({ path: reviewScreenshot });
   log(`screenshot saved to ${reviewScreenshot}`);
 
