@@ -28,7 +28,13 @@ export class ReviewDiffs implements vscode.TextDocumentContentProvider, vscode.D
 
   /** The task left `ready` (accepted, rejected, sent back): its next diff is a new one. */
   forget(runId: string, taskId: string): void {
-    this.cache.delete(`${runId}/${taskId}`);
+    if (!this.cache.delete(`${runId}/${taskId}`)) return;
+    // Diff editors still open on the task show its new state (or say it has none) when asked again.
+    for (const doc of vscode.workspace.textDocuments) {
+      if (doc.uri.scheme !== DIFF_SCHEME) continue;
+      const ref = parseDiffUri(doc.uri.path, doc.uri.query);
+      if (ref?.runId === runId && ref.taskId === taskId) this.changed.fire(doc.uri);
+    }
   }
 
   private async fetch(runId: string, taskId: string): Promise<DiffResult> {

@@ -53,7 +53,7 @@ export class RunSession {
   private endProgress: () => void = () => undefined;
   private readonly ticker: NodeJS.Timeout;
   /** Whether the `parex.hasReady` context (the review commands in the palette) was last set on. */
-  private hadReady = false;
+  private hadReady: boolean | undefined; // undefined: set it on the first update, whatever a run before left
 
   constructor(
     private readonly views: RunViews,
