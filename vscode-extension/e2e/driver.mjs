@@ -3,6 +3,7 @@
 // server that answers the callN: prompts of answers.md: e2e/fake_model.py), E2E_USER_DATA (the
 // profile, whose logs hold the language client's trace).
 import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -12,6 +13,10 @@ const screenshot = process.env.E2E_SCREENSHOT;
 const artifacts = process.env.E2E_ARTIFACTS ?? '.';
 const modelUrl = process.env.E2E_MODEL_URL;
 const userData = process.env.E2E_USER_DATA;
+// The review workspace (a git repository, worktree isolation, merge = "review") and its screenshot.
+const reviewUrl = process.env.E2E_REVIEW_URL;
+const reviewWorkspace = process.env.E2E_REVIEW_WORKSPACE;
+const reviewScreenshot = process.env.E2E_REVIEW_SCREENSHOT ?? path.join(artifacts, 'review.png');
 if (!url || !workspace || !screenshot) {
   console.error('driver: E2E_URL, E2E_WORKSPACE and E2E_SCREENSHOT are required');
   process.exit(2);
@@ -424,6 +429,113 @@ try {
   check(!opened.some((u) => u.endsWith('/plain.py')), 'plain.py (no plan, no callN: line) was never sent to the server');
   const start = trace.match(/^starting \((\w+)\): (.*)$/m);
   check(start?.[1] === 'bundled' && / -m parex_lsp --stdio$/.test(start[2]), `the server bundled in the extension ran, with no parex-lsp on PATH and no setting: ${JSON.stringify(start?.[0])}`);
+
+  // Review mode, in a second workspace: a git repository whose plan runs in worktrees with
+  // merge = "review". The task ends `ready`; its changed file's diff opens from the view; accepting
+  // it merges its branch into main.
+  check(Boolean(reviewUrl && reviewWorkspace), 'the review workspace is set up');
+  const reviewPage = await context.newPage();
+  reviewPage.on('pageerror', (err) => log(`page error: ${err.message}`));
+  await page.close();
+  page = reviewPage;
+  log(`opening ${reviewUrl}`);
+  await page.goto(reviewUrl, { waitUntil: 'domcontentloaded', timeout: 60000 });
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
+  await page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'parex.toml' }).first().waitFor({ timeout: 60000 });
+  await openFile(page, 'parex.toml');
+  await runCommand(page, 'Run Parallel Tasks');
+  log('ran "Run Parallel Tasks" in the review workspace');
+  await runCommand(page, 'Explorer: Focus on Parallel Tasks View', 'Focus on Parallel Tasks View');
+  const pane = '[id="workbench.view.explorer"] .pane:has(.pane-header:has-text("Parallel Tasks"))';
+  const readyTree = await waitForText(
+    page,
+    `${pane} .monaco-list`,
+    (t) =>
+      /edit\s*ready for review · .*\+1 −0 in 1 file/.test(t) &&
+      /greeting\.txt\s*modified/.test(t) &&
+      /note\s*ready for review/.test(t) &&
+      /todo\.md\s*added/.test(t),
+    60000,
+  );
+  check(readyTree !== undefined, `both tasks are ready, their changed files under them: ${JSON.stringify((readyTree ?? (await textOf(page, `${pane} .monaco-list`).catch(() => ''))).replace(/\n+/g, ' | '))}`);
+  const reviewStatus = await waitForText(page, '.statusbar', (t) => /parex 0\/2 · 2 to review/.test(t), 10000);
+  check(reviewStatus !== undefined, 'the status bar says two tasks wait for review');
+  const paneDescription = await textOf(page, `${pane} .pane-header`).catch(() => '');
+  check(/2 ready for review/.test(paneDescription), `the view's header says so too: ${JSON.stringify(paneDescription.replace(/\n+/g, ' '))}`);
+
+  // A click on the changed file: the diff editor, base on the left, the task's version on the right.
+  await page.locator(`${pane} .monaco-list-row`, { hasText: 'greeting.txt' }).first().click();
+  const diffTabShown = await page
+    .locator('.tabs-container .tab.active[aria-label*="greeting.txt (main ↔ edit)"]')
+    .waitFor({ timeout: 15000 })
+    .then(() => true, () => false);
+  check(diffTabShown, 'a click on greeting.txt opens "greeting.txt (main ↔ edit)"');
+  const original = await waitForText(page, '.monaco-diff-editor .editor.original .view-lines', (t) => /hello/.test(t), 15000);
+  const modified = await waitForText(page, '.monaco-diff-editor .editor.modified .view-lines', (t) => /hello[\s\S]*reviewed from VS Code/.test(t), 15000);
+  check(
+    original !== undefined && !/reviewed/.test(original) && modified !== undefined,
+    `the diff editor shows both sides: base ${JSON.stringify(original)}, task ${JSON.stringify(modified)}`,
+  );
+  // The task's row hovered: its inline buttons (accept, reject, retry with feedback, log) show.
+  const readyRow = page.locator(`${pane} .monaco-list-row`, { hasText: /edit\s*ready for review/ }).first();
+  await readyRow.hover();
+  await page.waitForTimeout(250); // the buttons show at once; the row's tooltip, over the files, only later
+  await page.screenshot({ path: reviewScreenshot });
+  log(`screenshot saved to ${reviewScreenshot}`);
+
+  // Accept, from the task's inline action: merged into main, and the run ends.
+  await readyRow.hover();
+  await readyRow.locator('.action-label[aria-label^="Accept Parallel Task"]').click({ timeout: 10000 });
+  const acceptedTree = await waitForText(page, `${pane} .monaco-list`, (t) => /edit\s*succeeded/.test(t) && !/greeting\.txt/.test(t), 30000);
+  check(acceptedTree !== undefined, 'accepted: the view shows edit succeeded, its files gone from under it');
+
+  // Retry with feedback, from the palette: the task runs again with the feedback, and is ready again.
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await runCommand(page, 'Retry Parallel Task with Feedback');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'note' }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press('Enter');
+  const feedbackBox = page.locator('.quick-input-widget', { hasText: 'What should the agent do differently?' });
+  await feedbackBox.waitFor({ timeout: 15000 });
+  await page.locator('.quick-input-widget input.input').fill('write it as a checklist');
+  await page.keyboard.press('Enter');
+  const retriedOutput = await waitForText(
+    page,
+    '.part.panel .output-view, .part.panel [id="workbench.panel.output"]',
+    (t) => /\[note\] ── review: retry \(write it as a checklist\)[\s\S]*\[note\] ── ready for review/.test(t),
+    60000,
+  );
+  check(retriedOutput !== undefined, 'Retry Parallel Task with Feedback: note ran again and is ready again');
+  await runCommand(page, 'Show Parallel Task Changes');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'note' }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press('Enter');
+  const noteDiff = await waitForText(page, '.monaco-diff-editor .editor.modified .view-lines', (t) => /write it as a checklist/.test(t), 15000);
+  check(noteDiff !== undefined, `Show Parallel Task Changes: todo.md now holds the feedback: ${JSON.stringify(noteDiff)}`);
+
+  // Reject, from the palette: the run ends, the rejected task counted apart, its branch kept.
+  await runCommand(page, 'Reject Parallel Task');
+  await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'note' }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press('Enter');
+  const ended = await waitForText(
+    page,
+    '.notifications-toasts .notification-toast .notification-list-item-message',
+    (t) => /Parallel tasks failed: 1 succeeded, 0 failed, 1 rejected in /.test(t),
+    60000,
+  );
+  check(ended !== undefined, `the last decision ends the run: ${JSON.stringify(ended?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+  const endedTree = await waitForText(page, `${pane} .monaco-list`, (t) => /edit\s*succeeded/.test(t) && /note\s*rejected/.test(t), 15000);
+  check(endedTree !== undefined, `the view: ${JSON.stringify((endedTree ?? '').replace(/\n+/g, ' | '))}`);
+  const git = (...args) => execFileSync('git', ['-C', reviewWorkspace, ...args], { encoding: 'utf8' });
+  // The first parent of main's tip is the commit the repository started with: the task was merged (--no-ff).
+  const merges = git('log', '--merges', '--first-parent', '--format=%s', 'main');
+  const onMain = git('show', 'main:greeting.txt');
+  const inCheckout = readFileSync(path.join(reviewWorkspace, 'greeting.txt'), 'utf8');
+  check(
+    /^parex: merge task edit \(run \S+\)$/m.test(merges) && onMain === 'hello\nreviewed from VS Code\n' && inCheckout === onMain,
+    `the change is on main: merges ${JSON.stringify(merges.trim())}, greeting.txt ${JSON.stringify(onMain)}`,
+  );
+  const keptBranch = git('branch', '--list', 'parex/*/note').trim();
+  const todoOnMain = git('ls-tree', '--name-only', 'main').split('\n').includes('todo.md');
+  check(keptBranch !== '' && !todoOnMain, `the rejected task's branch is kept (${keptBranch}) and main has no todo.md`);
 } catch (err) {
   check(false, `driver error: ${err instanceof Error ? err.stack : String(err)}`);
 } finally {

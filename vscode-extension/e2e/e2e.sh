@@ -5,7 +5,11 @@
 # (progress, summary with speedup, task view, tagged output, the failure in the Problems panel,
 # the task's log); then gives the workspace a model agent (a local OpenAI-compatible server,
 # e2e/fake_model.py) and checks that a callN: fan-out opens its answers beside the editor.
-# Saves a screenshot to vscode-extension/images/vscode-run.png. Exit code = verdict.
+# Then opens a second workspace, a git repository whose plan runs in worktrees with merge = "review":
+# its two tasks end `ready`; a changed file's diff opens from the view; one task is accepted (merged
+# into the base branch), the other retried with feedback, then rejected (its branch kept).
+# Saves screenshots to vscode-extension/images/vscode-run.png and docs/img/vscode-review.png.
+# Exit code = verdict.
 #
 # The extension runs as a person gets it: the server is the one bundled in the .vsix, started
 # with python3 from PATH; there is no parex-lsp on code-server's PATH and no parex.serverCommand.
@@ -13,6 +17,7 @@
 # Environment:
 #   PAREX_E2E_CACHE      where code-server is installed once (default: ~/.cache/parex-e2e)
 #   PAREX_E2E_SCREENSHOT where the screenshot goes (default: vscode-extension/images/vscode-run.png)
+#   PAREX_E2E_REVIEW_SCREENSHOT  the diff editor of a ready task (default: docs/img/vscode-review.png)
 #   PAREX_E2E_KEEP=1     keep the temporary workspace, profile and logs
 #   PAREX_E2E_PYTHON     the Python that runs the fake model server (default: python3)
 set -euo pipefail
@@ -21,6 +26,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 EXT=$(dirname "$HERE")
 CACHE=${PAREX_E2E_CACHE:-$HOME/.cache/parex-e2e}
 SCREENSHOT=${PAREX_E2E_SCREENSHOT:-$EXT/images/vscode-run.png}
+REVIEW_SCREENSHOT=${PAREX_E2E_REVIEW_SCREENSHOT:-$(dirname "$EXT")/docs/img/vscode-review.png}
 CODE_SERVER_VERSION=${CODE_SERVER_VERSION:-4.99.4}
 CS_DIR=$CACHE/code-server-$CODE_SERVER_VERSION
 ENTRY=$CS_DIR/node_modules/code-server/out/node/entry.js
@@ -133,6 +139,31 @@ printf 'print("recall1: not a call")\n' > "$WS/plain.py"
 # No parex.serverCommand: the bundled server. The trace shows which documents the server is sent.
 echo '{ "parex.trace.server": "verbose" }' > "$WS/.vscode/settings.json"
 
+# The review workspace: a git repository, its plan run in worktrees and held for review.
+REVIEW_WS=$TMP/review-workspace
+mkdir -p "$REVIEW_WS/.vscode"
+cat > "$REVIEW_WS/parex.toml" <<'EOF'
+[run]
+isolation = "worktree"
+merge = "review"
+
+[[task]]
+id = "edit"
+prompt = "printf 'hello\\nreviewed from VS Code\\n' > greeting.txt"
+
+[[task]]
+id = "note"
+# A retry's feedback reaches the agent as $PAREX_FEEDBACK.
+prompt = "echo \"${PAREX_FEEDBACK:-a first draft}\" > todo.md"
+EOF
+printf 'hello\n' > "$REVIEW_WS/greeting.txt"
+echo '{ "parex.trace.server": "verbose" }' > "$REVIEW_WS/.vscode/settings.json"
+git -C "$REVIEW_WS" init -q -b main
+git -C "$REVIEW_WS" config user.name "parex e2e"
+git -C "$REVIEW_WS" config user.email "e2e@parex.invalid"
+git -C "$REVIEW_WS" add -A
+git -C "$REVIEW_WS" commit -q -m "a greeting to review"
+
 step "installing $(basename "$VSIX") into code-server"
 node "$ENTRY" --user-data-dir "$USER_DATA" --extensions-dir "$EXTENSIONS" --install-extension "$VSIX" \
   > "$TMP/install.log" 2>&1 || { cat "$TMP/install.log" >&2; die "code-server --install-extension failed"; }
@@ -169,8 +200,9 @@ curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { cat "$TMP/code-server
 
 # 6. Drive it.
 step "driving VS Code with chromium"
-mkdir -p "$(dirname "$SCREENSHOT")"
+mkdir -p "$(dirname "$SCREENSHOT")" "$(dirname "$REVIEW_SCREENSHOT")"
 status=0
+E2E_REVIEW_URL="http://127.0.0.1:$PORT/?folder=$REVIEW_WS" E2E_REVIEW_WORKSPACE="$REVIEW_WS" E2E_REVIEW_SCREENSHOT="$REVIEW_SCREENSHOT" \
 E2E_URL="http://127.0.0.1:$PORT/?folder=$WS" E2E_WORKSPACE="$WS" E2E_SCREENSHOT="$SCREENSHOT" E2E_MODEL_URL="$MODEL_URL" \
   E2E_ARTIFACTS="$TMP" E2E_USER_DATA="$USER_DATA" node "$HERE/driver.mjs" || status=$?
 if [ "$status" != 0 ]; then
@@ -181,4 +213,4 @@ if [ "$status" != 0 ]; then
   [ -f "$TMP/failure.png" ] && mkdir -p "$HERE/out" && cp "$TMP/failure.png" "$HERE/out/failure.png" && echo "e2e: screenshot of the failure: $HERE/out/failure.png" >&2
   die "the driver failed (exit $status)"
 fi
-step "passed; screenshot: $SCREENSHOT"
+step "passed; screenshots: $SCREENSHOT, $REVIEW_SCREENSHOT"

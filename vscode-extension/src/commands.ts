@@ -2,10 +2,11 @@
 import * as vscode from 'vscode';
 import { ExecuteCommandRequest } from 'vscode-languageclient/node';
 import type { Ctx } from './ctx';
-import { stateIcon, taskDescription } from './format';
+import { changesText, stateIcon, taskDescription } from './format';
 import * as lsp_ext from './lsp_ext';
 import { choosePlan, PLAN_FILE_EXCLUDE, PLAN_FILE_GLOB } from './planDetect';
-import { parseLogUri, type PlanRef, type Range } from './protocol';
+import { parseLogUri, type PlanRef, type Range, type ReviewAction } from './protocol';
+import { changedFileDescription } from './reviewDiff';
 import type { RunModel, TaskView } from './runModel';
 import type { TaskNode } from './taskTree';
 
@@ -21,6 +22,10 @@ export function commands(ctx: Ctx): Record<string, Cmd> {
     'parex.showParallelTaskAnswers': () => showParallelTaskAnswers(ctx),
     'parex.cancelParallelTask': (node?: TaskNode) => cancelParallelTask(ctx, node),
     'parex.retryParallelTask': (node?: TaskNode) => retryParallelTask(ctx, node),
+    'parex.acceptParallelTask': (node?: TaskNode) => reviewParallelTask(ctx, 'accept', node),
+    'parex.rejectParallelTask': (node?: TaskNode) => reviewParallelTask(ctx, 'reject', node),
+    'parex.retryParallelTaskWithFeedback': (node?: TaskNode) => reviewParallelTask(ctx, 'retry', node),
+    'parex.showParallelTaskChanges': (node?: TaskNode) => showParallelTaskChanges(ctx, node),
     'parex.restartServer': () => ctx.client.restart(),
   };
 }
@@ -203,6 +208,86 @@ async function retryParallelTask(ctx: Ctx, node?: TaskNode): Promise<void> {
     .then(undefined, (err: unknown) =>
       vscode.window.showErrorMessage(`parex: retry of ${picked.task.id} failed: ${err instanceof Error ? err.message : String(err)}`),
     );
+}
+
+const REVIEW_TITLE: Record<ReviewAction, string> = {
+  accept: 'Accept Parallel Task',
+  reject: 'Reject Parallel Task',
+  retry: 'Retry Parallel Task with Feedback',
+};
+
+const isReady = (t: TaskView): boolean => t.state === 'ready';
+
+/**
+ * Accepts (merges), rejects (keeps the branch) or sends back with feedback a task that is ready
+ * for review; from the view's inline actions (`node`) or the palette (a ready task is picked).
+ */
+async function reviewParallelTask(ctx: Ctx, action: ReviewAction, node?: TaskNode): Promise<void> {
+  const title = REVIEW_TITLE[action];
+  const picked = await pickTask(ctx, title, node, isReady);
+  if (!picked) return;
+  const { model, task } = picked;
+  if (!model.runId) return;
+  if (task.state !== 'ready') {
+    void vscode.window.showInformationMessage(`parex: ${task.id} is ${task.state}, not ready for review.`);
+    return;
+  }
+  let feedback: string | undefined;
+  if (action === 'retry') {
+    feedback = await vscode.window.showInputBox({
+      title: `${title}: ${task.id}`,
+      prompt: 'What should the agent do differently? It runs again from its own branch, with this added to its prompt.',
+      placeHolder: 'e.g. keep the public API unchanged',
+      ignoreFocusOut: true,
+      validateInput: (v) => (v.trim() === '' ? 'Say what to change: a retry needs feedback.' : undefined),
+    });
+    if (feedback === undefined) return;
+  }
+  try {
+    const result = await ctx.review(model.runId, task.id, action, feedback);
+    const outcome =
+      result.status === 'succeeded'
+        ? `${task.id} accepted: merged into ${task.branch ? `the base branch from ${task.branch}` : 'the base branch'}.`
+        : result.status === 'rejected'
+          ? `${task.id} rejected; its work is kept on ${result.branch ?? task.branch ?? 'its branch'}.`
+          : result.status === 'failed'
+            ? `${task.id} could not be merged; see its log and the Problems panel.`
+            : `${task.id} runs again with your feedback.`;
+    ctx.output.appendLine(`[${task.id}] ── review: ${action}${feedback ? ` (${feedback.trim()})` : ''} → ${result.status}`);
+    const show = result.status === 'failed' ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
+    void show(`parex: ${outcome}`);
+  } catch (err) {
+    void vscode.window.showErrorMessage(`parex: ${title.toLowerCase()} ${task.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Opens the diff editor on a file a ready task changed: the one clicked in the view, or one picked. */
+async function showParallelTaskChanges(ctx: Ctx, node?: TaskNode): Promise<void> {
+  const picked = await pickTask(ctx, 'Show Parallel Task Changes', node, isReady);
+  if (!picked?.model.runId) return;
+  const { model, task } = picked;
+  const runId = model.runId as string;
+  try {
+    let file = node?.file?.path;
+    if (file === undefined) {
+      const diff = await ctx.diffs.get(runId, task.id);
+      if (diff.files.length === 0) {
+        void vscode.window.showInformationMessage(`parex: ${task.id} changed no file.`);
+        return;
+      }
+      const choice =
+        diff.files.length === 1
+          ? { path: diff.files[0].path }
+          : await vscode.window.showQuickPick(
+              diff.files.map((f) => ({ label: f.path, description: changedFileDescription(f), path: f.path })),
+              { title: `Changes of ${task.id}${task.changes ? ` (${changesText(task.changes)})` : ''}`, placeHolder: 'File to compare with the base' },
+            );
+      file = choice?.path;
+    }
+    if (file !== undefined) await ctx.diffs.open(runId, task.id, file);
+  } catch (err) {
+    void vscode.window.showErrorMessage(`parex: cannot show the changes of ${task.id}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 function toRange(selection: vscode.Selection): Range {

@@ -9,7 +9,18 @@ import { ParexClient } from './client';
 import { summaryMessage, summarySeverity, tagLines } from './format';
 import * as lsp_ext from './lsp_ext';
 import { splitLines } from './planDetect';
-import { parseRunResult, parseTaskEvent, type PlanRef, type RunParams, type RunResult, type TaskEvent } from './protocol';
+import {
+  parseRunResult,
+  parseTaskEvent,
+  type PlanRef,
+  type ReviewAction,
+  type ReviewResult,
+  type RunParams,
+  type RunResult,
+  type TaskEvent,
+} from './protocol';
+import { DIFF_SCHEME } from './reviewDiff';
+import { ReviewDiffs } from './reviewDiffs';
 import { RunModel } from './runModel';
 import { RunSession, type RunViews } from './session';
 import { TaskTreeProvider } from './taskTree';
@@ -27,7 +38,9 @@ export interface LastRun {
 export class Ctx implements RunViews {
   readonly output = vscode.window.createOutputChannel('Parallel Tasks');
   readonly serverLog = vscode.window.createOutputChannel('parex Language Server');
-  readonly tree = new TaskTreeProvider();
+  /** The changed files of ready tasks (`parex/diff`), for the view and the diff editor. */
+  readonly diffs = new ReviewDiffs(() => this.client.running);
+  readonly tree = new TaskTreeProvider(this.diffs);
   readonly treeView = vscode.window.createTreeView('parexTasks', { treeDataProvider: this.tree, showCollapseAll: false });
   readonly statusBar = vscode.window.createStatusBarItem('parex.run', vscode.StatusBarAlignment.Left, 10);
   readonly answers = new AnswersProvider();
@@ -52,6 +65,8 @@ export class Ctx implements RunViews {
       this.statusBar,
       this.answers,
       vscode.workspace.registerTextDocumentContentProvider(ANSWERS_SCHEME, this.answers),
+      this.diffs,
+      vscode.workspace.registerTextDocumentContentProvider(DIFF_SCHEME, this.diffs),
       this.client,
     );
     // The Parallel Tasks view shows from now on (showing it earlier would activate the extension in every workspace).
@@ -115,6 +130,20 @@ export class Ctx implements RunViews {
     session.requestCancel.cancel();
   }
 
+  /**
+   * Decides a ready task (`parex/review`). The run's events then show what followed (merged and
+   * succeeded, rejected, or queued again); the answer's status is returned for the caller to say.
+   */
+  async review(runId: string, taskId: string, action: ReviewAction, feedback?: string): Promise<ReviewResult> {
+    const client = await this.client.start();
+    if (!client) throw new Error('the parex language server is not running');
+    const params = feedback === undefined ? { runId, taskId, action } : { runId, taskId, action, feedback };
+    const result = await client.sendRequest(lsp_ext.review, params);
+    this.diffs.forget(runId, taskId);
+    this.tree.refresh();
+    return result;
+  }
+
   /** The run a task command is about: the one shown, or the last one. */
   currentModel(): RunModel | undefined {
     return this.session?.model ?? this.lastRun?.model;
@@ -147,6 +176,10 @@ export class Ctx implements RunViews {
       // A run this window did not ask for through "Run Parallel Tasks", such as a "Retry task"
       // code action: show it all the same.
       session = this.begin(false, `run ${event.runId}`, new RunModel([], Date.now(), event.runId), undefined);
+    }
+    // A task that leaves `ready` (or becomes ready again after a retry) has another diff.
+    if (event.taskId !== null && event.kind !== 'output' && event.kind !== 'usage' && event.kind !== 'conflictPredicted') {
+      this.diffs.forget(event.runId, event.taskId);
     }
     session.apply(event);
     if (event.kind === 'runFinished' && !session.own) {

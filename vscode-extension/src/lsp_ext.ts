@@ -5,6 +5,10 @@ import { NotificationType, RequestType } from 'vscode-languageserver-protocol';
 import type {
   CancelParams,
   CancelResult,
+  DiffParams,
+  DiffResult,
+  ReviewParams,
+  ReviewResult,
   RunParams,
   RunResult,
   StatusParams,
@@ -18,6 +22,10 @@ export const run = new RequestType<RunParams, RunResult | { runId: string }, voi
 export const cancel = new RequestType<CancelParams, CancelResult, void>('parex/cancel');
 /** The live runs of the server, or one. */
 export const status = new RequestType<StatusParams, StatusResult, void>('parex/status');
+/** Decides a `ready` task of a review-mode run: accept (merge), reject (branch kept), retry with feedback. */
+export const review = new RequestType<ReviewParams, ReviewResult, void>('parex/review');
+/** A task's branch against its merge base: each changed file's base and result texts, and the unified diff. */
+export const diff = new RequestType<DiffParams, DiffResult, void>('parex/diff');
 /** Every state change and output chunk of a run; the first (`runStarted`) lists the run's tasks. */
 export const taskEvent = new NotificationType<TaskEvent>('parex/taskEvent');
 

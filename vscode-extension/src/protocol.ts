@@ -29,14 +29,16 @@ export interface RunParams {
   plan: PlanRef;
   maxConcurrency?: number;
   isolation?: 'none' | 'worktree';
+  /** `review`: every task's branch waits for `parex/review` (worktree runs). */
+  merge?: 'auto' | 'review';
   only?: string[];
   resume?: string;
   detach?: boolean;
   workDoneToken?: string | number;
 }
 
-export type TaskStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled';
-export type RunStatus = 'succeeded' | 'failed' | 'cancelled';
+export type TaskStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'ready' | 'rejected';
+export type RunStatus = 'succeeded' | 'failed' | 'cancelled' | 'ready';
 
 export interface TaskResult {
   id: string;
@@ -55,6 +57,23 @@ export interface TaskResult {
   answer?: string;
   /** Token counts (and cost, when the agent has prices) of a model agent's task. */
   usage?: Usage;
+  /** Worktree runs: the task's branch, and what it changed against its base. */
+  branch?: string;
+  changes?: Changes;
+}
+
+/** What a task's branch changed against its merge base with the base branch. */
+export interface Changes {
+  files: number;
+  added: number;
+  removed: number;
+  commits: number;
+}
+
+/** A run's budget (`[run] budget`): either or both. */
+export interface Budget {
+  usd?: number;
+  tokens?: number;
 }
 
 export interface Usage {
@@ -72,6 +91,15 @@ export interface RunResult {
   speedup: number;
   /** The tasks' usage added up, when any task had some. */
   usage?: Usage;
+  /** What the run spent against its budget, when it had one. */
+  budget?: BudgetResult;
+}
+
+export interface BudgetResult {
+  spent: Usage;
+  budget: Budget;
+  exceeded: boolean;
+  summary?: string;
 }
 
 /** Task-level kinds; run-level events (`runStarted`, `runFinished`) carry `taskId: null`. */
@@ -85,8 +113,16 @@ export type TaskEventKind =
   | 'skipped'
   | 'cancelled'
   | 'lockWait'
+  | 'ready'
+  | 'rejected'
+  | 'merged'
+  | 'conflictPredicted'
+  | 'usage'
   | 'runStarted'
-  | 'runFinished';
+  | 'runFinished'
+  | 'cooldown'
+  | 'concurrency'
+  | 'budgetExceeded';
 
 export interface TaskEvent {
   runId: string;
@@ -112,6 +148,54 @@ export interface StatusParams {
 
 export interface StatusResult {
   runs: unknown[];
+}
+
+export type ReviewAction = 'accept' | 'reject' | 'retry';
+
+export interface ReviewParams {
+  runId: string;
+  taskId: string;
+  action: ReviewAction;
+  /** Required for `retry`: what the agent should do differently. */
+  feedback?: string;
+}
+
+/** The task's status after the decision, with its review fields. */
+export interface ReviewResult {
+  runId: string;
+  taskId: string;
+  status: string;
+  branch?: string;
+  changes?: Changes;
+}
+
+export interface DiffParams {
+  runId: string;
+  taskId: string;
+}
+
+export type FileChangeStatus = 'added' | 'modified' | 'deleted';
+
+export interface FileDiff {
+  path: string;
+  status: FileChangeStatus | string;
+  baseBlob?: string | null;
+  resultBlob?: string | null;
+  /** The file's text at the merge base; null when absent, binary or too large. */
+  base: string | null;
+  /** The file's text on the task's branch; null when absent, binary or too large. */
+  result: string | null;
+}
+
+export interface DiffResult {
+  branch: string;
+  baseBranch: string;
+  /** The merge base (a commit id). */
+  base: string;
+  head: string;
+  files: FileDiff[];
+  /** The unified diff. */
+  diff: string;
 }
 
 /**
@@ -169,6 +253,9 @@ function parseTaskResult(value: unknown): TaskResult | undefined {
   if (typeof value.answer === 'string') result.answer = value.answer;
   const usage = parseUsage(value.usage);
   if (usage) result.usage = usage;
+  if (typeof value.branch === 'string' && value.branch !== '') result.branch = value.branch;
+  const changes = parseChanges(value.changes);
+  if (changes) result.changes = changes;
   return result;
 }
 
@@ -199,6 +286,11 @@ export function parseRunResult(value: unknown): RunResult | undefined {
   };
   const usage = parseUsage(value.usage);
   if (usage) result.usage = usage;
+  const budget = isRecord(value.budget) ? parseBudget(value.budget.budget) : undefined;
+  if (budget && isRecord(value.budget)) {
+    result.budget = { spent: parseUsage(value.budget.spent) ?? {}, budget, exceeded: value.budget.exceeded === true };
+    if (typeof value.budget.summary === 'string') result.budget.summary = value.budget.summary;
+  }
   return result;
 }
 
@@ -251,4 +343,48 @@ export function parsePlannedTasks(data: Record<string, unknown> | null | undefin
     tasks.push(task);
   }
   return tasks;
+}
+
+/** `{files, added, removed, commits}`, when every field is a finite number. */
+export function parseChanges(value: unknown): Changes | undefined {
+  if (!isRecord(value)) return undefined;
+  const { files, added, removed, commits } = value;
+  const all = [files, added, removed, commits];
+  if (!all.every((n) => typeof n === 'number' && Number.isFinite(n))) return undefined;
+  return { files: files as number, added: added as number, removed: removed as number, commits: commits as number };
+}
+
+/** `{usd?, tokens?}`, keeping the positive numbers; undefined when none is. */
+export function parseBudget(value: unknown): Budget | undefined {
+  if (!isRecord(value)) return undefined;
+  const budget: Budget = {};
+  if (typeof value.usd === 'number' && value.usd > 0) budget.usd = value.usd;
+  if (typeof value.tokens === 'number' && value.tokens > 0) budget.tokens = value.tokens;
+  return budget.usd !== undefined || budget.tokens !== undefined ? budget : undefined;
+}
+
+/** An answer to `parex/diff`, or undefined when it lacks its files; files without a path are dropped. */
+export function parseDiffResult(value: unknown): DiffResult | undefined {
+  if (!isRecord(value) || !Array.isArray(value.files)) return undefined;
+  const text = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+  const files: FileDiff[] = [];
+  for (const f of value.files) {
+    if (!isRecord(f) || typeof f.path !== 'string' || f.path === '') continue;
+    files.push({
+      path: f.path,
+      status: typeof f.status === 'string' ? f.status : 'modified',
+      baseBlob: text(f.baseBlob),
+      resultBlob: text(f.resultBlob),
+      base: text(f.base),
+      result: text(f.result),
+    });
+  }
+  return {
+    branch: typeof value.branch === 'string' ? value.branch : '',
+    baseBranch: typeof value.baseBranch === 'string' ? value.baseBranch : '',
+    base: typeof value.base === 'string' ? value.base : '',
+    head: typeof value.head === 'string' ? value.head : '',
+    files,
+    diff: typeof value.diff === 'string' ? value.diff : '',
+  };
 }

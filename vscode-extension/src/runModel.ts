@@ -2,7 +2,19 @@
 // `RunResult`: pure, no `vscode`, clock passed in.
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parsePlannedTasks, parseUsage, type Range, type RunResult, type TaskEvent, type TaskResult, type Usage } from './protocol';
+import {
+  parseBudget,
+  parseChanges,
+  parsePlannedTasks,
+  parseUsage,
+  type Budget,
+  type Changes,
+  type Range,
+  type RunResult,
+  type TaskEvent,
+  type TaskResult,
+  type Usage,
+} from './protocol';
 
 export type TaskState =
   | 'pending' // known from the plan, no event yet
@@ -10,12 +22,40 @@ export type TaskState =
   | 'lockWait'
   | 'running'
   | 'retrying'
+  | 'ready' // review mode: done on its branch, waiting for a reviewer (not final)
   | 'succeeded'
   | 'failed'
   | 'skipped'
-  | 'cancelled';
+  | 'cancelled'
+  | 'rejected'; // review mode: a reviewer rejected it (final; its branch is kept)
 
-export const FINAL_STATES: ReadonlySet<TaskState> = new Set(['succeeded', 'failed', 'skipped', 'cancelled']);
+export const FINAL_STATES: ReadonlySet<TaskState> = new Set(['succeeded', 'failed', 'skipped', 'cancelled', 'rejected']);
+
+/** States whose clock has stopped: the final ones, and `ready` (the work is done, a person decides). */
+function stopped(state: TaskState): boolean {
+  return FINAL_STATES.has(state) || state === 'ready';
+}
+
+/** An agent's shared rate-limit pause (`cooldown` event): its tasks wait until `until` (local ms). */
+export interface Cooldown {
+  agent: string;
+  until: number;
+  reason: string;
+}
+
+/** An agent's effective concurrency (`concurrency` event): `level` of at most `max` tasks at once. */
+export interface AgentConcurrency {
+  agent: string;
+  level: number;
+  max: number;
+}
+
+/** What the run has spent, and its budget when it has one. */
+export interface Spend {
+  spent: Usage;
+  budget?: Budget;
+  exceeded: boolean;
+}
 
 export interface TaskView {
   id: string;
@@ -43,6 +83,11 @@ export interface TaskView {
   /** A model agent's final text. */
   answer?: string;
   usage?: Usage;
+  /** Worktree runs: the task's branch, and what it changed against its base. */
+  branch?: string;
+  changes?: Changes;
+  /** Conflicts a dry merge predicted (`conflictPredicted` messages), until the task runs again or lands. */
+  conflicts?: string[];
 }
 
 export interface RunCounts {
@@ -50,10 +95,13 @@ export interface RunCounts {
   finished: number;
   running: number;
   waiting: number;
+  /** Waiting for a reviewer (not finished). */
+  ready: number;
   succeeded: number;
   failed: number;
   skipped: number;
   cancelled: number;
+  rejected: number;
 }
 
 /** What one event changed, for the caller to show. */
@@ -93,6 +141,8 @@ const KIND_TO_STATE: Record<string, TaskState> = {
   failed: 'failed',
   skipped: 'skipped',
   cancelled: 'cancelled',
+  ready: 'ready',
+  rejected: 'rejected',
 };
 
 export class RunModel {
@@ -101,7 +151,11 @@ export class RunModel {
   readonly startedAt: number;
   finishedAt: number | undefined;
   result: RunResult | undefined;
+  /** The run's spend (from `usage` events' `run` and `budget`, then the result); undefined while nothing was spent. */
+  spend: Spend | undefined;
   private readonly tasks = new Map<string, TaskView>();
+  private readonly cooldowns = new Map<string, Cooldown>();
+  private readonly concurrency = new Map<string, AgentConcurrency>();
 
   constructor(taskIds: readonly string[], now: number, runId?: string) {
     this.startedAt = now;
@@ -146,10 +200,26 @@ export class RunModel {
         if (logUri !== undefined) task.logUri = logUri;
       }
       if (event.kind === 'runFinished' && this.finishedAt === undefined) this.finishedAt = now;
+      this.applyRunLevel(event);
       return { outputLines: [] };
     }
     const task = this.ensure(event.taskId);
     const data = event.data ?? {};
+    if (event.kind === 'usage') {
+      const usage = parseUsage(data);
+      if (usage !== undefined) task.usage = usage;
+      this.takeSpend(parseUsage(data.run), parseBudget(data.budget));
+      return { outputLines: [] };
+    }
+    if (event.kind === 'conflictPredicted') {
+      const message = str(data.message);
+      if (message !== undefined && !(task.conflicts ?? []).includes(message)) task.conflicts = [...(task.conflicts ?? []), message];
+      return { outputLines: [] };
+    }
+    if (event.kind === 'merged') {
+      task.conflicts = undefined;
+      return { outputLines: [] };
+    }
     if (event.kind === 'output') {
       const lines = outputLines(typeof data.text === 'string' ? data.text : '');
       const last = [...lines].reverse().find((l) => l.trim() !== '');
@@ -168,10 +238,12 @@ export class RunModel {
     if (state === 'running') {
       task.startedAt = now;
       task.endedAt = undefined;
+      task.durationMs = undefined;
       task.error = undefined;
       task.code = undefined;
       task.answer = undefined;
-    } else if (FINAL_STATES.has(state)) {
+      task.conflicts = undefined;
+    } else if (stopped(state)) {
       task.endedAt = now;
       const duration = finiteNumber(data.durationMs);
       if (duration !== undefined) task.durationMs = duration;
@@ -188,11 +260,62 @@ export class RunModel {
       if (typeof data.answer === 'string') task.answer = data.answer;
       const usage = parseUsage(data.usage);
       if (usage !== undefined) task.usage = usage;
+      this.takeReview(task, data);
     } else if (state === 'retrying') {
       const error = str(data.error) ?? str(data.reason);
       if (error !== undefined) task.error = error;
     }
     return { outputLines: [], stateChange: state };
+  }
+
+  /** `cooldown`, `concurrency` and `budgetExceeded`: the run's quota and spend. */
+  private applyRunLevel(event: TaskEvent): void {
+    const data = event.data ?? {};
+    const agent = str(data.agent);
+    if (event.kind === 'cooldown' && agent !== undefined) {
+      const until = finiteNumber(data.until);
+      if (until === undefined) return;
+      // `until` is the server's epoch seconds; the event's own timestamp would be no better a clock.
+      this.cooldowns.set(agent, { agent, until: until * 1000, reason: str(data.reason) ?? 'rate limited' });
+    } else if (event.kind === 'concurrency' && agent !== undefined) {
+      const level = finiteNumber(data.level);
+      const max = finiteNumber(data.max);
+      if (level !== undefined && max !== undefined) this.concurrency.set(agent, { agent, level, max });
+    } else if (event.kind === 'budgetExceeded') {
+      const spent = parseUsage(data.spent);
+      this.takeSpend(spent, parseBudget(data.budget));
+      if (this.spend) this.spend.exceeded = true;
+    }
+  }
+
+  private takeSpend(spent: Usage | undefined, budget: Budget | undefined): void {
+    if (spent === undefined && budget === undefined) return;
+    const spend: Spend = this.spend ?? { spent: {}, exceeded: false };
+    if (spent !== undefined) spend.spent = spent;
+    if (budget !== undefined) spend.budget = budget;
+    this.spend = spend;
+  }
+
+  private takeReview(task: TaskView, data: Record<string, unknown>): void {
+    const branch = str(data.branch);
+    if (branch !== undefined) task.branch = branch;
+    const changes = parseChanges(data.changes);
+    if (changes !== undefined) task.changes = changes;
+  }
+
+  /** The agents whose rate-limit pause is still on at `now`, soonest end first. */
+  activeCooldowns(now: number): Cooldown[] {
+    return [...this.cooldowns.values()].filter((c) => c.until > now).sort((a, b) => a.until - b.until);
+  }
+
+  /** Agents running below their maximum concurrency (after a rate limit). */
+  reducedConcurrency(): AgentConcurrency[] {
+    return [...this.concurrency.values()].filter((c) => c.level < c.max);
+  }
+
+  /** Tasks waiting for a reviewer. */
+  readyTasks(): TaskView[] {
+    return this.list().filter((t) => t.state === 'ready');
   }
 
   /** Applies the final result: every task takes the status, duration and log the server reports. */
@@ -201,12 +324,17 @@ export class RunModel {
     if (this.runId === undefined) this.runId = result.runId;
     if (this.finishedAt === undefined) this.finishedAt = now;
     for (const r of result.tasks) this.applyTaskResult(r, now);
+    if (result.budget) {
+      this.spend = { spent: result.budget.spent, budget: result.budget.budget, exceeded: result.budget.exceeded };
+    } else if (result.usage) {
+      this.takeSpend(result.usage, undefined);
+    }
   }
 
   private applyTaskResult(r: TaskResult, now: number): void {
     const task = this.ensure(r.id);
     const state = r.status as TaskState;
-    if (FINAL_STATES.has(state)) task.state = state;
+    if (stopped(state)) task.state = state;
     if (task.endedAt === undefined) task.endedAt = now;
     task.durationMs = r.durationMs;
     if (r.attempts > 0) task.attempt = r.attempts;
@@ -218,17 +346,30 @@ export class RunModel {
     if (r.reusedFrom) task.reusedFrom = r.reusedFrom;
     if (r.answer !== undefined) task.answer = r.answer;
     if (r.usage) task.usage = r.usage;
+    if (r.branch) task.branch = r.branch;
+    if (r.changes) task.changes = r.changes;
   }
 
   /** How long a task has been running (live), or took (finished); undefined before it started. */
   elapsedMs(task: TaskView, now: number): number | undefined {
-    if (FINAL_STATES.has(task.state) && task.durationMs !== undefined) return task.durationMs;
+    if (stopped(task.state) && task.durationMs !== undefined) return task.durationMs;
     if (task.startedAt === undefined) return undefined;
     return Math.max(0, (task.endedAt ?? now) - task.startedAt);
   }
 
   counts(): RunCounts {
-    const c: RunCounts = { total: 0, finished: 0, running: 0, waiting: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 };
+    const c: RunCounts = {
+      total: 0,
+      finished: 0,
+      running: 0,
+      waiting: 0,
+      ready: 0,
+      succeeded: 0,
+      failed: 0,
+      skipped: 0,
+      cancelled: 0,
+      rejected: 0,
+    };
     for (const t of this.tasks.values()) {
       c.total++;
       switch (t.state) {
@@ -236,8 +377,12 @@ export class RunModel {
         case 'failed':
         case 'skipped':
         case 'cancelled':
+        case 'rejected':
           c.finished++;
           c[t.state]++;
+          break;
+        case 'ready':
+          c.ready++;
           break;
         case 'running':
         case 'retrying':
@@ -282,10 +427,12 @@ export class RunModel {
       if (t.reusedFrom !== undefined) r.reusedFrom = t.reusedFrom;
       if (t.answer !== undefined) r.answer = t.answer;
       if (t.usage !== undefined) r.usage = t.usage;
+      if (t.branch !== undefined) r.branch = t.branch;
+      if (t.changes !== undefined) r.changes = t.changes;
       return r;
     });
     const c = this.counts();
-    const status = c.failed + c.skipped > 0 ? 'failed' : c.cancelled > 0 ? 'cancelled' : 'succeeded';
+    const status = c.failed + c.skipped + c.rejected > 0 ? 'failed' : c.cancelled > 0 ? 'cancelled' : c.ready > 0 ? 'ready' : 'succeeded';
     const wallMs = Math.max(0, (this.finishedAt ?? now) - this.startedAt);
     const workMs = tasks.reduce((sum, t) => sum + t.durationMs, 0);
     return { runId: this.runId ?? '', status, tasks, wallMs, workMs, speedup: wallMs > 0 ? workMs / wallMs : 0 };

@@ -4,10 +4,12 @@
 import * as vscode from 'vscode';
 import type { WorkDoneProgressBegin, WorkDoneProgressEnd, WorkDoneProgressReport } from 'vscode-languageclient/node';
 import {
+  cooldownText,
   formatDuration,
   progressMessage,
   progressPercentage,
   runHeader,
+  spendText,
   stateLine,
   statusBarText,
   tagLines,
@@ -50,6 +52,8 @@ export class RunSession {
   private lspMessage: string | undefined;
   private endProgress: () => void = () => undefined;
   private readonly ticker: NodeJS.Timeout;
+  /** Whether the `parex.hasReady` context (the review commands in the palette) was last set on. */
+  private hadReady: boolean | undefined; // undefined: set it on the first update, whatever a run before left
 
   constructor(
     private readonly views: RunViews,
@@ -137,13 +141,31 @@ export class RunSession {
   }
 
   private updateViews(): void {
+    const now = Date.now();
     const counts = this.model.counts();
     const { statusBar, treeView, tree } = this.views;
-    statusBar.text = statusBarText(counts, this.model.finished);
-    statusBar.tooltip = `Parallel Tasks: ${this.label} — ${progressMessage(counts)}`;
+    // Rate-limit pauses only matter while the run goes on; the spend stays after it.
+    const cooldowns = this.model.finished ? [] : this.model.activeCooldowns(now).map((c) => cooldownText(c, now));
+    const spend = this.model.spend ? spendText(this.model.spend) : '';
+    statusBar.text = statusBarText(counts, this.model.finished, this.model.spend, cooldowns);
+    const reduced = this.model.reducedConcurrency().map((c) => `${c.agent}: ${c.level} of ${c.max} at once`);
+    statusBar.tooltip = [
+      `Parallel Tasks: ${this.label} — ${progressMessage(counts)}`,
+      spend ? `spent: ${spend}` : '',
+      ...cooldowns,
+      ...(this.model.finished ? [] : reduced),
+    ]
+      .filter((line) => line !== '')
+      .join('\n');
     statusBar.show();
-    treeView.description = this.model.finished ? summaryShort(this.model) : progressMessage(counts);
+    const state = this.model.finished ? summaryShort(this.model) : progressMessage(counts);
+    treeView.description = [state, spend, ...cooldowns].filter((p) => p !== '').join(' · ');
     tree.refresh();
+    const hasReady = counts.ready > 0;
+    if (hasReady !== this.hadReady) {
+      this.hadReady = hasReady;
+      void vscode.commands.executeCommand('setContext', 'parex.hasReady', hasReady);
+    }
   }
 }
 
@@ -151,5 +173,6 @@ function summaryShort(model: RunModel): string {
   const result = model.summary(Date.now());
   const c = model.counts();
   const failed = c.failed + c.skipped;
-  return `${c.succeeded}/${c.total} succeeded${failed ? `, ${failed} failed` : ''} · ${formatDuration(result.wallMs)}`;
+  const rejected = c.rejected ? `, ${c.rejected} rejected` : '';
+  return `${c.succeeded}/${c.total} succeeded${failed ? `, ${failed} failed` : ''}${rejected} · ${formatDuration(result.wallMs)}`;
 }

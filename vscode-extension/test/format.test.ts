@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  changesText,
+  cooldownText,
+  formatTokens,
+  formatUsd,
+  spendText,
   formatDuration,
   formatSpeedup,
   progressMessage,
@@ -89,7 +94,7 @@ describe('summaryMessage', () => {
 });
 
 const counts = (c: Partial<RunCounts>): RunCounts => ({
-  total: 0, finished: 0, running: 0, waiting: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, ...c,
+  total: 0, finished: 0, running: 0, waiting: 0, ready: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, rejected: 0, ...c,
 });
 
 describe('progress', () => {
@@ -134,5 +139,47 @@ describe('tree descriptions', () => {
   it('truncates long lines to one', () => {
     assert.equal(truncate('a\n  b', 10), 'a b');
     assert.equal(truncate('abcdefghijk', 5), 'abcd…');
+  });
+});
+
+describe('review and spend', () => {
+  it('ready and rejected tasks in the view, the output and the summary', () => {
+    const ready: TaskView = { id: 'edit', state: 'ready', attempt: 1, changes: { files: 2, added: 12, removed: 3, commits: 1 }, conflicts: ['x'] };
+    assert.equal(taskDescription(ready, 4200), 'ready for review · 4.2s · +12 −3 in 2 files · ⚠ 1 predicted conflict');
+    assert.equal(stateLine(ready, 'ready', 4200), '[edit] ── ready for review (+12 −3 in 2 files)');
+    assert.equal(stateLine({ id: 'edit', state: 'rejected', attempt: 1, branch: 'parex/r/edit' }, 'rejected', 1), '[edit] ── rejected; its work is kept on parex/r/edit');
+    assert.equal(changesText({ files: 1, added: 1, removed: 0, commits: 1 }), '+1 −0 in 1 file');
+    const result = { runId: 'r', status: 'failed', wallMs: 1000, workMs: 1000, speedup: 1, tasks: [
+      { id: 'a', status: 'succeeded', attempts: 1, durationMs: 1 },
+      { id: 'b', status: 'rejected', attempts: 1, durationMs: 1 },
+    ] };
+    assert.equal(summaryMessage(result), 'Parallel tasks failed: 1 succeeded, 0 failed, 1 rejected in 1.0s (1.0s of work, 1.0× speedup)');
+    assert.equal(progressMessage(counts({ total: 3, finished: 1, succeeded: 1, ready: 2 })), '1/3 done · 2 ready for review');
+  });
+  it('the status bar: tasks to review, the spend against the budget, rate-limit pauses', () => {
+    const c = counts({ total: 2, finished: 1, succeeded: 1, ready: 1 });
+    assert.equal(statusBarText(c, false), '$(git-pull-request) parex 1/2 · 1 to review');
+    const spend = { spent: { promptTokens: 9000, completionTokens: 3300, costUsd: 0.42 }, budget: { usd: 5 }, exceeded: false };
+    assert.equal(
+      statusBarText(counts({ total: 2, finished: 0, running: 2 }), false, spend, ['claude: rate limited, resuming in 42s']),
+      '$(sync~spin) parex 0/2 · $0.42 / $5.00 · claude: rate limited, resuming in 42s',
+    );
+    assert.equal(statusBarText(counts({ total: 1, finished: 1, rejected: 1 }), true), '$(error) parex 1/1 failed');
+  });
+  it('spend reads as money, tokens, or both', () => {
+    assert.equal(spendText({ spent: { costUsd: 0.0123 }, budget: { usd: 1 }, exceeded: false }), '$0.0123 / $1.00');
+    assert.equal(spendText({ spent: { promptTokens: 1500, completionTokens: 550 }, budget: { tokens: 2000 }, exceeded: true }), '2.0k / 2.0k tokens (budget reached)');
+    assert.equal(spendText({ spent: { promptTokens: 10, completionTokens: 5, costUsd: 0.5 }, budget: { usd: 2, tokens: 100_000 }, exceeded: false }), '$0.5 / $2.00, 15 / 100k tokens');
+    assert.equal(spendText({ spent: { promptTokens: 12_000, completionTokens: 345 }, exceeded: false }), '12k tokens');
+    assert.equal(spendText({ spent: { costUsd: 3.5 }, exceeded: false }), '$3.50');
+    assert.equal(spendText({ spent: {}, exceeded: false }), '');
+    assert.equal(formatUsd(0), '$0');
+    assert.equal(formatTokens(1_234_567), '1.2M');
+  });
+  it('a cooldown counts down, rounded up', () => {
+    const cooldown = { agent: 'claude', until: 100_000, reason: 'HTTP 429' };
+    assert.equal(cooldownText(cooldown, 58_000), 'claude: rate limited, resuming in 42s');
+    assert.equal(cooldownText(cooldown, 99_900), 'claude: rate limited, resuming in 1s');
+    assert.equal(cooldownText(cooldown, 0), 'claude: rate limited, resuming in 1m 40s');
   });
 });

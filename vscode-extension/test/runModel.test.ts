@@ -26,7 +26,7 @@ describe('RunModel', () => {
     assert.deepEqual(out.outputLines, ['line one', 'line two']);
     assert.equal(out.stateChange, undefined);
     assert.equal(m.get('ok')?.lastLine, 'line two');
-    assert.deepEqual(m.counts(), { total: 2, finished: 0, running: 2, waiting: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 });
+    assert.deepEqual(m.counts(), { total: 2, finished: 0, running: 2, waiting: 0, ready: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, rejected: 0 });
     assert.equal(m.elapsedMs(m.get('ok')!, 1600), 500);
 
     m.apply(ev('ok', 'succeeded'), 2100);
@@ -199,5 +199,85 @@ describe('protocol parsing', () => {
     assert.equal(parseLogUri({ logUri: 'file:///m.log' }), 'file:///m.log');
     assert.equal(parseLogUri({}), undefined);
     assert.equal(parseLogUri(''), undefined);
+  });
+});
+
+describe('RunModel: review mode', () => {
+  const changes = { files: 1, added: 2, removed: 0, commits: 1 };
+  it('a ready task waits for a reviewer, with its branch and changes; accept ends it', () => {
+    const m = new RunModel(['edit', 'after'], 0);
+    m.apply(ev('edit', 'started'), 100);
+    const ready = m.apply(ev('edit', 'ready', { durationMs: 400, branch: 'parex/r1/edit', branchKept: true, changes }), 500);
+    assert.equal(ready.stateChange, 'ready');
+    const edit = m.get('edit')!;
+    assert.equal(edit.branch, 'parex/r1/edit');
+    assert.deepEqual(edit.changes, changes);
+    assert.equal(m.elapsedMs(edit, 9999), 400, "a ready task's clock has stopped");
+    assert.deepEqual(m.readyTasks().map((t) => t.id), ['edit']);
+    const c = m.counts();
+    assert.equal(c.ready, 1);
+    assert.equal(c.finished, 0, 'ready is not finished');
+    m.apply(ev('edit', 'conflictPredicted', { other: null, files: ['a'], message: 'conflicts with main in a' }), 600);
+    m.apply(ev('edit', 'conflictPredicted', { other: null, files: ['a'], message: 'conflicts with main in a' }), 600);
+    assert.deepEqual(edit.conflicts, ['conflicts with main in a']);
+    m.apply(ev('edit', 'merged', { commit: 'abc' }), 700);
+    assert.equal(edit.conflicts, undefined);
+    m.apply(ev('edit', 'succeeded', { durationMs: 400 }), 700);
+    assert.equal(edit.state, 'succeeded');
+    assert.equal(m.counts().ready, 0);
+  });
+  it('retry sends a ready task back to the queue; reject is final', () => {
+    const m = new RunModel([], 0);
+    m.apply(ev('edit', 'started'), 0);
+    m.apply(ev('edit', 'ready', { durationMs: 10, changes }), 10);
+    assert.equal(m.apply(ev('edit', 'queued'), 20).stateChange, 'queued', 'a retry leaves ready');
+    m.apply(ev('edit', 'started', undefined, 2), 30);
+    assert.equal(m.get('edit')!.durationMs, undefined, 'the new attempt has its own clock');
+    m.apply(ev('edit', 'ready', { durationMs: 5, changes }, 2), 35);
+    m.apply(ev('edit', 'rejected', { code: 'rejected', reason: 'rejected; its work is kept on branch parex/r1/edit' }, 2), 40);
+    assert.equal(m.get('edit')!.state, 'rejected');
+    assert.equal(m.apply(ev('edit', 'queued', undefined, 2), 50).stateChange, undefined, 'rejected is final');
+    assert.deepEqual(m.counts(), { total: 1, finished: 1, running: 0, waiting: 0, ready: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0, rejected: 1 });
+    assert.equal(m.summary(60).status, 'failed', 'a rejected task counts against the run, as a skipped one does');
+  });
+  it('a result that leaves tasks ready keeps them ready, with their changes', () => {
+    const m = new RunModel(['edit'], 0);
+    m.applyResult(parseRunResult({
+      runId: 'r1', status: 'ready', wallMs: 10, tasks: [{ id: 'edit', status: 'ready', attempts: 1, durationMs: 10, branch: 'parex/r1/edit', changes }],
+    })!, 10);
+    assert.equal(m.get('edit')!.state, 'ready');
+    assert.deepEqual(m.get('edit')!.changes, changes);
+  });
+});
+
+describe('RunModel: spend and quota', () => {
+  it("usage events carry the task's and the run's totals and the budget", () => {
+    const m = new RunModel([], 0);
+    assert.equal(m.spend, undefined);
+    m.apply(ev('a', 'usage', { promptTokens: 10, completionTokens: 5, costUsd: 0.01, run: { promptTokens: 30, completionTokens: 15, costUsd: 0.03 }, budget: { usd: 1 } }), 0);
+    assert.deepEqual(m.get('a')!.usage, { promptTokens: 10, completionTokens: 5, costUsd: 0.01 });
+    assert.deepEqual(m.spend, { spent: { promptTokens: 30, completionTokens: 15, costUsd: 0.03 }, budget: { usd: 1 }, exceeded: false });
+    m.apply(ev(null, 'budgetExceeded', { spent: { tokens: 2000, promptTokens: 1500, completionTokens: 500, costUsd: 1.2 }, budget: { usd: 1 }, message: 'budget reached' }), 0);
+    assert.deepEqual(m.spend, { spent: { promptTokens: 1500, completionTokens: 500, costUsd: 1.2 }, budget: { usd: 1 }, exceeded: true });
+  });
+  it('the result has the last word on spend', () => {
+    const m = new RunModel([], 0);
+    m.applyResult(parseRunResult({
+      runId: 'r1', status: 'failed', wallMs: 1, tasks: [],
+      budget: { spent: { promptTokens: 9, completionTokens: 1, costUsd: 0.5 }, budget: { tokens: 5 }, exceeded: true, summary: 'spent 10 of 5 tokens' },
+    })!, 1);
+    assert.deepEqual(m.spend, { spent: { promptTokens: 9, completionTokens: 1, costUsd: 0.5 }, budget: { tokens: 5 }, exceeded: true });
+  });
+  it("cooldowns hold until their end, per agent; reduced concurrency is listed", () => {
+    const m = new RunModel([], 0);
+    m.apply(ev(null, 'cooldown', { agent: 'claude', until: 100, reason: 'HTTP 429' }), 0);
+    m.apply(ev(null, 'cooldown', { agent: 'codex', until: 50, reason: 'HTTP 429' }), 0);
+    m.apply(ev(null, 'cooldown', { agent: 'broken', until: 'soon' }), 0);
+    assert.deepEqual(m.activeCooldowns(40_000).map((c) => c.agent), ['codex', 'claude']);
+    assert.deepEqual(m.activeCooldowns(60_000).map((c) => [c.agent, c.until, c.reason]), [['claude', 100_000, 'HTTP 429']]);
+    assert.deepEqual(m.activeCooldowns(100_000), []);
+    m.apply(ev(null, 'concurrency', { agent: 'claude', level: 2, max: 4, reason: 'rate limited' }), 0);
+    m.apply(ev(null, 'concurrency', { agent: 'codex', level: 3, max: 3, reason: 'regrown' }), 0);
+    assert.deepEqual(m.reducedConcurrency(), [{ agent: 'claude', level: 2, max: 4 }]);
   });
 });
