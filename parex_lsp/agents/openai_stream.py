@@ -194,18 +194,7 @@ def _events(events: list[str], reply: Completion, calls: ToolCallAssembler, on_t
             raise stream_error(chunk["error"])
         _usage(chunk, reply)
         for choice in _choices(chunk):
-            delta = choice.get("delta") or {}
-            if not isinstance(delta, dict):
-                raise protocol_error(f"`choices[].delta` is {_kind(delta)}, expected an object")
-            content = delta.get("content")
-            if content:
-                if not isinstance(content, str):
-                    raise protocol_error(f"`choices[].delta.content` is {_kind(content)}, expected a string")
-                reply.add_text(content)
-                on_text(content)
-            if delta.get("tool_calls"):
-                calls.add(delta["tool_calls"])
-            _finish_reason(choice, reply)
+            _take(choice, "delta", reply, calls, on_text)
     return False
 
 
@@ -220,21 +209,26 @@ def _whole_completion(data: Any, on_text: Callable[[str], None]) -> Completion:
     choices = _choices(data)
     if not choices:
         raise protocol_error("the JSON answer has no `choices`")
-    choice = choices[0]
-    message = choice.get("message") or {}
+    _take(choices[0], "message", reply, calls, on_text)
+    reply.tool_calls = calls.calls()
+    return reply
+
+
+def _take(choice: dict[str, Any], part: str, reply: Completion, calls: ToolCallAssembler,
+          on_text: Callable[[str], None]) -> None:
+    """One choice's `delta` (a stream chunk) or `message` (a whole answer): its text, tool calls, finish."""
+    message = choice.get(part) or {}
     if not isinstance(message, dict):
-        raise protocol_error(f"`choices[].message` is {_kind(message)}, expected an object")
+        raise protocol_error(f"`choices[].{part}` is {_kind(message)}, expected an object")
     content = message.get("content")
     if content:
         if not isinstance(content, str):
-            raise protocol_error(f"`choices[].message.content` is {_kind(content)}, expected a string")
+            raise protocol_error(f"`choices[].{part}.content` is {_kind(content)}, expected a string")
         reply.add_text(content)
         on_text(content)
     if message.get("tool_calls"):
         calls.add(message["tool_calls"])
     _finish_reason(choice, reply)
-    reply.tool_calls = calls.calls()
-    return reply
 
 
 def _choices(chunk: dict[str, Any]) -> list[dict[str, Any]]:
