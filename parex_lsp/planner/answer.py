@@ -10,17 +10,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomli as tomllib
+import tomli_w
+
 from parex_lsp.isolation.keys import first_conflict, lock_keys
 from parex_lsp.plan.model import Plan, Problem, SourceRange, TaskSpec, in_order
 from parex_lsp.plan.toml_plan import parse_toml_plan
 from parex_lsp.plan.validate import nothing_to_run, validate
 
 _FENCE = re.compile(r"```[ \t]*(toml)?[ \t]*\r?\n(.*?)^[ \t]*```", re.S | re.M | re.I)
-_TASK_HEADER = re.compile(r"^\s*\[\[\s*task\s*\]\]")
-_ANY_HEADER = re.compile(r"^\s*\[")
-# strings and comments, in document order: a header-looking line inside a multi-line string is text
-_STRINGS = re.compile(r'''"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^']|'(?!''))*\'\'\'|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|#[^\n]*''',
-                      re.S)
 SERIALIZED_SHARE = 0.5  # more than this share of the tasks waiting on each other's files is a problem
 
 
@@ -33,28 +31,14 @@ def toml_block(answer: str) -> str | None:
 
 
 def without_tasks(config_text: str) -> str:
-    """The workspace's parex.toml without its [[task]] tables (each runs up to the next table header)."""
-    kept, skipping = [], False
-    inside = _lines_inside_strings(config_text)
-    for n, line in enumerate(config_text.splitlines()):
-        if n in inside:
-            pass
-        elif _TASK_HEADER.match(line):
-            skipping = True
-        elif skipping and _ANY_HEADER.match(line):
-            skipping = False
-        if not skipping:
-            kept.append(line)
-    return "\n".join(kept).rstrip("\n")
-
-
-def _lines_inside_strings(text: str) -> set[int]:
-    """Lines that begin inside a multi-line string."""
-    inside: set[int] = set()
-    for m in _STRINGS.finditer(text):
-        first, last = text.count("\n", 0, m.start()), text.count("\n", 0, m.end())
-        inside.update(range(first + 1, last + 1))
-    return inside
+    """The workspace's parex.toml without its [[task]] tables, written anew from what the parser read (its
+    comments do not carry over): scanning the text itself cannot be right for every multi-line string."""
+    try:
+        data = tomllib.loads(config_text)
+    except tomllib.TOMLDecodeError:
+        return ""  # an unreadable configuration is the validator's to report, on the drafted plan
+    data.pop("task", None)
+    return tomli_w.dumps(data).rstrip("\n")
 
 
 @dataclass(slots=True)
