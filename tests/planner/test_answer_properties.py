@@ -30,7 +30,8 @@ def configs(draw: st.DrawFn) -> str:
             parts.append(f'[agents.{name}]\ncommand = ["echo", {value!r}]\n'.replace("'", '"') if '"' not in value
                          else f'[agents.{name}]\ncommand = ["echo"]\n')
         elif kind == "task":
-            parts.append(f'[[task]]\nid = "{name}"\nprompt = """\n{value}\n"""\n')
+            quoted = value.replace('"', '\\"')  # three quotes in a row would end the string early
+            parts.append(f'[[task]]\nid = "{name}"\nprompt = """\n{quoted}\n"""\n')
     return "\n".join(parts)
 
 
