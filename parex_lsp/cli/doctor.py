@@ -4,11 +4,14 @@ Checks: each agent the plan's tasks use (its executable is found and answers `--
 key variable is set — never printed — and its endpoint answers `GET {base_url}/models`), the git state worktree
 isolation needs (a repository, a commit, a branch, no uncommitted changes to tracked files) and the lock
 registry (its lock is free within 1 s, no owner file of a process that is gone). Nothing is changed.
-Exit 0 when every check passes, 1 when one fails, 2 when the plan itself is invalid.
+Exit 0 when every check passes, 1 when one fails, 2 when the plan itself is invalid. `--json` prints one
+object instead (`{ok, workspace, checks: [{name, ok, detail, required}], problems}`): what the editors show
+(Neovim's `:checkhealth parex`, VS Code's "Parex: Check Setup").
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -36,12 +39,15 @@ class Check:
     detail: str  # what was found; for a failure, what is wrong and how to fix it
     counts: bool = True  # a failure that does not fail the doctor (e.g. git when worktrees are not used)
 
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "required": self.counts}
+
     def line(self) -> str:
         mark = "ok  " if self.ok else ("FAIL" if self.counts else "warn")
         return f"{mark}  {self.name}: {self.detail}"
 
 
-def doctor(plan: Plan | None, workspace: Path, timeout: float) -> int:
+def doctor(plan: Plan | None, workspace: Path, timeout: float, as_json: bool = False) -> int:
     checks: list[Check] = []
     if plan is None:
         checks.append(Check("plan", True, f"no plan in {workspace}: agents not checked (name one: doctor PLAN)"))
@@ -50,9 +56,13 @@ def doctor(plan: Plan | None, workspace: Path, timeout: float) -> int:
     worktrees = plan is not None and plan.run.isolation == "worktree"
     checks.extend(git_checks(workspace, needed=worktrees, allow_dirty=plan is not None and plan.run.allow_dirty))
     checks.extend(lock_checks(workspace))
+    failed = [c for c in checks if not c.ok and c.counts]
+    if as_json:
+        print(json.dumps({"ok": not failed, "workspace": str(workspace), "checks": [c.to_json() for c in checks],
+                          "problems": []}))
+        return 1 if failed else 0
     for c in checks:
         print(c.line(), flush=True)
-    failed = [c for c in checks if not c.ok and c.counts]
     print(f"{len(failed)} problem(s) to fix" if failed else "everything needed is in place")
     return 1 if failed else 0
 
@@ -207,7 +217,8 @@ def lock_checks(workspace: Path) -> list[Check]:
     return [Check("lock registry", True, f"free; {len(entries)} live owner(s)")]
 
 
-def doctor_command(plan_arg: str | None, timeout: float, load: Callable[[str | None, str | None], Plan]) -> int:
+def doctor_command(plan_arg: str | None, timeout: float, load: Callable[[str | None, str | None], Plan],
+                   as_json: bool = False) -> int:
     """The plan as `run` would load it (`load`); with no PLAN and no plan here, the current folder's git and
     locks only."""
     from parex_lsp.plan import PlanError
@@ -217,9 +228,13 @@ def doctor_command(plan_arg: str | None, timeout: float, load: Callable[[str | N
     except PlanError as e:
         if plan_arg is None and all(p.code == "no-plan" for p in e.problems):
             plan = None
+        elif as_json:  # the plan's problems, each with its place, and no checks
+            print(json.dumps({"ok": False, "workspace": str(Path.cwd()), "checks": [],
+                              "problems": [problem.format() for problem in e.problems]}))
+            return 2
         else:
             for problem in e.problems:
                 print(problem.format(), file=sys.stderr)
             print(f"parex: the plan has {len(e.problems)} problem(s)", file=sys.stderr)
             return 2
-    return doctor(plan, plan.workspace if plan is not None else Path.cwd(), timeout)
+    return doctor(plan, plan.workspace if plan is not None else Path.cwd(), timeout, as_json)

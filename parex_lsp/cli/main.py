@@ -150,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
                         ).complete = shtab.FILE  # type: ignore[attr-defined]
     doctor.add_argument("--timeout", type=_positive_number, default=5.0, metavar="SECONDS",
                         help="how long an agent's --version or an endpoint may take to answer (default 5)")
+    doctor.add_argument("--json", action="store_true", help="one JSON object: {ok, workspace, checks: [{name, ok, "
+                        "detail, required}], problems} (what the editors show)")
 
     gc = sub.add_parser("gc", help="prune old runs under .parex/runs (and, with --branches, kept branches)")
     gc.add_argument("--keep", type=_positive, default=20, metavar="N", help="keep the newest N runs (default 20); "
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         from parex_lsp.cli.doctor import doctor_command
 
-        return doctor_command(args.plan, args.timeout, _load)
+        return doctor_command(args.plan, args.timeout, _load, args.json)
     if args.command == "gc":
         from parex_lsp.cli.gc import gc_command
 

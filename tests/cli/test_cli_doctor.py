@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -138,3 +139,25 @@ def test_an_invalid_plan_is_exit_2_with_its_problems(workspace: Path):
     write_plan(workspace, '[run]\nkeep_runs = "many"\n[[task]]\nid = "a"\nprompt = "echo a"\n')
     p = parex("doctor", cwd=workspace)
     assert p.returncode == 2 and "parex.toml:2:" in p.stderr and "keep_runs" in p.stderr, p.stderr
+
+
+def test_json_has_every_check_and_the_plans_problems(tmp_path: Path, workspace: Path):
+    """What the editors read: the same checks as the lines, and an invalid plan's problems with their places."""
+    env = {"PATH": f"{_bin(tmp_path)}{os.pathsep}{os.environ['PATH']}", "DOCTOR_TEST_KEY": ""}
+    with FakeOpenAI([]) as fake:
+        _repo(workspace, _plan(fake.base_url))
+        p = parex("doctor", "--json", cwd=workspace, env=env)
+    assert p.returncode == 1, p.stdout + p.stderr
+    report = json.loads(p.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["ok"] is False and report["problems"] == [] and report["workspace"] == str(workspace)
+    assert checks["agent model key"]["ok"] is False and "DOCTOR_TEST_KEY is not set" in checks["agent model key"]["detail"]
+    assert checks["git clean"] == {"name": "git clean", "ok": True, "required": True,  # the plan uses worktrees
+                                   "detail": "no uncommitted changes to tracked files"}
+    assert all(c["ok"] for name, c in checks.items() if name != "agent model key"), checks
+
+    write_plan(workspace, '[run]\nkeep_runs = "many"\n[[task]]\nid = "a"\nprompt = "echo a"\n')
+    p = parex("doctor", "--json", cwd=workspace)
+    report = json.loads(p.stdout)
+    assert p.returncode == 2 and report["ok"] is False and report["checks"] == []
+    assert len(report["problems"]) == 1 and "parex.toml:2:" in report["problems"][0], report
