@@ -313,9 +313,6 @@ def _run(args: argparse.Namespace) -> int:
                 hold_for_review=asking), sinks=[view.on_event, prompt.on_event])
         except (PlanError, RunError) as e:
             return e
-        from parex_lsp.cli.gc import prune_before_run
-
-        await anyio.to_thread.run_sync(prune_before_run, run.workspace, plan.run.keep_runs)
         if view.interactive:
             view.estimates = await anyio.to_thread.run_sync(_estimates, run)
         async with anyio.create_task_group() as tg:

@@ -52,6 +52,7 @@ from parex_lsp.engine.history import Earlier, History, load_history
 from parex_lsp.engine.journal import Journal, find_run, is_running
 from parex_lsp.engine.limits import Limits
 from parex_lsp.engine.orphans import end_orphans
+from parex_lsp.engine.pruning import prune_quietly
 from parex_lsp.engine.result import RunResult, TaskResult
 from parex_lsp.engine.review import ACTIONS, Landing, ReviewError
 from parex_lsp.engine.selection import PlanBusy, RunError, Selection, select
@@ -279,6 +280,7 @@ class Run:
             raise RunError(f"cannot write run state under {state.state_dir(self.workspace)}: {e.strerror or e}") from e
         # A dead runner's agents must stop before anything (worktree pruning included) touches their work.
         ended = await anyio.to_thread.run_sync(end_orphans, self.workspace)
+        await anyio.to_thread.run_sync(prune_quietly, self.workspace, self.plan.run.keep_runs)
         try:
             await self.isolation.open()
         except WorktreeError as e:

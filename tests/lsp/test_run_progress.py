@@ -133,3 +133,17 @@ async def test_output_flood_arrives_whole_and_in_order(client: LanguageClient, t
         assert mine[-1]["kind"] == "succeeded"
         reports = client.progress_reports[f"parex/{result['runId']}/{t}"]
         assert reports[-2].message == f"{t} line 2999" and reports[-1].message == "succeeded"
+
+
+async def test_editor_runs_prune_old_runs_to_keep_runs(client: LanguageClient, tmp_path):
+    """Runs started from an editor keep `.parex/runs/` to `[run] keep_runs` as terminal runs do: the newest
+    runs, and the latest run of every plan (another plan's older run stays)."""
+    other = write_plan(tmp_path, '[[task]]\nid = "x"\nprompt = "echo x"\n', name="other.parex.toml")
+    plan = write_plan(tmp_path, '[run]\nkeep_runs = 2\n[[task]]\nid = "a"\nprompt = "echo a"\n')
+    await initialize(client, tmp_path)
+    kept_other = (await request(client, "parex/run", {"plan": {"uri": other.as_uri()}}))["runId"]
+    ids = [(await request(client, "parex/run", {"plan": {"uri": plan.as_uri()}}))["runId"] for _ in range(4)]
+    runs = {p.name for p in (tmp_path / ".parex" / "runs").iterdir()}
+    # each run prunes before it starts: the last one kept the newest two before it, and the other plan's
+    # latest run although it is older
+    assert runs == {kept_other, ids[1], ids[2], ids[3]}, runs

@@ -12,9 +12,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parex_lsp.cli.gc import plan_pruning, prune_runs
 from parex_lsp.contract import Event, EventKind, RunStarted, Wire
 from parex_lsp.engine.journal import Journal, list_runs
+from parex_lsp.engine.pruning import plan_pruning, prune_runs
 
 DEAD_PID = 2 ** 22 + 12345  # above the kernel's pid_max on the machines this runs on: never a live process
 
