@@ -61,6 +61,14 @@ def _transient_free(agent: AgentSpec) -> bool:
     return agent.kind != "openai" and not agent.retry_on and not agent.retry_timeouts
 
 
+def _unpriced_agents(plan: Plan) -> list[str]:
+    """The agents the tasks use that can spend money but report no cost (shell commands spend none)."""
+    used = {name for t in plan.tasks for name in t.candidate_agents(plan.run.default_agent)}
+    return sorted(name for name in used if (agent := plan.agents.get(name)) is not None and (
+        (agent.kind == "openai" and not agent.prices)
+        or (agent.kind == "command" and agent.output_format != "json-lines")))
+
+
 def nothing_to_run(plan: Plan) -> Problem | None:
     """A plan about to run needs a task; a parex.toml holding only `[run]` and `[agents]` is still a valid
     workspace configuration (for `callN:` documents), so this is checked only when running."""
@@ -108,6 +116,13 @@ def validate(plan: Plan) -> list[Problem]:
         what = "is not defined" if run.plan_agent not in plan.agents else "is not a model agent (kind \"openai\")"
         problems.append(Problem("unknown-agent", f"[run] plan_agent {run.plan_agent!r} {what}",
                                 run_at("plan_agent"), path))
+    unpriced = _unpriced_agents(plan)
+    if "usd" in run.budget and unpriced:
+        problems.append(Problem(
+            "budget-unpriced", f"[run] budget usd: {', '.join(f'`{n}`' for n in unpriced)} report(s) no cost, so "
+            "their spend never counts toward it (give a model agent `prices = { input = …, output = … }` in USD "
+            "per million tokens; of command agents only `output_format = \"json-lines\"` ones report a cost)",
+            run_at("budget"), path, WARNING))
     for name, agent in plan.agents.items():
         def agent_problem(msg: str, name: str = name, agent: AgentSpec = agent) -> None:
             problems.append(Problem("bad-agent", f"agent `{name}`: {msg}", agent.range, path))

@@ -102,3 +102,23 @@ def test_explicit_retries_that_can_never_apply_are_a_warning(workspace: Path):
     got = resolve(path)
     assert got.plan is not None and [p.severity for p in got.problems] == ["warning"], got.problems
     assert got.problems[0].format().startswith(f"{path}:7:1: warning: task `a`: `retries = 3` never applies")
+
+
+def test_a_usd_budget_warns_of_agents_that_report_no_cost(workspace: Path):
+    """A dollar budget that a model agent without `prices` (or a text CLI agent) can never fill is a warning at
+    the budget's line; priced and json-lines agents, and shell commands, are fine."""
+    path = workspace / "parex.toml"
+    body = ('[run]\nbudget = { usd = 2 }\n'
+            '[agents.cheap]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+            '[agents.priced]\nkind = "openai"\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+            'prices = { input = 1, output = 2 }\n'
+            '[agents.cli]\ncommand = ["tool", "{prompt}"]\n'
+            '[agents.streamed]\ncommand = ["tool", "{prompt}"]\noutput_format = "json-lines"\n'
+            '[[task]]\nid = "a"\nagent = "cheap"\nprompt = "x"\n'
+            '[[task]]\nid = "b"\nagents = ["priced", "cli", "streamed"]\nprompt = "x"\n'
+            '[[task]]\nid = "c"\nprompt = "echo c"\n')
+    found = problems(path, body)
+    assert found == [f"{path}:2:1: warning: [run] budget usd: `cheap`, `cli` report(s) no cost, so their spend "
+                     "never counts toward it (give a model agent `prices = { input = …, output = … }` in USD per "
+                     "million tokens; of command agents only `output_format = \"json-lines\"` ones report a cost)"], found
+    assert problems(path, body.replace("budget = { usd = 2 }", "budget = { tokens = 100 }")) == []
