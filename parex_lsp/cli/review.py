@@ -76,8 +76,15 @@ def review_command(workspace: Path, run_ref: str | None, action: str | None, tas
         if got["status"] not in ("succeeded", "rejected"):
             status = 1
         _say(json.dumps(got) if as_json else f"{task_id}: {got['status']}"
-             + (f" ({got['reason']})" if got.get("reason") else ""))
+             + (f" ({got['reason']})" if got.get("reason") else "") + _next(got))
     return status
+
+
+def _next(got: dict[str, Any]) -> str:
+    """What an accept lets run, and how (the ended run cannot start it)."""
+    if not got.get("waiting"):
+        return ""
+    return f"\n  not started yet: {', '.join(got['waiting'])}; to run them: {got['next']}"
 
 
 def _interactive(workspace: Path, run_id: str, task_ids: list[str]) -> int:
@@ -101,7 +108,7 @@ def _interactive(workspace: Path, run_id: str, task_ids: list[str]) -> int:
                 _say(f"  {e}")
                 status = 1
                 break
-            _say(f"  {task_id}: {got['status']}" + (f" ({got['reason']})" if got.get("reason") else ""))
+            _say(f"  {task_id}: {got['status']}" + (f" ({got['reason']})" if got.get("reason") else "") + _next(got))
             break
     return status
 

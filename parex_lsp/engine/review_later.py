@@ -4,7 +4,8 @@ for review survives the editor or terminal closing.
 
 Accept merges the branch into the base branch (which must be checked out, as for any worktree run) and runs
 `[run] verify` after it, undoing the merge if that fails; reject keeps the branch and names it. Retry needs the
-agent and so a run: it is answered with the command that starts one.
+agent and so a run: it is answered with the command that starts one. So are the tasks an accept lets start
+(dependents held for review): the answer names them and the `--resume` command that runs them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from parex_lsp.contract import Ended, Event, EventKind, Merged, Reason, RunStatu
 from parex_lsp.engine.journal import Journal, TaskRecord, find_run, replay
 from parex_lsp.engine.review import ACTIONS, ReviewError, diff_of
 from parex_lsp.isolation.worktree import Worktrees
+from parex_lsp.plan.model import Plan
 
 VERIFY_TIMEOUT = 3600.0
 
@@ -75,14 +77,37 @@ def diff_later(workspace: Path, run_ref: str, task_id: str) -> dict[str, Any]:
     return diff_of(trees.repo.git, t.review.get("baseBranch") or trees.base_branch, t.review["branch"])
 
 
-def _verify_of(plan_path: str | None) -> str | None:
-    """The plan's `[run] verify`, read again from its file (an inline plan's run had none to keep)."""
+def _waiting(workspace: Path, ready: ReadyTask) -> dict[str, Any]:
+    """The run's tasks that never started and now may (each dependency succeeded: dependents held for review
+    among them), and the command that runs just them: the ended run cannot start them itself, and a resumed
+    run reuses everything that succeeded."""
+    journal = find_run(workspace, ready.run_id)
+    assert journal is not None
+    tasks = replay(journal).tasks
+    plan = _plan_of(ready.plan)
+    deps = {t.id: t.depends_on for t in plan.tasks} if plan is not None else {}
+    waiting = sorted(t.id for t in tasks.values()
+                     if t.status in (TaskStatus.PENDING, "queued") and t.started is None
+                     and all(d in tasks and tasks[d].status == TaskStatus.SUCCEEDED for d in deps.get(t.id, ())))
+    if not waiting:
+        return {}
+    return {"waiting": waiting,
+            "next": f"parex-lsp run {ready.plan or 'PLAN'} --resume {ready.run_id} --only {','.join(waiting)}"}
+
+
+def _plan_of(plan_path: str | None) -> Plan | None:
+    """The run's plan, read again from its file (an inline plan's run has none to read)."""
     if not plan_path or not Path(plan_path).is_file():
         return None
     from parex_lsp.plan import resolve
 
-    got = resolve(plan_path, running=False)
-    return got.plan.run.verify if got.plan is not None else None
+    return resolve(plan_path, running=False).plan
+
+
+def _verify_of(plan_path: str | None) -> str | None:
+    """The plan's `[run] verify` (an inline plan's run had none to keep)."""
+    plan = _plan_of(plan_path)
+    return plan.run.verify if plan is not None else None
 
 
 def _trees(workspace: Path, run_id: str) -> Worktrees:
@@ -141,6 +166,7 @@ def review_later(workspace: Path, run_ref: str, task_id: str, action: str, feedb
         emit(EventKind.MERGED, Merged(merged.commit, merged.message))
         trees.delete_branch(ready.branch)
         emit(EventKind.SUCCEEDED, Ended(0, 0, review={**review, "branchKept": False}))
-        return {"runId": ready.run_id, "taskId": task_id, "status": "succeeded", "commit": merged.commit}
+        return {"runId": ready.run_id, "taskId": task_id, "status": "succeeded", "commit": merged.commit,
+                **_waiting(workspace, ready)}
     finally:
         journal.close()

@@ -62,8 +62,11 @@ def test_a_headless_review_run_ends_ready_and_is_reviewed_later(tmp_path: Path) 
     assert listed["runId"] == run_id and {r["taskId"] for r in listed["ready"]} == {"one", "breaks", "nope"}
     assert "+1" in parex(tmp_path, "review", run_id, "diff", "one").stdout
 
-    assert parex(tmp_path, "review", run_id, "accept", "one").returncode == 0
-    assert (tmp_path / "one.txt").read_text() == "1\n"
+    accepted = parex(tmp_path, "review", run_id, "accept", "one")
+    assert accepted.returncode == 0 and (tmp_path / "one.txt").read_text() == "1\n"
+    # the dependent the ended run held back is named, with the command that runs it
+    resume = f"parex-lsp run {tmp_path / 'parex.toml'} --resume {run_id} --only after-one"
+    assert f"not started yet: after-one; to run them: {resume}" in accepted.stdout, accepted.stdout
     before = git(tmp_path, "rev-parse", "HEAD")
     failed = parex(tmp_path, "review", run_id, "accept", "breaks")
     assert failed.returncode == 1 and "the merge was undone" in failed.stdout
@@ -79,3 +82,8 @@ def test_a_headless_review_run_ends_ready_and_is_reviewed_later(tmp_path: Path) 
     assert sorted(kept) == [f"parex/{run_id}/breaks", f"parex/{run_id}/nope"]  # nothing lost
     assert parex(tmp_path, "gc", "--branches").returncode == 0
     assert git(tmp_path, "for-each-ref", "refs/heads/parex/") == ""
+
+    resumed = parex(tmp_path, *resume.split()[1:], "--json")
+    tasks = {t["id"]: t for t in json.loads(resumed.stdout.splitlines()[-1])["tasks"]}
+    assert resumed.returncode == 0 and tasks["after-one"]["status"] == "succeeded", resumed.stderr
+    assert tasks["one"].get("reusedFrom") == run_id and (tmp_path / "two.txt").read_text() == "2\n"
