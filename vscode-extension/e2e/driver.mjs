@@ -563,9 +563,9 @@ try {
   check(draftGroups >= 2 && notesStill === 1, `the draft opened beside notes.md (${draftGroups} editor groups)`);
   check(!existsSync(path.join(workspace, 'plan.parex.toml')), 'nothing was written: the draft is unsaved until the person saves it');
   // A request the model never gets right: the last draft opens as plan-2.parex.toml (plan.parex.toml
-  // is taken by the open draft), its problems in the Problems panel.
+  // is taken by the open draft), its problems in the Problems panel. Asked from the draft (an
+  // untitled document: no file goes with the request).
   await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
-  await openFile(page, 'notes.md');
   await runCommand(page, 'Plan Parallel Tasks');
   await requestBox.waitFor({ timeout: 15000 });
   await page.locator('.quick-input-widget input.input').fill('a plan the model never gets right');
