@@ -575,6 +575,15 @@ try {
   await runCommand(page, 'Problems: Focus on Problems View', 'Focus on Problems View');
   const planProblems = await waitForText(page, '.markers-panel', (t) => /plan-2\.parex\.toml/.test(t) && /unknown agent `wizard`/.test(t) && /cycle/.test(t), 20000);
   check(planProblems !== undefined, `the draft's problems are diagnostics on plan-2.parex.toml: ${JSON.stringify(planProblems?.split('\n').filter((l) => /wizard|cycle|plan-2/.test(l)))}`);
+  const lineOf = (t, re) => Number(t?.split('\n').find((l) => re.test(l))?.match(/\[Ln (\d+)/)?.[1]);
+  const wizardLine = lineOf(planProblems, /unknown agent `wizard`/);
+  // The person edits the draft (a new first line): the server does not lint an unsaved draft, so its
+  // problems stay, one line further down.
+  await page.locator('.editor-group-container:has(.tab.active[aria-label*="plan-2.parex.toml"]) .view-lines').first().click();
+  await page.keyboard.press('Control+Home');
+  await page.keyboard.press('Enter');
+  const moved = await waitForText(page, '.markers-panel', (t) => lineOf(t, /unknown agent `wizard`/) === wizardLine + 1, 10000);
+  check(Number.isInteger(wizardLine) && moved !== undefined, `an edit above moves the draft's problems with their lines (wizard at line ${wizardLine}, then ${lineOf(moved, /unknown agent `wizard`/)})`);
   await page.screenshot({ path: path.join(artifacts, 'plan.png') });
 
   const runs = path.join(workspace, '.parex', 'runs');

@@ -80,3 +80,41 @@ export function requestFiles(root: string, activeFile: string | undefined, sep =
   const rel = activeFile.slice(base.length);
   return rel ? [rel.split(sep).join('/')] : [];
 }
+
+/** One edit of a document, as `onDidChangeTextDocument` reports it: the range replaced (before the edit) and the new text. */
+export interface TextChange {
+  range: Range;
+  text: string;
+}
+
+type Pos = { line: number; character: number };
+
+function cmp(a: Pos, b: Pos): number {
+  return a.line - b.line || a.character - b.character;
+}
+
+/**
+ * The draft's problems after the person's edits (the server does not lint an unsaved draft, so
+ * they stay until it is saved or closed): a problem before an edit stays where it is, one after
+ * it moves with the text, and one the edit touches is dropped, being fixed.
+ */
+export function shiftProblems<T extends { range: Range }>(problems: readonly T[], changes: readonly TextChange[]): T[] {
+  let out = [...problems];
+  for (const { range: r, text } of changes) {
+    const added = text.split(/\r\n|\r|\n/);
+    const lineDelta = added.length - 1 - (r.end.line - r.start.line);
+    // Where the edit's old end is now: its line moved by lineDelta, its column just after the new text.
+    const newEndChar = added.length === 1 ? r.start.character + text.length : added[added.length - 1].length;
+    const move = (p: Pos): Pos =>
+      p.line === r.end.line
+        ? { line: p.line + lineDelta, character: newEndChar + (p.character - r.end.character) }
+        : { line: p.line + lineDelta, character: p.character };
+    const next: T[] = [];
+    for (const p of out) {
+      if (cmp(p.range.start, r.start) < 0 && cmp(p.range.end, r.start) <= 0) next.push(p);
+      else if (cmp(p.range.start, r.end) >= 0) next.push({ ...p, range: { start: move(p.range.start), end: move(p.range.end) } });
+    }
+    out = next;
+  }
+  return out;
+}

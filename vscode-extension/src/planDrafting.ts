@@ -6,13 +6,18 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { Ctx } from './ctx';
 import * as lsp_ext from './lsp_ext';
-import { draftPlanPath, parsePlanDraft, planDraftMessage, requestFiles, type PlanDraft } from './planDraft';
+import { draftPlanPath, parsePlanDraft, planDraftMessage, requestFiles, shiftProblems, type PlanDraft } from './planDraft';
+import type { Range } from './protocol';
 import { workFolder } from './serverTools';
 
 const SEVERITY = [vscode.DiagnosticSeverity.Error, vscode.DiagnosticSeverity.Warning, vscode.DiagnosticSeverity.Information, vscode.DiagnosticSeverity.Hint];
 
+function fromRange(r: vscode.Range): Range {
+  return { start: { line: r.start.line, character: r.start.character }, end: { line: r.end.line, character: r.end.character } };
+}
+
 export class PlanDrafting implements vscode.Disposable {
-  /** The problems the planner left in a draft; dropped at the draft's first edit (their ranges no longer hold) or close. */
+  /** The problems the planner left in a draft, until it is saved or closed. */
   readonly diagnostics = vscode.languages.createDiagnosticCollection('parex-plan');
   private readonly subscriptions: vscode.Disposable[] = [];
   /** The version of each draft when its problems were set: a later version is the person's edit. */
@@ -20,13 +25,28 @@ export class PlanDrafting implements vscode.Disposable {
 
   constructor(private readonly ctx: Ctx) {
     this.subscriptions.push(
+      // The server does not lint an unsaved draft: its problems stay, moved along with the person's edits.
       vscode.workspace.onDidChangeTextDocument((e) => {
         const key = e.document.uri.toString();
         const set = this.versions.get(key);
-        if (set !== undefined && e.document.version > set) {
-          this.diagnostics.delete(e.document.uri);
-          this.versions.delete(key);
-        }
+        if (set === undefined || e.document.version <= set || e.contentChanges.length === 0) return;
+        const changes = e.contentChanges.map((c) => ({ range: fromRange(c.range), text: c.text }));
+        const kept = shiftProblems(
+          (this.diagnostics.get(e.document.uri) ?? []).map((d) => ({ range: fromRange(d.range), diagnostic: d })),
+          changes,
+        );
+        this.diagnostics.set(
+          e.document.uri,
+          kept.map(({ range, diagnostic }) => {
+            diagnostic.range = new vscode.Range(range.start.line, range.start.character, range.end.line, range.end.character);
+            return diagnostic;
+          }),
+        );
+      }),
+      // Saved (a new file, which the server lints) or closed: the draft's problems go.
+      vscode.workspace.onDidCloseTextDocument((doc) => {
+        this.diagnostics.delete(doc.uri);
+        this.versions.delete(doc.uri.toString());
       }),
     );
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { draftPlanPath, parsePlanDraft, planDraftMessage, requestFiles } from '../src/planDraft';
+import { draftPlanPath, parsePlanDraft, planDraftMessage, requestFiles, shiftProblems } from '../src/planDraft';
 
 describe('draftPlanPath', () => {
   it('is plan.parex.toml at the root, or the next free plan-N.parex.toml', () => {
@@ -53,5 +53,33 @@ describe('parsePlanDraft', () => {
   it('refuses an answer without text', () => {
     assert.throws(() => parsePlanDraft({ valid: true }), /unexpected answer to parex\/plan: \{"valid":true\}/);
     assert.throws(() => parsePlanDraft(null), /unexpected answer to parex\/plan: null/);
+  });
+});
+
+describe('shiftProblems', () => {
+  const at = (line: number, from: number, to: number) => ({ range: { start: { line, character: from }, end: { line, character: to } }, message: `L${line}` });
+  const edit = (sl: number, sc: number, el: number, ec: number, text: string) => ({ range: { start: { line: sl, character: sc }, end: { line: el, character: ec } }, text });
+  const problems = [at(2, 0, 10), at(5, 4, 12), at(8, 0, 3)];
+  const ranges = (ps: { range: unknown }[]) => ps.map((p) => p.range);
+
+  it('moves the problems below a new line, keeps those above', () => {
+    assert.deepEqual(ranges(shiftProblems(problems, [edit(4, 0, 4, 0, '# a comment\n')])), ranges([at(2, 0, 10), at(6, 4, 12), at(9, 0, 3)]));
+    // A new line typed right at the start of a problem's line pushes it down.
+    assert.deepEqual(shiftProblems(problems, [edit(5, 0, 5, 0, '\n')]).map((p) => p.message), ['L2', 'L5', 'L8']);
+    assert.deepEqual(shiftProblems(problems, [edit(5, 0, 5, 0, '\n')])[1], { ...at(6, 4, 12), message: 'L5' });
+  });
+
+  it('moves a problem along its line when text is typed before it, and up when lines are removed', () => {
+    assert.deepEqual(ranges(shiftProblems([at(5, 4, 12)], [edit(5, 0, 5, 0, 'xx')])), ranges([at(5, 6, 14)]));
+    assert.deepEqual(ranges(shiftProblems(problems, [edit(3, 0, 5, 0, '')])), ranges([at(2, 0, 10), at(3, 4, 12), at(6, 0, 3)]));
+  });
+
+  it('drops the problem an edit touches, and keeps one the edit only follows', () => {
+    assert.deepEqual(shiftProblems(problems, [edit(5, 6, 5, 8, 'shell')]).map((p) => p.message), ['L2', 'L8']);
+    assert.deepEqual(shiftProblems(problems, [edit(2, 10, 2, 10, ' # ok')]), problems);
+  });
+
+  it('applies the changes of one event in order', () => {
+    assert.deepEqual(ranges(shiftProblems(problems, [edit(9, 0, 9, 0, 'x\n'), edit(0, 0, 0, 0, 'y\n')])), ranges([at(3, 0, 10), at(6, 4, 12), at(9, 0, 3)]));
   });
 });
