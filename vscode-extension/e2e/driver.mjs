@@ -575,15 +575,17 @@ try {
   await runCommand(page, 'Problems: Focus on Problems View', 'Focus on Problems View');
   const planProblems = await waitForText(page, '.markers-panel', (t) => /plan-2\.parex\.toml/.test(t) && /unknown agent `wizard`/.test(t) && /cycle/.test(t), 20000);
   check(planProblems !== undefined, `the draft's problems are diagnostics on plan-2.parex.toml: ${JSON.stringify(planProblems?.split('\n').filter((l) => /wizard|cycle|plan-2/.test(l)))}`);
-  const lineOf = (t, re) => Number(t?.split('\n').find((l) => re.test(l))?.match(/\[Ln (\d+)/)?.[1]);
-  const wizardLine = lineOf(planProblems, /unknown agent `wizard`/);
+  // A marker's message, then its source and code, then `[Ln N, Col M]`, each on a line of its own.
+  const wizardAt = (t) => Number(t?.match(/unknown agent `wizard`[^]*?\[Ln (\d+)/)?.[1]);
+  const wizardLine = wizardAt(planProblems);
   // The person edits the draft (a new first line): the server does not lint an unsaved draft, so its
   // problems stay, one line further down.
   await page.locator('.editor-group-container:has(.tab.active[aria-label*="plan-2.parex.toml"]) .view-lines').first().click();
   await page.keyboard.press('Control+Home');
   await page.keyboard.press('Enter');
-  const moved = await waitForText(page, '.markers-panel', (t) => lineOf(t, /unknown agent `wizard`/) === wizardLine + 1, 10000);
-  check(Number.isInteger(wizardLine) && moved !== undefined, `an edit above moves the draft's problems with their lines (wizard at line ${wizardLine}, then ${lineOf(moved, /unknown agent `wizard`/)})`);
+  const moved = await waitForText(page, '.markers-panel', (t) => wizardAt(t) === wizardLine + 1, 10000);
+  const nowAt = wizardAt(moved ?? (await textOf(page, '.markers-panel').catch(() => '')));
+  check(Number.isInteger(wizardLine) && moved !== undefined, `an edit above moves the draft's problems with their lines (wizard at line ${wizardLine}, then ${nowAt})`);
   await page.screenshot({ path: path.join(artifacts, 'plan.png') });
 
   const runs = path.join(workspace, '.parex', 'runs');
@@ -675,6 +677,10 @@ try {
     60000,
   );
   check(retriedOutput !== undefined, 'Retry Parallel Task with Feedback: note ran again and is ready again');
+  // The palette lists the review commands by the `parex.hasReady` context, set with the view's update
+  // (which may follow the output line): wait for the view before opening the palette.
+  await waitForText(page, `${pane} .monaco-list`, (t) => /note\s*ready for review/.test(t), 15000);
+  await page.waitForTimeout(300);
   await runCommand(page, 'Show Parallel Task Changes');
   await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'note' }).first().waitFor({ timeout: 15000 });
   await page.keyboard.press('Enter');

@@ -127,14 +127,14 @@ export class ServerTools implements vscode.Disposable {
     const plan = doc && doc.uri.scheme === 'file' && isPlanFileName(doc.fileName) ? doc.uri.fsPath : undefined;
     const cwd = plan ? path.dirname(plan) : (folder?.uri.fsPath ?? os.homedir());
     try {
-      if (plan && doc?.isDirty) await doc.save(); // the doctor reads the plan from disk
       const out = await vscode.window.withProgress(
         { location: vscode.ProgressLocation.Notification, title: 'parex: checking the setup…' },
         () => this.cli(plan ? ['doctor', '--json', plan] : ['doctor', '--json'], cwd),
       );
       const report = parseDoctor(out);
       const shown = plan ? vscode.workspace.asRelativePath(plan) : undefined;
-      this.ctx.output.appendLine(`=== Check Setup`);
+      // The doctor reads the plan from disk: unsaved edits are not checked, and the person is told.
+      this.ctx.output.appendLine(`=== Check Setup${plan && doc?.isDirty ? ' (of the saved plan: its unsaved changes are not checked)' : ''}`);
       for (const line of doctorLines(report, shown)) this.ctx.output.appendLine(line);
       const { severity, text } = doctorMessage(report);
       const show = severity === 'info' ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
