@@ -123,6 +123,44 @@ async function goToLine(page, line) {
   await page.waitForTimeout(200);
 }
 
+
+/**
+ * What the timeline webview shows: the first frame (webviews are nested iframes) holding a report
+ * page whose title names `runId`, read from its DOM: the CSP it was given, the run's heading, the
+ * task of each bar, the lane labels and the hover details (SVG <title>s). Undefined on timeout.
+ */
+async function timelineShown(page, runId, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) {
+      const seen = await frame
+        .evaluate(() => ({
+          title: document.title,
+          csp: document.querySelector('meta[http-equiv="Content-Security-Policy"]')?.getAttribute('content') ?? null,
+          heading: document.querySelector('h1')?.textContent ?? '',
+          tasks: [...document.querySelectorAll('rect[data-task]')].map((r) => r.getAttribute('data-task')),
+          lanes: [...document.querySelectorAll('text.lane-label')].map((t) => t.textContent),
+          hovers: [...document.querySelectorAll('rect[data-task] > title')].map((t) => t.textContent),
+          scripts: document.querySelectorAll('script').length,
+        }))
+        .catch(() => undefined);
+      if (seen && seen.title === `parex run ${runId}` && seen.tasks.length > 0) return seen;
+    }
+    await page.waitForTimeout(250);
+  }
+  return undefined;
+}
+
+/** The run ids of the workspace, oldest first (the journal folders are named by start time). */
+function runIds() {
+  const dir = path.join(workspace, '.parex', 'runs');
+  return existsSync(dir) ? readdirSync(dir).filter((d) => existsSync(path.join(dir, d, 'journal.jsonl'))).sort() : [];
+}
+
+/** The notifications' messages, joined. */
+const toasts = '.notifications-toasts .notification-toast .notification-list-item-message';
+const outputView = '.part.panel .output-view, .part.panel [id="workbench.panel.output"]';
+
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   headless: true,
@@ -228,6 +266,87 @@ try {
     60000,
   );
   check(retried !== undefined, `Retry Failed Parallel Tasks reruns only the failed task: ${JSON.stringify(retried?.match(/Parallel tasks[^\n]*/)?.[0])}`);
+
+  // "Show Run Timeline", from the summary's "Show Timeline" button: the run that just ended, in a
+  // webview beside the editor; the page is `parex-lsp report`'s, with only its inline styles allowed.
+  const [firstRunId, retryRunId] = runIds();
+  const timelineButton = page
+    .locator('.notifications-toasts .notification-toast', { hasText: /1 kept from the earlier run/ })
+    .locator('.monaco-button', { hasText: 'Show Timeline' })
+    .first();
+  const offered = await timelineButton.waitFor({ state: 'visible', timeout: 10000 }).then(() => true, () => false);
+  check(offered, 'the summary notification offers "Show Timeline"');
+  if (offered) await timelineButton.click();
+  const timelineTab = '.tabs-container .tab[aria-label*="Run Timeline — "]';
+  const retryTimeline = offered ? await timelineShown(page, retryRunId, 30000) : undefined;
+  const retryTab = await page.locator(`.tabs-container .tab[aria-label*="Run Timeline — ${retryRunId}"]`).count();
+  check(
+    retryTimeline !== undefined && retryTab === 1 && retryTimeline.tasks.includes('broken') && !retryTimeline.tasks.includes('hello'),
+    `"Show Timeline" opened the retried run ${retryRunId} in a webview tab: ${JSON.stringify(retryTimeline)}`,
+  );
+  check(
+    retryTimeline !== undefined &&
+      /default-src 'none'/.test(retryTimeline.csp ?? '') &&
+      /script-src 'none'/.test(retryTimeline.csp ?? '') &&
+      /style-src 'unsafe-inline'/.test(retryTimeline.csp ?? '') &&
+      retryTimeline.scripts === 0,
+    `the timeline's CSP allows its inline styles only: ${JSON.stringify(retryTimeline?.csp)}`,
+  );
+  // From the palette, with two runs: a pick of runs, newest first; the older one is chosen.
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await runCommand(page, 'Show Run Timeline');
+  const runRows = page.locator('.quick-input-widget .monaco-list-row');
+  await runRows.first().waitFor({ state: 'visible', timeout: 30000 });
+  const pickTexts = (await runRows.allInnerTexts()).map((t) => t.replace(/\s+/g, ' '));
+  check(
+    pickTexts.length === 2 && pickTexts[0].includes(retryRunId) && pickTexts[1].includes(firstRunId) && /failed · parex\.toml/.test(pickTexts[1]),
+    `Show Run Timeline offers both runs, newest first: ${JSON.stringify(pickTexts)}`,
+  );
+  await page.locator('.quick-input-widget input.input').fill(firstRunId);
+  await page.waitForTimeout(200);
+  await page.keyboard.press('Enter');
+  const firstTimeline = await timelineShown(page, firstRunId, 30000);
+  check(
+    firstTimeline !== undefined &&
+      ['hello', 'broken'].every((t) => firstTimeline.tasks.includes(t)) &&
+      firstTimeline.lanes.includes('slot 1') &&
+      firstTimeline.lanes.includes('slot 2') &&
+      firstTimeline.hovers.some((h) => /^broken, attempt 1: failed/.test(h)) &&
+      new RegExp(`^Run ${firstRunId} — failed$`).test(firstTimeline.heading),
+    `the first run's timeline: both tasks in two slots, hover details on the bars: ${JSON.stringify(firstTimeline)}`,
+  );
+  const timelineTabs = await page.locator(timelineTab).count();
+  const firstTab = await page.locator(`.tabs-container .tab[aria-label*="Run Timeline — ${firstRunId}"]`).count();
+  check(timelineTabs === 1 && firstTab === 1, `one timeline tab, now titled with the run picked (${timelineTabs} tab(s))`);
+  await page.screenshot({ path: path.join(artifacts, 'timeline.png') });
+
+  // "Check Setup": the doctor's checks in the output channel and a verdict. Healthy: parex.toml's shell tasks.
+  await openFile(page, 'parex.toml');
+  await runCommand(page, 'Check Setup');
+  const healthy = await waitForText(page, toasts, (t) => /Parex setup: everything needed is in place/.test(t), 30000);
+  check(healthy !== undefined, 'Check Setup on parex.toml: "everything needed is in place"');
+  // Failing: a plan whose agent's executable does not exist.
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await openFile(page, 'ghost.parex.toml');
+  await runCommand(page, 'Check Setup');
+  const unhealthy = await waitForText(page, toasts, (t) => /Parex setup: 1 problem\(s\): agent ghost: `parex-e2e-no-such-agent` not found on PATH/.test(t), 30000);
+  check(unhealthy !== undefined, `Check Setup on ghost.parex.toml names the missing agent: ${JSON.stringify(unhealthy?.match(/Parex setup[^\n]*/)?.[0])}`);
+  const details = page.locator('.notifications-toasts .notification-toast', { hasText: 'Parex setup: 1 problem' }).locator('.monaco-button', { hasText: 'Show Details' });
+  check((await details.count()) > 0, 'the verdict offers "Show Details"');
+  if ((await details.count()) > 0) await details.first().click();
+  const setupLines = await waitForText(
+    page,
+    outputView,
+    (t) =>
+      /✓ agent shell: runs prompts with \S+/.test(t) &&
+      /⚠ git repository: /.test(t) &&
+      /everything needed is in place/.test(t) &&
+      /✗ agent ghost: `parex-e2e-no-such-agent` not found on PATH/.test(t) &&
+      /1 problem\(s\) to fix/.test(t),
+    10000,
+  );
+  check(setupLines !== undefined, '"Show Details" shows the checks of both in the output channel: ✓ agent shell, ⚠ git repository, ✗ agent ghost');
+  await runCommand(page, 'View: Close All Editors', 'View: Close All Editors');
 
   // The server's "Retry task" quick fix on the diagnostic: a run this window did not start,
   // shown all the same (view, output, summary).
@@ -416,6 +535,59 @@ try {
   const answerGroups = await page.locator('.editor-group-container:has(.tab[aria-label*="parex answers — "])').count();
   check(answerTabs === 2 && answerGroups === 1, `the new answers open where the last ones are (${answerTabs} tabs in ${answerGroups} group)`);
 
+  // "Plan Parallel Tasks…": the request goes to the workspace's planning agent (the model server);
+  // its first draft has a cycle and an unknown agent, the second validates. The draft opens beside
+  // the editor as an untitled plan.parex.toml.
+  writeFileSync(planPath, readFileSync(planPath, 'utf8').replace('call_agent = "local"', 'call_agent = "local"\nplan_agent = "local"\nplan_rounds = 3'));
+  log('[run] plan_agent = "local" in parex.toml');
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await runCommand(page, 'View: Close All Editors', 'View: Close All Editors');
+  await openFile(page, 'notes.md');
+  await runCommand(page, 'Plan Parallel Tasks');
+  const requestBox = page.locator('.quick-input-widget', { hasText: 'What should the plan do?' });
+  await requestBox.waitFor({ timeout: 15000 });
+  await page.locator('.quick-input-widget input.input').fill('add rate limiting to the API');
+  await page.keyboard.press('Enter');
+  const drafted = await waitForText(page, toasts, (t) => /drafted plan\.parex\.toml in 2 rounds; it validates/.test(t), 60000);
+  check(drafted !== undefined, `the plan validates after one round of feedback: ${JSON.stringify(drafted?.match(/parex: drafted[^\n]*/)?.[0])}`);
+  const draftGroup = '.editor-group-container:has(.tab.active[aria-label*="plan.parex.toml"])';
+  const draftText = await waitForText(
+    page,
+    `${draftGroup} .view-lines`,
+    (t) => /id = "limiter"/.test(t) && /id = "wire"/.test(t) && /depends_on = \["limiter"\]/.test(t) && /agent = "shell"/.test(t),
+    15000,
+  );
+  check(draftText !== undefined && !/wizard/.test(draftText), `the draft holds the valid plan's tasks limiter and wire: ${JSON.stringify(draftText?.split('\n').filter((l) => /id =|agent =|depends_on/.test(l)))}`);
+  const draftGroups = await page.locator('.editor-group-container').count();
+  const notesStill = await page.locator('.editor-group-container .tab[aria-label*="notes.md"]').count();
+  check(draftGroups >= 2 && notesStill === 1, `the draft opened beside notes.md (${draftGroups} editor groups)`);
+  check(!existsSync(path.join(workspace, 'plan.parex.toml')), 'nothing was written: the draft is unsaved until the person saves it');
+  // A request the model never gets right: the last draft opens as plan-2.parex.toml (plan.parex.toml
+  // is taken by the open draft), its problems in the Problems panel. Asked from the draft (an
+  // untitled document: no file goes with the request).
+  await runCommand(page, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+  await runCommand(page, 'Plan Parallel Tasks');
+  await requestBox.waitFor({ timeout: 15000 });
+  await page.locator('.quick-input-widget input.input').fill('a plan the model never gets right');
+  await page.keyboard.press('Enter');
+  const stuck = await waitForText(page, toasts, (t) => /drafted plan-2\.parex\.toml in 3 rounds; \d+ problems? left/.test(t), 60000);
+  check(stuck !== undefined, `the third draft still has problems: ${JSON.stringify(stuck?.match(/parex: drafted[^\n]*/)?.[0])}`);
+  await runCommand(page, 'Problems: Focus on Problems View', 'Focus on Problems View');
+  const planProblems = await waitForText(page, '.markers-panel', (t) => /plan-2\.parex\.toml/.test(t) && /unknown agent `wizard`/.test(t) && /cycle/.test(t), 20000);
+  check(planProblems !== undefined, `the draft's problems are diagnostics on plan-2.parex.toml: ${JSON.stringify(planProblems?.split('\n').filter((l) => /wizard|cycle|plan-2/.test(l)))}`);
+  // A marker's message, then its source and code, then `[Ln N, Col M]`, each on a line of its own.
+  const wizardAt = (t) => Number(t?.match(/unknown agent `wizard`[^]*?\[Ln (\d+)/)?.[1]);
+  const wizardLine = wizardAt(planProblems);
+  // The person edits the draft (a new first line): the server does not lint an unsaved draft, so its
+  // problems stay, one line further down.
+  await page.locator('.editor-group-container:has(.tab.active[aria-label*="plan-2.parex.toml"]) .view-lines').first().click();
+  await page.keyboard.press('Control+Home');
+  await page.keyboard.press('Enter');
+  const moved = await waitForText(page, '.markers-panel', (t) => wizardAt(t) === wizardLine + 1, 10000);
+  const nowAt = wizardAt(moved ?? (await textOf(page, '.markers-panel').catch(() => '')));
+  check(Number.isInteger(wizardLine) && moved !== undefined, `an edit above moves the draft's problems with their lines (wizard at line ${wizardLine}, then ${nowAt})`);
+  await page.screenshot({ path: path.join(artifacts, 'plan.png') });
+
   const runs = path.join(workspace, '.parex', 'runs');
   check(existsSync(runs) && readdirSync(runs).length > 0, `the server kept the run in ${runs}`);
 
@@ -505,6 +677,10 @@ try {
     60000,
   );
   check(retriedOutput !== undefined, 'Retry Parallel Task with Feedback: note ran again and is ready again');
+  // The palette lists the review commands by the `parex.hasReady` context, set with the view's update
+  // (which may follow the output line): wait for the view before opening the palette.
+  await waitForText(page, `${pane} .monaco-list`, (t) => /note\s*ready for review/.test(t), 15000);
+  await page.waitForTimeout(300);
   await runCommand(page, 'Show Parallel Task Changes');
   await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'note' }).first().waitFor({ timeout: 15000 });
   await page.keyboard.press('Enter');

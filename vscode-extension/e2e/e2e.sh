@@ -5,6 +5,9 @@
 # (progress, summary with speedup, task view, tagged output, the failure in the Problems panel,
 # the task's log); then gives the workspace a model agent (a local OpenAI-compatible server,
 # e2e/fake_model.py) and checks that a callN: fan-out opens its answers beside the editor.
+# Between these: "Show Run Timeline" (a run's report in a webview), "Check Setup" on a healthy plan
+# and on one whose agent is missing, and "Plan Parallel Tasks…" drafting from the model server (a
+# valid draft after one round of feedback, and one whose problems are left as diagnostics).
 # Then opens a second workspace, a git repository whose plan runs in worktrees with merge = "review":
 # its two tasks end `ready`; a changed file's diff opens from the view; one task is accepted (merged
 # into the base branch), the other retried with feedback, then rejected (its branch kept).
@@ -134,6 +137,16 @@ call1: summarise what parex.toml declares
 call2: name two risks of running tasks in parallel
 call3: a question the model has no answer for
 EOF
+# "Check Setup" on a plan whose agent's executable is nowhere: the failing check.
+cat > "$WS/ghost.parex.toml" <<'EOF2'
+[agents.ghost]
+command = ["parex-e2e-no-such-agent", "{prompt}"]
+
+[[task]]
+id = "haunt"
+prompt = "boo"
+agent = "ghost"
+EOF2
 # A file the server has no use for: it must never be sent to it.
 printf 'print("recall1: not a call")\n' > "$WS/plain.py"
 # No parex.serverCommand: the bundled server. The trace shows which documents the server is sent.

@@ -74,6 +74,14 @@ export class ParexClient implements vscode.Disposable {
     void this.stop();
   }
 
+  /**
+   * The command the server is (or would be) started with, resolved anew: the server's own command
+   * line (`report`, `doctor`) runs with it, `--stdio` replaced by the subcommand.
+   */
+  async serverCommand(): Promise<ServerCommand> {
+    return this.resolve((vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath));
+  }
+
   private async resolve(folders: string[]): Promise<ServerCommand> {
     const libs = path.join(this.extensionPath, BUNDLED_LIBS);
     return resolveServerCommand({

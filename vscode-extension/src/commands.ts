@@ -4,17 +4,22 @@ import { ExecuteCommandRequest } from 'vscode-languageclient/node';
 import type { Ctx } from './ctx';
 import { changesText, stateIcon, taskDescription } from './format';
 import * as lsp_ext from './lsp_ext';
+import type { PlanDrafting } from './planDrafting';
 import { choosePlan, PLAN_FILE_EXCLUDE, PLAN_FILE_GLOB } from './planDetect';
 import { parseLogUri, type PlanRef, type Range, type ReviewAction } from './protocol';
 import { changedFileDescription } from './reviewDiff';
 import type { RunModel, TaskView } from './runModel';
+import type { ServerTools } from './serverTools';
 import type { TaskNode } from './taskTree';
 
 type Cmd = (...args: never[]) => unknown;
 
 /** Command id → handler, for `vscode.commands.registerCommand`. */
-export function commands(ctx: Ctx): Record<string, Cmd> {
+export function commands(ctx: Ctx, tools: ServerTools, drafting: PlanDrafting): Record<string, Cmd> {
   return {
+    'parex.showRunTimeline': (runId?: unknown) => tools.showRunTimeline(typeof runId === 'string' ? runId : undefined),
+    'parex.checkSetup': () => tools.checkSetup(),
+    'parex.planParallelTasks': () => drafting.planParallelTasks(),
     'parex.runParallelTasks': () => runParallelTasks(ctx),
     'parex.cancelParallelTasks': () => cancelParallelTasks(ctx),
     'parex.retryFailedParallelTasks': () => retryFailedParallelTasks(ctx),

@@ -22,6 +22,7 @@ import {
 import { DIFF_SCHEME } from './reviewDiff';
 import { ReviewDiffs } from './reviewDiffs';
 import { RunModel } from './runModel';
+import { withRunSettings } from './runSettings';
 import { RunSession, type RunViews } from './session';
 import { TaskTreeProvider } from './taskTree';
 
@@ -90,11 +91,12 @@ export class Ctx implements RunViews {
     }
     const client = await this.client.start();
     if (!client) return;
-    const maxConcurrency = vscode.workspace.getConfiguration('parex').get<number | null>('maxConcurrency');
-    const request: RunParams = { ...params };
-    if (typeof maxConcurrency === 'number' && maxConcurrency > 0 && request.maxConcurrency === undefined) {
-      request.maxConcurrency = maxConcurrency;
-    }
+    const config = vscode.workspace.getConfiguration('parex');
+    const request: RunParams = withRunSettings(params, {
+      maxConcurrency: config.get('maxConcurrency'),
+      executor: config.get('executor'),
+      rayAddress: config.get('rayAddress'),
+    });
     const token = `parex-vscode/${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     request.workDoneToken = token;
     const session = this.begin(true, label, new RunModel(taskIds, Date.now()), params);
@@ -204,7 +206,7 @@ export class Ctx implements RunViews {
     this.output.appendLine(`=== ${message}`);
     const failed = result.tasks.some((t) => t.status !== 'succeeded');
     void this.setContext(false, failed);
-    const actions = failed ? ['Show Problems', 'Retry Failed', 'Show Log'] : ['Show Log'];
+    const actions = failed ? ['Show Problems', 'Retry Failed', 'Show Log', 'Show Timeline'] : ['Show Log', 'Show Timeline'];
     const severity = summarySeverity(result);
     const show =
       severity === 'error'
@@ -216,6 +218,7 @@ export class Ctx implements RunViews {
       if (choice === 'Show Problems') void vscode.commands.executeCommand('workbench.actions.view.problems');
       if (choice === 'Retry Failed') void vscode.commands.executeCommand('parex.retryFailedParallelTasks');
       if (choice === 'Show Log') void vscode.commands.executeCommand('parex.showParallelTaskLog');
+      if (choice === 'Show Timeline') void vscode.commands.executeCommand('parex.showRunTimeline', result.runId);
     });
   }
 

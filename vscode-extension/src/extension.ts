@@ -4,14 +4,19 @@
 import * as vscode from 'vscode';
 import { commands } from './commands';
 import { Ctx } from './ctx';
+import { PlanDrafting } from './planDrafting';
 import { onInterpreterChange } from './pythonExtension';
+import { ServerTools } from './serverTools';
 
 let ctx: Ctx | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const window = new Ctx(context);
   ctx = window;
-  for (const [id, handler] of Object.entries(commands(window))) {
+  const tools = new ServerTools(window);
+  const drafting = new PlanDrafting(window);
+  context.subscriptions.push(tools, drafting);
+  for (const [id, handler] of Object.entries(commands(window, tools, drafting))) {
     context.subscriptions.push(vscode.commands.registerCommand(id, handler));
   }
   // A new server command, or a new interpreter for the bundled server: restart, unless a run would be cut short.

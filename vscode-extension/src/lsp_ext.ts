@@ -7,6 +7,7 @@ import type {
   CancelResult,
   DiffParams,
   DiffResult,
+  PlanParams,
   ReviewParams,
   ReviewResult,
   RunParams,
@@ -26,6 +27,8 @@ export const status = new RequestType<StatusParams, StatusResult, void>('parex/s
 export const review = new RequestType<ReviewParams, ReviewResult, void>('parex/review');
 /** A task's branch against its merge base: each changed file's base and result texts, and the unified diff. */
 export const diff = new RequestType<DiffParams, DiffResult, void>('parex/diff');
+/** Drafts a plan with the workspace's planning agent: `{text, valid, rounds, problems}` (nothing is written). */
+export const plan = new RequestType<PlanParams, unknown, void>('parex/plan');
 /** Every state change and output chunk of a run; the first (`runStarted`) lists the run's tasks. */
 export const taskEvent = new NotificationType<TaskEvent>('parex/taskEvent');
 

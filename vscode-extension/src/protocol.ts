@@ -34,7 +34,20 @@ export interface RunParams {
   only?: string[];
   resume?: string;
   detach?: boolean;
+  /** Where the tasks run: this machine, or a Ray cluster (default: the plan's `[run] executor`). */
+  executor?: 'local' | 'ray';
+  /** The Ray cluster's address, for `executor: "ray"` (default: the plan's). */
+  rayAddress?: string;
   workDoneToken?: string | number;
+}
+
+/** `parex/plan`: what the plan should do, files whose text goes with it, where it will be saved. */
+export interface PlanParams {
+  request: string;
+  /** Workspace-relative paths. */
+  files?: string[];
+  /** A file: URI; the server finds the workspace from it. */
+  uri?: string;
 }
 
 export type TaskStatus = 'succeeded' | 'failed' | 'skipped' | 'cancelled' | 'ready' | 'rejected';
