@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import git
-from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+from git.exc import GitCommandError, GitCommandNotFound, InvalidGitRepositoryError, NoSuchPathError
 
 from parex_lsp import state
 
@@ -276,6 +276,9 @@ class Worktrees:
             if isinstance(e, GitCommandError):
                 raise WorktreeError(f"could not create a worktree for task {task_id}: "
                                     f"{_stderr(e) or e}") from e
+            if isinstance(e, GitCommandNotFound):  # its folder went while git was started in it
+                raise WorktreeError(f"could not create a worktree for task {task_id}: {tree.path} was deleted "
+                                    "while it was made") from e
             raise
         return self._workdir(tree)
 
@@ -377,7 +380,22 @@ class Worktrees:
             tree = self._trees.pop(task_id, None)
         if tree is None:
             return None
-        if not _intact(tree.path):
+        deleted = not _intact(tree.path)
+        if not deleted:
+            try:
+                if succeeded:
+                    self._commit_all(tree.path, f"parex: task {task_id} (run {self.run_id})")
+                else:
+                    self._commit_all(tree.path,
+                                     f"parex: work of task {task_id} (run {self.run_id}), which did not succeed")
+            except (GitCommandError, GitCommandNotFound, WorktreeError):
+                if _intact(tree.path):
+                    raise
+                deleted = True  # deleted while it was being committed (by a sibling task, say)
+            finally:
+                if not deleted:
+                    self._remove(tree.path)
+        if deleted:
             with self._admin_lock:
                 if tree.path.exists():
                     self._remove(tree.path)
@@ -387,13 +405,6 @@ class Worktrees:
             return MergeOutcome(False, None, [], f"the worktree of task {task_id} ({tree.path}) was deleted before "
                                                  f"its work was committed: nothing to merge; branch {tree.branch} "
                                                  "keeps what it had committed")
-        try:
-            if succeeded:
-                self._commit_all(tree.path, f"parex: task {task_id} (run {self.run_id})")
-            else:
-                self._commit_all(tree.path, f"parex: work of task {task_id} (run {self.run_id}), which did not succeed")
-        finally:
-            self._remove(tree.path)
         if not succeeded or not merge:
             return None
         with self._merge_lock:
