@@ -1,12 +1,11 @@
-"""`:checkhealth parex` (the doctor's checks) and `:ParexPlan` in a real headless Neovim against the real parex-lsp,
-on both Neovims. The planning agent is the local OpenAI-compatible stand-in (tests/support/fake_openai.py): a
+"""`:checkhealth parex` (the doctor's checks), the executor options of setup() and `:ParexPlan` in a real headless
+Neovim against the real parex-lsp, on both Neovims. The planning agent is the local OpenAI-compatible stand-in (tests/support/fake_openai.py): a
 plan with a dependency cycle and an unknown agent first, then a valid one; or the invalid one every round.
 The tests themselves are Lua (tests/clients/nvim/lua/parex_plan_test.lua)."""
 
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 
 import git
@@ -66,6 +65,7 @@ def test_checkhealth_runs_the_doctor(tmp_path: Path, which: str) -> None:
         "ok - checkhealth: a missing agent executable is an error with the doctor's advice, no git a warning",
         "ok - checkhealth: an invalid plan's problems, one error each",
         "ok - checkhealth: a doctor that cannot start, or answers no JSON, is an error saying so",
+        "ok - setup() executor and ray_address are sent in parex/run as executor and rayAddress; a bad one is told",
     ])
 
 

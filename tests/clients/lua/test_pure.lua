@@ -1,4 +1,5 @@
--- Tests of the plugin's pure modules (parex.runs, parex.calls, parex.doctor) in a plain Lua interpreter,
+-- Tests of the plugin's pure modules (parex.runs, parex.calls, parex.doctor,
+-- parex.drafts, parex.options) in a plain Lua interpreter,
 -- no Neovim: `luajit tests/clients/lua/test_pure.lua <repo>` (tests/clients/test_nvim_pure.py
 -- runs it). Prints "ok - name" per test and "N passed, N failed"; the exit code is the verdict.
 local repo = arg[1] or "."
@@ -12,6 +13,8 @@ local json = require("json")
 local calls = require("parex.calls")
 local runs = require("parex.runs")
 local doctor = require("parex.doctor")
+local drafts = require("parex.drafts")
+local options = require("parex.options")
 
 local passed, failed = 0, 0
 local function test(name, fn)
@@ -519,6 +522,79 @@ test("doctor: an executable that cannot start, and one that does not finish", fu
   eq(got.items[1].text, "the doctor could not start: `/ws/.venv/bin/parex-lsp doctor --json`: not executable")
   got = doctor_run(nil, nil, { timed_out = true, timeout_s = 60 })
   eq(got.items[1].text, "`/ws/.venv/bin/parex-lsp doctor --json` did not finish within 60s")
+end)
+
+---------------------------------------------------------------------------
+-- parex.drafts: :ParexPlan's buffer name and diagnostics
+---------------------------------------------------------------------------
+
+test("drafts: plan.parex.toml, else the first plan-N.parex.toml no buffer or file has", function()
+  local taken = {}
+  local function is_taken(path)
+    return taken[path] == true
+  end
+  eq(drafts.free_name("/ws/", is_taken), "/ws/plan.parex.toml")
+  taken["/ws/plan.parex.toml"] = true
+  eq(drafts.free_name("/ws", is_taken), "/ws/plan-2.parex.toml")
+  taken["/ws/plan-2.parex.toml"] = true
+  taken["/ws/plan-3.parex.toml"] = true
+  eq(drafts.free_name("/ws", is_taken), "/ws/plan-4.parex.toml")
+end)
+
+test("drafts: workspace-relative paths of files inside it only", function()
+  eq(drafts.relative("/ws", "/ws/docs/a.md"), "docs/a.md")
+  eq(drafts.relative("/ws/", "/ws/a.md"), "a.md")
+  eq(drafts.relative("/ws", "/wsx/a.md"), nil)
+  eq(drafts.relative("/ws", "/ws"), nil)
+  eq(drafts.relative("/ws", nil), nil)
+end)
+
+test("drafts: the text's lines, its last newline adding none", function()
+  eq(drafts.lines("a\nb\n"), { "a", "b" })
+  eq(drafts.lines("a\n\nb"), { "a", "", "b" })
+  eq(drafts.lines(""), { "" })
+end)
+
+test("drafts: LSP problems as vim.diagnostic entries, kept within the buffer", function()
+  local problems = {
+    { range = { start = { line = 26, character = 0 }, ["end"] = { line = 26, character = 18 } }, severity = 1,
+      code = "unknown-agent", source = "parex", message = "unknown agent `wizard`" },
+    { range = { start = { line = 90, character = 2 }, ["end"] = { line = 95, character = 0 } }, severity = 2,
+      message = "dependency cycle: a -> b -> a" },
+    { message = 3 },
+  }
+  eq(drafts.diagnostics(problems, 30), {
+    { lnum = 26, col = 0, end_lnum = 26, end_col = 18, severity = 1, message = "unknown agent `wizard`",
+      source = "parex", code = "unknown-agent" },
+    { lnum = 29, col = 2, end_lnum = 29, end_col = 0, severity = 2, message = "dependency cycle: a -> b -> a",
+      source = "parex" },
+  })
+  eq(drafts.summary({ valid = true, rounds = 1, problems = {} }, "/ws/plan.parex.toml"),
+    "plan drafted in 1 draft: plan.parex.toml (unsaved; :w to keep it)")
+  eq(drafts.summary({ valid = false, rounds = 3, problems = { {} } }, "/ws/plan-2.parex.toml"),
+    "plan drafted with 1 problem left after 3 drafts: plan-2.parex.toml (unsaved; see its diagnostics)")
+end)
+
+---------------------------------------------------------------------------
+-- parex.options: executor and ray_address
+---------------------------------------------------------------------------
+
+test("options: executor and ray_address go into parex/run as executor and rayAddress when set", function()
+  eq(options.run_params({ plan = { uri = "file:///p" } }, {}), { plan = { uri = "file:///p" } })
+  eq(options.run_params({}, { executor = "ray", ray_address = "ray://head:10001" }),
+    { executor = "ray", rayAddress = "ray://head:10001" })
+  eq(options.run_params({ executor = "local" }, { executor = "ray" }), { executor = "local" })
+end)
+
+test("options: a bad executor or ray_address is named", function()
+  eq(options.problems({ executor = "local" }), {})
+  eq(options.problems({ executor = "ray", ray_address = "auto" }), {})
+  eq(options.problems({ executor = "k8s", ray_address = "" }), {
+    { option = "executor", text = 'setup(): executor must be "local" or "ray", not "k8s"' },
+    { option = "ray_address", text = 'setup(): ray_address must be a non-empty string (e.g. "ray://head:10001"), not ""' },
+  })
+  eq(options.problems({ ray_address = 10001 })[1].text,
+    'setup(): ray_address must be a non-empty string (e.g. "ray://head:10001"), not 10001')
 end)
 
 print(string.format("%d passed, %d failed", passed, failed))

@@ -68,11 +68,10 @@ function M.setup(opts)
   if opts and opts.cmd then
     state.opts.cmd = opts.cmd -- lists are not merged
   end
-  local problems = options.problems(state.opts)
-  if #problems > 0 then
-    -- Told, and the server's defaults used instead: a typo must not stop the plugin.
-    vim.notify("parex: " .. table.concat(problems, "; "), vim.log.levels.ERROR, { title = "parex" })
-    state.opts.executor, state.opts.ray_address = nil, nil
+  -- A bad option is told and left out (the server's default instead): a typo must not stop the plugin.
+  for _, problem in ipairs(options.problems(state.opts)) do
+    vim.notify("parex: " .. problem.text, vim.log.levels.ERROR, { title = "parex" })
+    state.opts[problem.option] = nil
   end
   commands.create()
   require("parex.review").create()

@@ -4,15 +4,20 @@ local M = {}
 
 local EXECUTORS = { ["local"] = true, ray = true }
 
---- What is wrong with the options, one text each ({} when nothing is).
+local function shown(v)
+  return type(v) == "string" and string.format("%q", v) or tostring(v)
+end
+
+--- What is wrong with the options: { option = name, text } each ({} when nothing is).
 function M.problems(opts)
   local out = {}
   if opts.executor ~= nil and not EXECUTORS[opts.executor] then
-    table.insert(out, string.format('setup(): executor must be "local" or "ray", not %q', tostring(opts.executor)))
+    table.insert(out, { option = "executor",
+      text = 'setup(): executor must be "local" or "ray", not ' .. shown(opts.executor) })
   end
   if opts.ray_address ~= nil and not (type(opts.ray_address) == "string" and opts.ray_address:match("%S")) then
-    table.insert(out, "setup(): ray_address must be a non-empty string (e.g. \"ray://head:10001\"), not "
-      .. tostring(opts.ray_address))
+    table.insert(out, { option = "ray_address",
+      text = 'setup(): ray_address must be a non-empty string (e.g. "ray://head:10001"), not ' .. shown(opts.ray_address) })
   end
   return out
 end

@@ -90,6 +90,39 @@ local function health(healthy, failing)
 end
 
 ---------------------------------------------------------------------------
+-- setup() executor and ray_address
+---------------------------------------------------------------------------
+
+-- What the plugin sends in parex/run (the server may refuse what it does not know yet).
+local function executor_options(ws)
+  local parex = require("parex")
+  local compat = require("parex.compat")
+  local before = #h.notifications
+  parex.setup({ cmd = h.server_cmd(), executor = "k8s" })
+  check(h.notifications[before + 1] and h.notifications[before + 1].msg
+    == 'parex: setup(): executor must be "local" or "ray", not "k8s"', "a bad executor is not told")
+  check(parex._state.opts.executor == nil, "the bad executor was kept")
+
+  parex.setup({ cmd = h.server_cmd(), executor = "local", ray_address = "ray://127.0.0.1:10001" })
+  local sent
+  local request = compat.request
+  compat.request = function(c, method, params, ...)
+    if method == "parex/run" then
+      sent = vim.deepcopy(params)
+    end
+    return request(c, method, params, ...)
+  end
+  vim.cmd("edit " .. vim.fn.fnameescape(ws .. "/parex.toml"))
+  vim.cmd("ParexRun")
+  wait(function()
+    return sent ~= nil
+  end, "parex/run to be sent")
+  compat.request = request
+  check(sent.executor == "local" and sent.rayAddress == "ray://127.0.0.1:10001", "parex/run params: " .. vim.inspect(sent))
+  out("ok - setup() executor and ray_address are sent in parex/run as executor and rayAddress; a bad one is told")
+end
+
+---------------------------------------------------------------------------
 -- :ParexPlan
 ---------------------------------------------------------------------------
 
@@ -210,6 +243,7 @@ function M.run(which)
   h.main(function()
     if which == "health" then
       health(h.dir_env("PAREX_TEST_HEALTHY"), h.dir_env("PAREX_TEST_FAILING"))
+      executor_options(h.dir_env("PAREX_TEST_HEALTHY"))
     elseif which == "plan_valid" then
       plan_valid(h.dir_env("PAREX_TEST_WORKSPACE"))
     elseif which == "plan_invalid" then
