@@ -143,6 +143,7 @@ function M.plan(request, opts)
     state.plan_pending = nil
     return
   end
+  entry.client_id = entry.client_id or id -- a server that exits before it is ready ends the draft too
   ui.notify("drafting a plan… (:ParexPlanCancel stops it)")
   client.redraw()
 end
