@@ -1,7 +1,7 @@
-"""`:checkhealth parex` (the doctor's checks), the executor options of setup() and `:ParexPlan` in a real headless
-Neovim against the real parex-lsp, on both Neovims. The planning agent is the local OpenAI-compatible stand-in (tests/support/fake_openai.py): a
-plan with a dependency cycle and an unknown agent first, then a valid one; or the invalid one every round.
-The tests themselves are Lua (tests/clients/nvim/lua/parex_plan_test.lua)."""
+"""`:checkhealth parex` (the doctor's checks), the executor options of setup() and `:ParexPlan` in a real
+headless Neovim against the real parex-lsp, on both Neovims. The planning agent is the local OpenAI-compatible
+stand-in (tests/support/fake_openai.py): a plan with a dependency cycle and an unknown agent first, then a valid
+one; or the invalid one every round. The tests themselves are Lua (tests/clients/nvim/lua/parex_plan_test.lua)."""
 
 from __future__ import annotations
 
