@@ -1,4 +1,5 @@
--- Tests of the plugin's pure modules (parex.runs, parex.calls) in a plain Lua interpreter,
+-- Tests of the plugin's pure modules (parex.runs, parex.calls, parex.doctor,
+-- parex.drafts, parex.options) in a plain Lua interpreter,
 -- no Neovim: `luajit tests/clients/lua/test_pure.lua <repo>` (tests/clients/test_nvim_pure.py
 -- runs it). Prints "ok - name" per test and "N passed, N failed"; the exit code is the verdict.
 local repo = arg[1] or "."
@@ -11,6 +12,9 @@ package.path = table.concat({
 local json = require("json")
 local calls = require("parex.calls")
 local runs = require("parex.runs")
+local doctor = require("parex.doctor")
+local drafts = require("parex.drafts")
+local options = require("parex.options")
 
 local passed, failed = 0, 0
 local function test(name, fn)
@@ -450,6 +454,147 @@ test("warnings: kept on the task once each, from the event, the ending and the R
   eq(runs.notice(ev("r", "a", "warning", { reason = 3 })), nil)
   runs.apply(s, ev("r", "a", "warning", { message = 7 }))
   eq(#s.runs.r.tasks.a.warnings, 2)
+end)
+
+---------------------------------------------------------------------------
+-- parex.doctor: `doctor --json` as :checkhealth lines
+---------------------------------------------------------------------------
+
+local SERVER = { "/ws/.venv/bin/parex-lsp", "--stdio" }
+
+test("doctor: the server command with doctor --json in place of --stdio, the plan last", function()
+  eq(doctor.command(SERVER, "/ws/parex.toml"), { "/ws/.venv/bin/parex-lsp", "doctor", "--json", "/ws/parex.toml" })
+  eq(doctor.command({ "python", "-m", "parex_lsp" }, nil), { "python", "-m", "parex_lsp", "doctor", "--json" })
+  eq(doctor.command(SERVER, ""), { "/ws/.venv/bin/parex-lsp", "doctor", "--json" })
+end)
+
+local function doctor_run(answer, code, extra)
+  local outcome = { cmd = doctor.command(SERVER), code = code, stdout = answer, stderr = "" }
+  for k, v in pairs(extra or {}) do
+    outcome[k] = v
+  end
+  return doctor.report(outcome, json.decode)
+end
+
+test("doctor: each check a line, ok, error with its detail as advice, or warn when not required", function()
+  local answer = '{"ok": false, "workspace": "/ws", "problems": [], "checks": ['
+    .. '{"name": "agent shell", "ok": true, "detail": "runs prompts with /usr/bin/sh", "required": true},'
+    .. '{"name": "agent coder", "ok": false, "detail": "`nope` not found on PATH: install it", "required": true},'
+    .. '{"name": "git repository", "ok": false, "detail": "/ws is not in a git repository", "required": false}]}'
+  eq(doctor_run(answer, 1), {
+    title = "parex: doctor (/ws)",
+    items = {
+      { level = "ok", text = "agent shell: runs prompts with /usr/bin/sh" },
+      { level = "error", text = "agent coder failed", advice = { "`nope` not found on PATH: install it" } },
+      { level = "warn", text = "git repository: /ws is not in a git repository" },
+    },
+  })
+end)
+
+test("doctor: an invalid plan's problems are errors each", function()
+  local got = doctor_run('{"ok": false, "workspace": "/ws", "checks": [], "problems": '
+    .. '["p.parex.toml:3:1: unknown agent `wizard`", "p.parex.toml:9:1: dependency cycle: a -> b -> a"]}', 2)
+  eq(#got.items, 2)
+  eq(got.items[1].level, "error")
+  eq(got.items[1].text, "plan problem: p.parex.toml:3:1: unknown agent `wizard`")
+  eq(got.items[2].text, "plan problem: p.parex.toml:9:1: dependency cycle: a -> b -> a")
+end)
+
+test("doctor: the JSON on the last line of what a wrapper printed", function()
+  local got = doctor_run('activating the venv\n{"ok": true, "workspace": "/w", "checks": '
+    .. '[{"name": "lock registry", "ok": true, "detail": "free", "required": true}], "problems": []}\n', 0)
+  eq(got, { title = "parex: doctor (/w)", items = { { level = "ok", text = "lock registry: free" } } })
+end)
+
+test("doctor: output that is not JSON, or not the doctor's, is an error naming the command and what it said", function()
+  local got = doctor_run("usage: parex-lsp [-h]\n", 2, { stderr = "parex-lsp: error: invalid choice: 'doctor'\n" })
+  eq(#got.items, 1)
+  eq(got.items[1].level, "error")
+  eq(got.items[1].text, "`/ws/.venv/bin/parex-lsp doctor --json` did not answer JSON (exit code 2): "
+    .. "parex-lsp: error: invalid choice: 'doctor'")
+  eq(doctor_run('{"checks": 3, "problems": []}', 0).items[1].level, "error")
+  eq(doctor_run("", 1).items[1].text, "`/ws/.venv/bin/parex-lsp doctor --json` did not answer JSON (exit code 1)")
+end)
+
+test("doctor: an executable that cannot start, and one that does not finish", function()
+  local got = doctor_run(nil, nil, { started = false, why = "not executable" })
+  eq(got.items[1].level, "error")
+  eq(got.items[1].text, "the doctor could not start: `/ws/.venv/bin/parex-lsp doctor --json`: not executable")
+  got = doctor_run(nil, nil, { timed_out = true, timeout_s = 60 })
+  eq(got.items[1].text, "`/ws/.venv/bin/parex-lsp doctor --json` did not finish within 60s")
+end)
+
+---------------------------------------------------------------------------
+-- parex.drafts: :ParexPlan's buffer name and diagnostics
+---------------------------------------------------------------------------
+
+test("drafts: plan.parex.toml, else the first plan-N.parex.toml no buffer or file has", function()
+  local taken = {}
+  local function is_taken(path)
+    return taken[path] == true
+  end
+  eq(drafts.free_name("/ws/", is_taken), "/ws/plan.parex.toml")
+  taken["/ws/plan.parex.toml"] = true
+  eq(drafts.free_name("/ws", is_taken), "/ws/plan-2.parex.toml")
+  taken["/ws/plan-2.parex.toml"] = true
+  taken["/ws/plan-3.parex.toml"] = true
+  eq(drafts.free_name("/ws", is_taken), "/ws/plan-4.parex.toml")
+end)
+
+test("drafts: workspace-relative paths of files inside it only", function()
+  eq(drafts.relative("/ws", "/ws/docs/a.md"), "docs/a.md")
+  eq(drafts.relative("/ws/", "/ws/a.md"), "a.md")
+  eq(drafts.relative("/ws", "/wsx/a.md"), nil)
+  eq(drafts.relative("/ws", "/ws"), nil)
+  eq(drafts.relative("/ws", nil), nil)
+end)
+
+test("drafts: the text's lines, its last newline adding none", function()
+  eq(drafts.lines("a\nb\n"), { "a", "b" })
+  eq(drafts.lines("a\n\nb"), { "a", "", "b" })
+  eq(drafts.lines(""), { "" })
+end)
+
+test("drafts: LSP problems as vim.diagnostic entries, kept within the buffer", function()
+  local problems = {
+    { range = { start = { line = 26, character = 0 }, ["end"] = { line = 26, character = 18 } }, severity = 1,
+      code = "unknown-agent", source = "parex", message = "unknown agent `wizard`" },
+    { range = { start = { line = 90, character = 2 }, ["end"] = { line = 95, character = 0 } }, severity = 2,
+      message = "dependency cycle: a -> b -> a" },
+    { message = 3 },
+  }
+  eq(drafts.diagnostics(problems, 30), {
+    { lnum = 26, col = 0, end_lnum = 26, end_col = 18, severity = 1, message = "unknown agent `wizard`",
+      source = "parex", code = "unknown-agent" },
+    { lnum = 29, col = 2, end_lnum = 29, end_col = 0, severity = 2, message = "dependency cycle: a -> b -> a",
+      source = "parex" },
+  })
+  eq(drafts.summary({ valid = true, rounds = 1, problems = {} }, "/ws/plan.parex.toml"),
+    "plan drafted in 1 draft: plan.parex.toml (unsaved; :w to keep it)")
+  eq(drafts.summary({ valid = false, rounds = 3, problems = { {} } }, "/ws/plan-2.parex.toml"),
+    "plan drafted with 1 problem left after 3 drafts: plan-2.parex.toml (unsaved; see its diagnostics)")
+end)
+
+---------------------------------------------------------------------------
+-- parex.options: executor and ray_address
+---------------------------------------------------------------------------
+
+test("options: executor and ray_address go into parex/run as executor and rayAddress when set", function()
+  eq(options.run_params({ plan = { uri = "file:///p" } }, {}), { plan = { uri = "file:///p" } })
+  eq(options.run_params({}, { executor = "ray", ray_address = "ray://head:10001" }),
+    { executor = "ray", rayAddress = "ray://head:10001" })
+  eq(options.run_params({ executor = "local" }, { executor = "ray" }), { executor = "local" })
+end)
+
+test("options: a bad executor or ray_address is named", function()
+  eq(options.problems({ executor = "local" }), {})
+  eq(options.problems({ executor = "ray", ray_address = "auto" }), {})
+  eq(options.problems({ executor = "k8s", ray_address = "" }), {
+    { option = "executor", text = 'setup(): executor must be "local" or "ray", not "k8s"' },
+    { option = "ray_address", text = 'setup(): ray_address must be a non-empty string (e.g. "ray://head:10001"), not ""' },
+  })
+  eq(options.problems({ ray_address = 10001 })[1].text,
+    'setup(): ray_address must be a non-empty string (e.g. "ray://head:10001"), not 10001')
 end)
 
 print(string.format("%d passed, %d failed", passed, failed))

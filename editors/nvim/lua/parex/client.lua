@@ -199,6 +199,11 @@ local function on_exit(code, signal, client_id)
         state.clients[dir] = nil
       end
     end
+    local plan = state.plan_pending
+    if plan and plan.client_id == client_id then
+      state.plan_pending = nil
+      ui.notify("server exited while drafting a plan", levels.ERROR)
+    end
     local lost = 0
     for i = #state.pending, 1, -1 do
       if state.pending[i].client_id == client_id then

@@ -1,8 +1,9 @@
--- The commands: :ParexRun, :ParexCancel, :ParexStatus, :ParexLog, :ParexAnswers, and the
+-- The commands: :ParexRun, :ParexCancel, :ParexStatus, :ParexLog, :ParexAnswers, :ParexPlan, and the
 -- Lua functions behind them.
 local answers = require("parex.answers")
 local calls = require("parex.calls")
 local client = require("parex.client")
+local options = require("parex.options")
 local compat = require("parex.compat")
 local root = require("parex.root")
 local runs = require("parex.runs")
@@ -137,7 +138,7 @@ local function start_run(root_dir, bufnr, params, label)
 end
 
 --- Run a plan. opts: { plan = path?, line1?, line2?, range? (0, 1 or 2 as in a user command),
---- bufnr?, params? (extra RunParams: maxConcurrency, isolation, only, resume) }
+--- bufnr?, params? (extra RunParams: maxConcurrency, isolation, only, resume, executor, rayAddress) }
 function M.run(opts)
   opts = opts or {}
   local bufnr = opts.bufnr or vim.api.nvim_get_current_buf()
@@ -203,7 +204,7 @@ function M.run(opts)
   end
 
   local dir = root.find_root(path) or root.fallback_root(path)
-  start_run(dir, target_buf, params, label)
+  start_run(dir, target_buf, options.run_params(params, state.opts), label)
 end
 
 --- Cancel the run the statusline follows (or a task of it); without a known run id,
@@ -452,6 +453,12 @@ function M.create()
   end, { nargs = "?", complete = M.task_ids, desc = "parex: cancel the run, or one task" })
   cmd("ParexAnswers", M.answers, { nargs = 0, desc = "parex: the answers of the last run's model tasks, side by side" })
   cmd("ParexStatus", M.status, { nargs = 0, desc = "parex: live runs, the runs seen here, messages in full" })
+  cmd("ParexPlan", function(args)
+    require("parex.planning").plan(args.args)
+  end, { nargs = "+", desc = "parex: draft a plan with the workspace's planning agent" })
+  cmd("ParexPlanCancel", function()
+    require("parex.planning").cancel()
+  end, { nargs = 0, desc = "parex: stop the plan being drafted" })
   cmd("ParexLog", function(args)
     M.log(args.args)
   end, { nargs = 1, complete = M.task_ids, desc = "parex: open a task's log" })

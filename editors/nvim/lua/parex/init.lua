@@ -8,6 +8,8 @@
 local client = require("parex.client")
 local commands = require("parex.commands")
 local compat = require("parex.compat")
+local options = require("parex.options")
+local planning = require("parex.planning")
 local runs = require("parex.runs")
 local state = require("parex.state")
 
@@ -29,6 +31,10 @@ local defaults = {
   log_open = "split",
   -- Open the answers of a run's model tasks (a callN: fan-out) in a vertical split when it ends.
   open_answers = true,
+  -- Where parex/run runs the tasks: "local" (the server's own processes) or "ray" (a Ray cluster
+  -- at ray_address, e.g. "ray://head:10001"); nil leaves it to the server and the plan.
+  executor = nil,
+  ray_address = nil,
   -- Passed through to the client.
   on_attach = nil,
   capabilities = nil,
@@ -45,10 +51,15 @@ M.status = commands.status
 M.log = commands.log
 M.answers = commands.answers
 M.task_ids = commands.task_ids
+M.plan = planning.plan
+M.plan_cancel = planning.cancel
 
 --- A short text for the statusline: the run in progress, or the last one's outcome;
 --- "" before any run.
 function M.statusline()
+  if state.plan_pending and not (client.current_run() and not client.current_run().result) then
+    return "parex: drafting a plan…"
+  end
   return runs.statusline(client.current_run(), compat.now())
 end
 
@@ -56,6 +67,11 @@ function M.setup(opts)
   state.opts = vim.tbl_deep_extend("force", vim.deepcopy(defaults), opts or {})
   if opts and opts.cmd then
     state.opts.cmd = opts.cmd -- lists are not merged
+  end
+  -- A bad option is told and left out (the server's default instead): a typo must not stop the plugin.
+  for _, problem in ipairs(options.problems(state.opts)) do
+    vim.notify("parex: " .. problem.text, vim.log.levels.ERROR, { title = "parex" })
+    state.opts[problem.option] = nil
   end
   commands.create()
   require("parex.review").create()

@@ -9,6 +9,7 @@ return {
   ready = {}, -- client id -> true once initialized
   waiting = {}, -- client id -> callbacks to run once initialized
   pending = {}, -- { client_id, request_id, plan_uri, label } of parex/run requests in flight
+  plan_pending = nil, -- { request, client_id, request_id } of the parex/plan request in flight
   last = nil, -- { result, plan_uri, client_id } of the last finished run
   last_answers = nil, -- { result, prompts, label } of the last finished run that had answers
   diagnostics = {}, -- uri -> the raw LSP diagnostics last published there
