@@ -11,14 +11,13 @@ turn: the run stops, the plugin says so on one line and in the statusline. The t
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.clients.test_nvim import HERE, NEOVIMS, _server_cmd
+from tests.clients.test_nvim import NEOVIMS, _server_cmd
 from tests.support.fake_openai import FakeOpenAI, Received, Reply, by_prompt, chunk, rate_limited, text, tool_calls
+from tests.support.nvim_helpers import assert_passed, run_headless
 
 COOLDOWN = 3  # seconds of Retry-After on limited.parex.toml's first request
 
@@ -82,34 +81,21 @@ def _script():
 def test_spend_and_warnings_in_headless_neovim(tmp_path: Path, which: str) -> None:
     nvim = NEOVIMS[which]()
     script = _script()
-    env = dict(os.environ, PAREX_LSP_CMD=_server_cmd())
-    env.pop("NVIM_APPNAME", None)
-    env.pop("VIMINIT", None)
-    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
-        (tmp_path / var.lower()).mkdir()
-        env[var] = str(tmp_path / var.lower())
     with FakeOpenAI(script) as model:
         ws = tmp_path / "ws"
         _workspace(ws, model.base_url)
-        env["PAREX_TEST_WORKSPACE"] = str(ws)
-        proc = subprocess.run([nvim, "--headless", "-i", "NONE", "-u", str(HERE / "minimal_init.lua"), "-c",
-                               "lua require('parex_spend_test').run()"], cwd=ws, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=180)
-    report = f"exit code {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-    print(report)
-    assert proc.returncode == 0, report
-    for line in ("ok - statusline while the run goes on: parex: 0/1 (1 running) · 12.3k tok of 20k",
-                 "ok - statusline after the run: parex: ok 1/1",
-                 "ok - :ParexStatus shows the run's spend against its budget",
-                 "ok - the truncated answer's warning was one notice: parex: long: ",
-                 "ok - :ParexStatus lists the warning under its task",
-                 "ok - statusline during the cooldown: parex: 0/1 (1 running) · local: rate limited ",
-                 "ok - the cooldown counted down to ",
-                 "ok - :ParexStatus showed the cooldown in full",
-                 "ok - the budget reached: one notice: parex: budget reached: ",
-                 "ok - statusline after the budget was reached: parex: failed 1/1 ",
-                 "ok - all checks passed"):
-        assert any(out.startswith(line) for out in proc.stdout.splitlines()), f"missing {line!r}\n{report}"
+        proc = run_headless(nvim, tmp_path, "require('parex_spend_test').run()", ws,
+                            {"PAREX_LSP_CMD": _server_cmd(), "PAREX_TEST_WORKSPACE": str(ws)})
+    assert_passed(proc, ["ok - statusline while the run goes on: parex: 0/1 (1 running) · 12.3k tok of 20k",
+                         "ok - statusline after the run: parex: ok 1/1",
+                         "ok - :ParexStatus shows the run's spend against its budget",
+                         "ok - the truncated answer's warning was one notice: parex: long: ",
+                         "ok - :ParexStatus lists the warning under its task",
+                         "ok - statusline during the cooldown: parex: 0/1 (1 running) · local: rate limited ",
+                         "ok - the cooldown counted down to ",
+                         "ok - :ParexStatus showed the cooldown in full",
+                         "ok - the budget reached: one notice: parex: budget reached: ",
+                         "ok - statusline after the budget was reached: parex: failed 1/1 "])
     # The cooldown ends at now + Retry-After in epoch seconds, shown in whole seconds from os.time(): 3 or 4.
     shown = [ln for ln in proc.stdout.splitlines() if ln.startswith("ok - statusline during the cooldown")]
     assert shown[0].endswith((f" {COOLDOWN}s", f" {COOLDOWN + 1}s")), shown
