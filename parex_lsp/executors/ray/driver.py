@@ -9,6 +9,7 @@ after the kill grace; a node lost mid-attempt is a transient failure naming the 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -77,7 +78,7 @@ class RayExecutor:
         await anyio.to_thread.run_sync(self._send_history)
 
     def _connect(self) -> None:
-        ray.init(address=self.address, logging_level="WARNING", log_to_driver=False)
+        ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
 
     def _send_history(self) -> None:
         repo = git.Repo(self.workspace, search_parent_directories=True)
@@ -128,7 +129,7 @@ class RayExecutor:
                                   f"{_first_line(e)}")
         except ray.exceptions.RayTaskError as e:  # the node side failed (a bug, git): this attempt fails
             return Outcome(False, code=Reason.INTERNAL_ERROR, reason=f"the attempt failed on {where}: "
-                                                                      f"{_first_line(e.as_instanceof_cause())}")
+                                                                      f"{_first_line(e.as_instanceof_cause())}")  # type: ignore[no-untyped-call]
         if outcome is None:
             return Outcome(False, code=Reason.INTERNAL_ERROR, transient=True,
                            reason=f"the attempt on {where} ended without an outcome")

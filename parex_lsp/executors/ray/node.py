@@ -168,7 +168,7 @@ def stream_attempt(attempt: Attempt, secrets: dict[str, str], run_bundle: list[A
     """The Ray task: `run_bundle` is `[ObjectRef]` (nested, so Ray does not send it unless this node needs it)."""
     context = ray.get_runtime_context()
     node_id = context.get_node_id()
-    yield ("node", node_id, ray.util.get_node_ip_address())
+    yield ("node", node_id, ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
     items: queue.Queue[Item] = queue.Queue()
     watchdog = start_watchdog(attempt)
     try:
