@@ -137,6 +137,17 @@ async def test_output_arrives_while_the_remote_task_still_runs(cluster, tmp_path
     assert output_of(rec, "talk").index("first line") < output_of(rec, "talk").index("second line")
 
 
+async def _gone(*pids: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    for p in pids:
+        if _alive(p):
+            os.kill(p, signal.SIGKILL)
+            return False
+    return True
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -166,21 +177,48 @@ async def test_cancel_ends_a_remote_grandchild_in_a_session_of_its_own(cluster, 
                 await anyio.sleep(0.05)
         daemon = int(pidfile.read_text())
         assert _alive(daemon)
+        assert nodes_of(ws, run.run_id, "daemon")  # it ran on a node
+        cancelled = time.monotonic()
         run.cancel("daemon", "stopped by the test")
+    # the Ray task was cancelled and its node side ended the tree within the kill grace (1 s), before any
+    # force kill of its worker (kill grace + driver.STOP_MARGIN)
+    assert time.monotonic() - cancelled < 3.0
     assert done[0].tasks[0].status == "cancelled"
-    deadline = time.monotonic() + 10
-    while _alive(daemon) and time.monotonic() < deadline:
-        await anyio.sleep(0.05)
-    if _alive(daemon):
-        os.kill(daemon, signal.SIGKILL)
-        pytest.fail("the remote agent's setsid grandchild outlived the cancel")
+    assert await _gone(daemon), "the remote agent's setsid grandchild outlived the cancel"
+
+
+async def test_a_killed_worker_leaves_no_agent_behind(cluster, tmp_path: Path):
+    """A worker killed outright (as `ray.cancel(force=True)` does) runs no cleanup: the node's watchdog ends
+    the agent, which leads a session of its own, and its setsid grandchild."""
+    ws = repository(tmp_path / "ws", {"README": "x\n"})
+    pids = tmp_path / "pids"
+    run, rec = await make_run(ws, plan(cluster, f"""
+        [[task]]
+        id = "orphaned"
+        agent = "on_b"
+        retries = 0
+        prompt = "(setsid sleep 300 & echo $PPID $$ $! > {pids}.tmp; mv {pids}.tmp {pids}); sleep 300"
+    """))
+    async with anyio.create_task_group() as tg:
+        done: list = []
+
+        async def go() -> None:
+            done.append(await run.execute())
+        tg.start_soon(go)
+        with anyio.fail_after(60):
+            while not pids.exists():
+                await anyio.sleep(0.05)
+        worker, agent, daemon = (int(p) for p in pids.read_text().split())
+        os.kill(worker, signal.SIGKILL)
+    result = done[0].tasks[0]
+    assert result.status == "failed" and "WorkerCrashedError" in (result.error or ""), result
+    assert await _gone(agent, daemon, within=5), "the agent outlived its killed worker"
 
 
 async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path: Path):
     ws = repository(tmp_path / "ws", {"README": "x\n"})
     doomed = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"spare": 1})
     cluster.wait_for_nodes()
-    gate = tmp_path / "gate"
     run, rec = await make_run(ws, plan(cluster, f"""
         [agents.spare]
         kind = "shell"
@@ -189,7 +227,7 @@ async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path
         [[task]]
         id = "long"
         agent = "spare"
-        prompt = "echo working; while [ ! -e {gate} ]; do sleep 0.05; done; echo finished > long.txt"
+        prompt = "echo working; if [ $PAREX_ATTEMPT = 1 ]; then echo $$ > {tmp_path}/first.pid; sleep 300; fi; echo finished > long.txt"
     """))
     replacement = None
     async with anyio.create_task_group() as tg:
@@ -199,12 +237,12 @@ async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path
             done.append(await run.execute())
         tg.start_soon(go)
         with anyio.fail_after(60):
-            while "working" not in output_of(rec, "long"):
+            while not (tmp_path / "first.pid").exists():
                 await anyio.sleep(0.05)
+        first = int((tmp_path / "first.pid").read_text())
         assert nodes_of(ws, run.run_id, "long") == [doomed.node_id[:12]]
         replacement = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"spare": 1})
         cluster.remove_node(doomed, allow_graceful=False)
-        gate.touch()
     try:
         result = done[0].tasks[0]
         assert result.status == "succeeded" and result.attempts == 2, result
@@ -212,6 +250,7 @@ async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path
         assert retry.code == "internal-error" and doomed.node_id[:12] in retry.reason, retry
         assert nodes_of(ws, run.run_id, "long") == [doomed.node_id[:12], replacement.node_id[:12]]
         assert (ws / "long.txt").read_text() == "finished\n"
+        assert not _alive(first)  # the first attempt's agent did not outlive its node
     finally:
         cluster.remove_node(replacement)
 
