@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,6 +30,7 @@ STOP_MARGIN = 3.0  # seconds beyond the kill grace a cancelled attempt's node si
 LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
         ray.exceptions.ActorDiedError, ray.exceptions.LocalRayletDiedError, ray.exceptions.RaySystemError,
         ray.exceptions.OutOfMemoryError)
+CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's GCS before Ray is asked to connect
 _remote: Any = None  # the Ray task, made once per process
 
 
@@ -72,12 +74,17 @@ class RayExecutor:
             try:
                 await anyio.to_thread.run_sync(self._connect)
             except Exception as e:  # ConnectionError, a bad address (ValueError), a version mismatch ...
-                raise ExecutorError(f"cannot connect to the Ray cluster at {self.address!r}: {e}. Start one "
+                why = str(e).strip().rstrip(".")
+                raise ExecutorError(f"cannot connect to the Ray cluster at {self.address!r}: {why}. Start one "
                                     "(ray start --head) or set [run] ray_address / --ray-address") from e
             self._connected = True
         await anyio.to_thread.run_sync(self._send_history)
 
     def _connect(self) -> None:
+        _check_reachable(self.address)
+        # Connected off the event loop, so Ray leaves the signal handlers alone (parex has its own) and says so.
+        logging.getLogger("ray._private.worker").addFilter(
+            lambda record: "SIGTERM handler is not set" not in record.getMessage())
         ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
 
     def _send_history(self) -> None:
@@ -148,6 +155,19 @@ class RayExecutor:
                 pass  # TaskCancelledError: it ended
             return
         ray.cancel(stream, force=True)
+
+
+def _check_reachable(address: str) -> None:
+    """A `host:port` GCS address that refuses connections: Ray itself would keep retrying for minutes."""
+    if address == "auto" or "://" in address or ":" not in address:
+        return  # `auto` fails at once without a cluster; Ray client has its own timeout
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {address} ({e.strerror or e})") from e
 
 
 def _take_commits(tree: Path, start: str, back: tuple[str, bytes]) -> None:
