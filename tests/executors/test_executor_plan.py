@@ -99,7 +99,7 @@ def test_cli_executor_flag_on_an_unreachable_cluster_says_so(tmp_path: Path):
 def test_a_local_run_never_imports_ray(tmp_path: Path):
     ws = repository(tmp_path / "ws", {"parex.toml": '[[task]]\nid = "a"\nprompt = "echo done > a.txt"\n'})
     code = ("import sys\nfrom parex_lsp.cli.main import main\n"
-            "try:\n    main(['run', 'parex.toml', '--quiet'])\nexcept SystemExit as e:\n    rc = e.code\n"
+            "try:\n    rc = main(['run', 'parex.toml', '--quiet'])\nexcept SystemExit as e:\n    rc = e.code\n"
             "assert rc == 0, rc\nprint('ray loaded' if any(m == 'ray' or m.startswith('ray.') for m in sys.modules) "
             "else 'no ray')\n")
     p = subprocess.run([sys.executable, "-c", code], cwd=ws, capture_output=True, text=True, timeout=60)

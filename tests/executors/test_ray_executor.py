@@ -13,15 +13,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from parex_lsp.contract import EventKind
+from parex_lsp.engine import RunOptions
+from tests.support.engine_helpers import Recorder, make_run
 from tests.support.ray_cluster import address, git, repository, session_logs, two_node_cluster
 
-ray = pytest.importorskip("ray", reason="the ray extra is part of the test install (.ci/run)")
-
-from parex_lsp.contract import EventKind  # noqa: E402
-from parex_lsp.engine import RunOptions  # noqa: E402
-from tests.support.engine_helpers import Recorder, make_run  # noqa: E402
-
-pytestmark = pytest.mark.anyio
 STEERED = """
     [agents.on_a]
     kind = "shell"
@@ -31,11 +27,6 @@ STEERED = """
     kind = "shell"
     resources = { node_b = 1 }
 """
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")
