@@ -16,6 +16,7 @@ import pytest
 from parex_lsp.contract import EventKind
 from parex_lsp.engine import RunOptions
 from tests.support.engine_helpers import Recorder, make_run
+from tests.support.fake_openai import FakeOpenAI, text, tool_calls
 from tests.support.ray_cluster import address, git, repository, session_logs, two_node_cluster
 
 STEERED = """
@@ -289,3 +290,63 @@ async def test_env_passthrough_reaches_the_agent_and_no_log(cluster, tmp_path: P
     leaks = [p for root in (ws / ".parex", session_logs(cluster)) for p in root.rglob("*")
              if p.is_file() and secret.encode() in p.read_bytes()]
     assert not leaks, leaks
+
+
+async def test_a_model_agent_runs_remotely_with_its_key_passed_through(cluster, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    """The node runs the same model agent: its requests carry the key named in env_passthrough, its file tool
+    writes in the node's worktree (whose commit lands here), and its usage comes back to the run's spend."""
+    monkeypatch.setenv("FAKE_MODEL_KEY", "fk-remote-model-key-91b2")
+    ws = repository(tmp_path / "ws", {"README": "x\n"})
+    script = [tool_calls(("write_file", {"path": "notes/plan.md", "content": "step one\n"})), text("wrote it")]
+    with FakeOpenAI(script) as srv:
+        run, result, rec = await run_plan(ws, plan(cluster, f"""
+            [agents.model]
+            kind = "openai"
+            base_url = "{srv.base_url}"
+            model = "fake"
+            api_key_env = "FAKE_MODEL_KEY"
+            prices = {{ input = 1.0, output = 2.0 }}
+            resources = {{ node_b = 1 }}
+
+            [[task]]
+            id = "write"
+            agent = "model"
+            prompt = "write the plan"
+        """, run='env_passthrough = ["FAKE_MODEL_KEY"]'))
+    t = result.tasks[0]
+    assert (t.status, t.answer) == ("succeeded", "wrote it"), result.to_wire()
+    assert all(r.headers.get("authorization") == "Bearer fk-remote-model-key-91b2" for r in srv.received)
+    assert (ws / "notes" / "plan.md").read_text() == "step one\n"
+    assert result.usage["promptTokens"] == 20 and result.usage["completionTokens"] == 10
+    assert rec.of(EventKind.USAGE) and nodes_of(ws, run.run_id, "write")
+
+
+async def test_a_command_agent_with_setup_runs_on_its_node(cluster, tmp_path: Path):
+    """A command template agent, after `[run] setup` in the node's fresh checkout; retry_on is matched on
+    the output as it comes back, so a matching failure is retried."""
+    ws = repository(tmp_path / "ws", {"tool.sh": """
+        #!/bin/sh
+        test -f .ready || { echo "setup did not run"; exit 3; }
+        if [ "$PAREX_ATTEMPT" = 1 ]; then echo "server overloaded"; exit 1; fi
+        echo "$1" > answer.txt
+    """})
+    (ws / "tool.sh").chmod(0o755)
+    git(ws, "commit", "-qam", "executable")
+    run, result, rec = await run_plan(ws, plan(cluster, """
+        [agents.tool]
+        command = ["./tool.sh", "{prompt}"]
+        retry_on = ["overloaded"]
+        resources = { node_a = 1, CPU = 1, memory = "1MB" }
+
+        [[task]]
+        id = "cmd"
+        agent = "tool"
+        prompt = "forty-two"
+    """, run='setup = "touch .ready && echo setup done"'))
+    t = result.tasks[0]
+    assert (t.status, t.attempts) == ("succeeded", 2), result.to_wire()
+    assert "overloaded" in rec.of(EventKind.RETRYING)[0].data.reason
+    assert (ws / "answer.txt").read_text() == "forty-two\n"
+    log = (ws / ".parex" / "runs" / run.run_id / "cmd.log").read_text()
+    assert log.splitlines().count("setup done") == 2  # each attempt's checkout is fresh
