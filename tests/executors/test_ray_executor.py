@@ -99,9 +99,13 @@ async def test_a_dag_over_two_nodes_lands_like_a_local_run(cluster, tmp_path: Pa
     # steered over both nodes; each node cloned the run's history once, whatever number of tasks it ran
     on = {t: nodes_of(remote_ws, run.run_id, t) for t in ("schema", "docs", "api", "release")}
     assert on["schema"] == on["release"] and on["docs"] == on["api"] and on["schema"] != on["docs"], on
-    clones = [p for p in (Path(os.environ["PAREX_RAY_CACHE"]) / run.run_id).iterdir() if p.is_dir()]
-    assert len(clones) == 2 and all((c / "repo.git" / "parex-ready").exists() for c in clones)
-    assert not list(clones[0].glob("trees/*/*")), "a node's attempt worktrees are removed"
+    logs = [(remote_ws / ".parex" / "runs" / run.run_id / f"{t}.log").read_text() for t in on]
+    assert sum(log.count("this node cloned the run's repository") for log in logs) == 2
+    # the dependents started from a base their dependencies' merges had moved: a thin bundle brought those
+    moved = {t for t, log in zip(on, logs, strict=True) if "the base moved since the run began" in log}
+    assert moved == {"api", "release"}, moved
+    # when the run ended, every node it used removed its copy of the repository
+    assert not (Path(os.environ["PAREX_RAY_CACHE"]) / run.run_id).exists()
 
 
 async def test_output_arrives_while_the_remote_task_still_runs(cluster, tmp_path: Path):

@@ -31,7 +31,9 @@ LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exc
         ray.exceptions.ActorDiedError, ray.exceptions.LocalRayletDiedError, ray.exceptions.RaySystemError,
         ray.exceptions.OutOfMemoryError)
 CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's GCS before Ray is asked to connect
+FORGET_TIMEOUT = 30.0  # seconds the nodes get to remove the run's repositories when it ends
 _remote: Any = None  # the Ray task, made once per process
+_forget: Any = None
 
 
 def _attempt_task() -> Any:
@@ -40,6 +42,13 @@ def _attempt_task() -> Any:
         # max_retries=0: parex's own retries decide (with its backoff, journal and limits)
         _remote = ray.remote(num_returns="streaming", max_retries=0)(node.stream_attempt)
     return _remote
+
+
+def _forget_task() -> Any:
+    global _forget
+    if _forget is None:
+        _forget = ray.remote(num_cpus=0, max_retries=0)(node.forget_run)
+    return _forget
 
 
 def ray_options(agent: AgentSpec) -> dict[str, Any]:
@@ -68,6 +77,7 @@ class RayExecutor:
         self.initial = ""  # the base branch's commit when the run began: every node has its history
         self.sub = "."  # the workspace's folder inside the repository
         self._run_bundle: list[Any] = []  # [ObjectRef]: nested, so Ray sends it only to a node that asks
+        self._nodes: set[str] = set()  # the nodes the run's attempts ran on: each keeps a copy of its repository
 
     async def open(self) -> None:
         if not ray.is_initialized():
@@ -98,9 +108,20 @@ class RayExecutor:
 
     async def close(self) -> None:
         self._run_bundle = []
+        if self._nodes:
+            await anyio.to_thread.run_sync(self._forget_run)
         if self._connected:
             self._connected = False
             await anyio.to_thread.run_sync(ray.shutdown)
+
+    def _forget_run(self) -> None:
+        """Each node the run used removes its copy of the run's repository (a node gone since has none left)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        refs = [_forget_task().options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
+                .remote(self.run_id) for n in sorted(self._nodes)]
+        self._nodes.clear()
+        ray.wait(refs, num_returns=len(refs), timeout=FORGET_TIMEOUT)
 
     async def run(self, ctx: AgentContext) -> Outcome:
         tree = ctx.workdir  # the task's local worktree: its branch receives the attempt's commits
@@ -119,6 +140,7 @@ class RayExecutor:
                 kind = item[0]
                 if kind == "node":
                     where = f"Ray node {item[2]} ({item[1][:12]})"
+                    self._nodes.add(item[1])
                     ctx.output.mark(f"attempt {ctx.attempt} on {where}")
                 elif kind == "event":
                     ctx.emit(item[1], item[2])
