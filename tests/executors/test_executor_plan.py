@@ -9,13 +9,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parex_lsp.engine import Run, RunOptions
 from parex_lsp.engine.selection import RunError
 from parex_lsp.executors.ray.driver import ray_options
 from parex_lsp.lsp.params import run_request
 from parex_lsp.plan import plan_from_text
-from parex_lsp.plan.resources import ResourceError, parse_resources
+from parex_lsp.plan.resources import UNITS, ResourceError, parse_resources, parse_size
 from tests.support.plan_helpers import problems
 from tests.support.ray_cluster import repository
 
@@ -64,6 +66,14 @@ def test_resources_become_ray_requests(tmp_path: Path):
     assert parse_resources({"memory": 512}) == {"memory": 512}
     with pytest.raises(ResourceError):
         parse_resources({"memory": True})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=10**6), st.sampled_from(sorted(UNITS)), st.booleans(), st.booleans())
+def test_a_size_is_its_number_times_its_unit(n: int, unit: str, spaced: bool, upper: bool):
+    """Units in any case, with or without a space: `memory` requests exactly what was written."""
+    text = f"{n}{' ' if spaced else ''}{unit.upper() if upper else unit}"
+    assert parse_size(text, "memory") == float(n * UNITS[unit.lower()])
 
 
 def test_env_passthrough_takes_variable_names(tmp_path: Path):

@@ -10,11 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from parex_lsp.plan.resources import UNITS, parse_size
-
 
 def _alive(pid: int) -> bool:
     try:
@@ -64,11 +59,3 @@ def test_the_watchdog_ends_its_attempt_when_the_worker_disappears(tmp_path: Path
                     pass
         first.wait()
         other.wait()
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=1, max_value=10**6), st.sampled_from(sorted(UNITS)), st.booleans(), st.booleans())
-def test_a_size_is_its_number_times_its_unit(n: int, unit: str, spaced: bool, upper: bool):
-    """Units in any case, with or without a space: `memory` requests exactly what was written."""
-    text = f"{n}{' ' if spaced else ''}{unit.upper() if upper else unit}"
-    assert parse_size(text, "memory") == float(n * UNITS[unit.lower()])
