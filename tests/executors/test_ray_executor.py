@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+import ray
 
 from parex_lsp.contract import EventKind
 from parex_lsp.engine import RunOptions
@@ -354,3 +355,37 @@ async def test_a_command_agent_with_setup_runs_on_its_node(cluster, tmp_path: Pa
     assert (ws / "answer.txt").read_text() == "forty-two\n"
     log = (ws / ".parex" / "runs" / run.run_id / "cmd.log").read_text()
     assert log.splitlines().count("setup done") == 2  # each attempt's checkout is fresh
+
+
+async def test_runs_at_once_in_one_process_share_its_connection(cluster, tmp_path: Path):
+    """As in the language server: two runs on the cluster at once; the one that ends first leaves the
+    connection to the other, and the last one closes it."""
+    gate = tmp_path / "gate"
+    first = repository(tmp_path / "first", {"README": "x\n"})
+    second = repository(tmp_path / "second", {"README": "x\n"})
+    slow, _ = await make_run(first, plan(cluster, f"""
+        [[task]]
+        id = "slow"
+        agent = "on_a"
+        prompt = "while [ ! -e {gate} ]; do sleep 0.05; done; echo slow > slow.txt"
+    """))
+    quick, _ = await make_run(second, plan(cluster, """
+        [[task]]
+        id = "quick"
+        agent = "on_b"
+        prompt = "echo quick > quick.txt"
+    """))
+    results: dict[str, object] = {}
+    async with anyio.create_task_group() as tg:
+        async def go(name: str, run) -> None:
+            results[name] = await run.execute()
+        tg.start_soon(go, "slow", slow)
+        tg.start_soon(go, "quick", quick)
+        with anyio.fail_after(60):
+            while "quick" not in results:
+                await anyio.sleep(0.05)
+        assert ray.is_initialized()  # the slow run still uses it
+        gate.touch()
+    assert results["slow"].status == results["quick"].status == "succeeded"
+    assert (first / "slow.txt").exists() and (second / "quick.txt").exists()
+    assert not ray.is_initialized()

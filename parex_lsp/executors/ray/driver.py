@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -66,6 +67,49 @@ def ray_options(agent: AgentSpec) -> dict[str, Any]:
     return options
 
 
+class _Connection:
+    """The process's one connection to a cluster, shared by its runs (a language server may run several at
+    once): made by the first, closed by the last. Ray connected by whoever embeds parex is used as it is."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.address: str | None = None  # the address this process connected to (None: not ours to close)
+
+    def join(self, address: str) -> None:
+        with self.lock:
+            if self.users == 0 and not ray.is_initialized():
+                try:
+                    _connect(address)
+                except Exception as e:  # ConnectionError, a bad address (ValueError), a version mismatch ...
+                    why = str(e).strip().rstrip(".")
+                    raise ExecutorError(f"cannot connect to the Ray cluster at {address!r}: {why}. Start one "
+                                        "(ray start --head) or set [run] ray_address / --ray-address") from e
+                self.address = address
+            elif self.address is not None and self.address != address:
+                raise ExecutorError(f"this process is connected to the Ray cluster at {self.address!r} for a run "
+                                    f"still going: a run on {address!r} can start once it has ended")
+            self.users += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0 and self.address is not None:
+                self.address = None
+                ray.shutdown()
+
+
+_CONNECTION = _Connection()
+
+
+def _connect(address: str) -> None:
+    _check_reachable(address)
+    # Connected off the event loop, so Ray leaves the signal handlers alone (parex has its own) and says so.
+    logging.getLogger("ray._private.worker").addFilter(
+        lambda record: "SIGTERM handler is not set" not in record.getMessage())
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+
+
 class RayExecutor:
     name = "ray"
     runs_setup = True  # each attempt's checkout is made on its node, and `[run] setup` runs there
@@ -73,29 +117,16 @@ class RayExecutor:
     def __init__(self, plan: Plan, run_id: str, workspace: Path, address: str):
         self.plan, self.run_id, self.workspace, self.address = plan, run_id, workspace, address
         self.secret_names = tuple(plan.run.env_passthrough)
-        self._connected = False  # this executor connected (and so disconnects at the end)
+        self._joined = False  # this run uses the process's connection (and leaves it at the end)
         self.initial = ""  # the base branch's commit when the run began: every node has its history
         self.sub = "."  # the workspace's folder inside the repository
         self._run_bundle: list[Any] = []  # [ObjectRef]: nested, so Ray sends it only to a node that asks
         self._nodes: set[str] = set()  # the nodes the run's attempts ran on: each keeps a copy of its repository
 
     async def open(self) -> None:
-        if not ray.is_initialized():
-            try:
-                await anyio.to_thread.run_sync(self._connect)
-            except Exception as e:  # ConnectionError, a bad address (ValueError), a version mismatch ...
-                why = str(e).strip().rstrip(".")
-                raise ExecutorError(f"cannot connect to the Ray cluster at {self.address!r}: {why}. Start one "
-                                    "(ray start --head) or set [run] ray_address / --ray-address") from e
-            self._connected = True
+        await anyio.to_thread.run_sync(_CONNECTION.join, self.address)
+        self._joined = True
         await anyio.to_thread.run_sync(self._send_history)
-
-    def _connect(self) -> None:
-        _check_reachable(self.address)
-        # Connected off the event loop, so Ray leaves the signal handlers alone (parex has its own) and says so.
-        logging.getLogger("ray._private.worker").addFilter(
-            lambda record: "SIGTERM handler is not set" not in record.getMessage())
-        ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
 
     def _send_history(self) -> None:
         repo = git.Repo(self.workspace, search_parent_directories=True)
@@ -110,16 +141,19 @@ class RayExecutor:
         self._run_bundle = []
         if self._nodes:
             await anyio.to_thread.run_sync(self._forget_run)
-        if self._connected:
-            self._connected = False
-            await anyio.to_thread.run_sync(ray.shutdown)
+        if self._joined:
+            self._joined = False
+            await anyio.to_thread.run_sync(_CONNECTION.leave)
 
     def _forget_run(self) -> None:
         """Each node the run used removes its copy of the run's repository (a node gone since has none left)."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        # only live nodes: a task pinned to a dead one would wait for it
+
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}  # type: ignore[no-untyped-call]
         refs = [_forget_task().options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
-                .remote(self.run_id) for n in sorted(self._nodes)]
+                .remote(self.run_id) for n in sorted(self._nodes & alive)]
         self._nodes.clear()
         ray.wait(refs, num_returns=len(refs), timeout=FORGET_TIMEOUT)
 
