@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -389,3 +391,29 @@ async def test_runs_at_once_in_one_process_share_its_connection(cluster, tmp_pat
     assert results["slow"].status == results["quick"].status == "succeeded"
     assert (first / "slow.txt").exists() and (second / "quick.txt").exists()
     assert not ray.is_initialized()
+
+
+async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path):
+    """parex killed outright mid-task: its Ray job ends, so does the worker, and the node's watchdog ends the
+    agent (in a session of its own) and its setsid grandchild."""
+    ws = repository(tmp_path / "ws", {"README": "x\n"})
+    (ws / "parex.toml").write_text(plan(cluster, f"""
+        [[task]]
+        id = "stranded"
+        agent = "on_b"
+        prompt = "echo $$ > {tmp_path}/agent.tmp; (setsid sleep 300 & echo $! > {tmp_path}/daemon.tmp); mv {tmp_path}/agent.tmp {tmp_path}/agent.pid; sleep 300"
+    """))
+    parex = subprocess.Popen([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--quiet"], cwd=ws,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "agent.pid").exists() and time.monotonic() < deadline and parex.poll() is None:
+            await anyio.sleep(0.05)
+        agent, daemon = int((tmp_path / "agent.pid").read_text()), int((tmp_path / "daemon.tmp").read_text())
+        parex.kill()
+        parex.wait()
+        assert await _gone(agent, daemon, within=30), "the remote agent outlived its driver"
+    finally:
+        if parex.poll() is None:
+            parex.kill()
+            parex.wait()
