@@ -18,6 +18,7 @@ import ray
 
 from parex_lsp.contract import EventKind
 from parex_lsp.engine import RunOptions
+from parex_lsp.isolation.containment import tagged_processes
 from tests.support.engine_helpers import Recorder, make_run
 from tests.support.fake_openai import FakeOpenAI, text, tool_calls
 from tests.support.ray_cluster import address, git, repository, session_logs, two_node_cluster
@@ -401,7 +402,7 @@ async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path
         [[task]]
         id = "stranded"
         agent = "on_b"
-        prompt = "echo $$ > {tmp_path}/agent.tmp; (setsid sleep 300 & echo $! > {tmp_path}/daemon.tmp); mv {tmp_path}/agent.tmp {tmp_path}/agent.pid; sleep 300"
+        prompt = "echo $PAREX_RUN_ID > {tmp_path}/run.id; (setsid sleep 300 &); echo $$ > {tmp_path}/agent.tmp; mv {tmp_path}/agent.tmp {tmp_path}/agent.pid; sleep 300"
     """))
     parex = subprocess.Popen([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--quiet"], cwd=ws,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -409,10 +410,11 @@ async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path
         deadline = time.monotonic() + 60
         while not (tmp_path / "agent.pid").exists() and time.monotonic() < deadline and parex.poll() is None:
             await anyio.sleep(0.05)
-        agent, daemon = int((tmp_path / "agent.pid").read_text()), int((tmp_path / "daemon.tmp").read_text())
+        left = tagged_processes({(tmp_path / "run.id").read_text().strip()})
+        assert len(left) == 3  # the agent, its sleep, and the setsid grandchild
         parex.kill()
         parex.wait()
-        assert await _gone(agent, daemon, within=30), "the remote agent outlived its driver"
+        assert await _gone(*left, within=30), "the remote agent outlived its driver"
     finally:
         if parex.poll() is None:
             parex.kill()
