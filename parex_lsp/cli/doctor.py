@@ -1,6 +1,6 @@
 """`parex-lsp doctor [PLAN]`: whether a plan can run here, one line per check, and what to fix.
 
-Checks: each agent the plan's tasks use (its executable is found and answers `--version`; a model agent's
+Checks: Ray and its cluster's address when the plan runs on Ray; each agent the plan's tasks use (its executable is found and answers `--version`; a model agent's
 key variable is set — never printed — and its endpoint answers `GET {base_url}/models`), the git state worktree
 isolation needs (a repository, a commit, a branch, no uncommitted changes to tracked files) and the lock
 registry (its lock is free within 1 s, no owner file of a process that is gone). Nothing is changed.
@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +54,8 @@ def doctor(plan: Plan | None, workspace: Path, timeout: float, as_json: bool = F
         checks.append(Check("plan", True, f"no plan in {workspace}: agents not checked (name one: doctor PLAN)"))
     for spec in _agents(plan):
         checks.extend(agent_checks(spec, workspace, timeout))
+    if plan is not None and plan.run.executor == "ray":
+        checks.extend(ray_checks(plan.run.ray_address, timeout))
     worktrees = plan is not None and plan.run.isolation == "worktree"
     checks.extend(git_checks(workspace, needed=worktrees, allow_dirty=plan is not None and plan.run.allow_dirty))
     checks.extend(lock_checks(workspace))
@@ -161,6 +164,35 @@ def _endpoint_check(spec: AgentSpec, timeout: float) -> Check:
     if not answer.is_success:
         return Check(name, False, f"GET {shown} answered {answer.status_code}: check [agents.{spec.name}] base_url")
     return Check(name, True, f"GET {shown} answered {answer.status_code}")
+
+
+def ray_checks(address: str, timeout: float) -> list[Check]:
+    """executor = "ray": Ray is installed here, and something answers at the cluster's address (Ray itself is
+    not started or imported: connecting is the run's job)."""
+    import importlib.metadata
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return [Check("ray", False, 'Ray is not installed here: pip install "parex-lsp[ray]"')]
+    checks = [Check("ray", True, f"Ray {importlib.metadata.version('ray')}")]
+    name = "ray cluster"
+    target = address
+    if address == "auto":
+        current = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+        target = os.environ.get("RAY_ADDRESS") or (current.read_text().strip() if current.is_file() else "")
+        if not target:
+            return [*checks, Check(name, False, "ray_address = \"auto\" but no cluster was started on this machine "
+                                   "(ray start --head) and RAY_ADDRESS is not set: start one, or set [run] "
+                                   "ray_address")]
+    host, _, port = target.split("://")[-1].rpartition(":")
+    if not port.isdigit():
+        return [*checks, Check(name, True, f"{target} (not checked: no port)")]
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        return [*checks, Check(name, False, f"nothing answers at {target} ({e.strerror or e}): is the cluster "
+                               "up (ray status), and its port open to this machine?")]
+    return [*checks, Check(name, True, f"{target} answers")]
 
 
 def git_checks(workspace: Path, needed: bool, allow_dirty: bool) -> list[Check]:

@@ -161,3 +161,22 @@ def test_json_has_every_check_and_the_plans_problems(tmp_path: Path, workspace: 
     report = json.loads(p.stdout)
     assert p.returncode == 2 and report["ok"] is False and report["checks"] == []
     assert len(report["problems"]) == 1 and "parex.toml:2:" in report["problems"][0], report
+
+
+def test_a_ray_plan_checks_ray_and_that_its_cluster_answers(workspace: Path):
+    """executor = "ray": Ray installed (CI installs the extra) and a listener at ray_address; a dead port fails."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        up = f"127.0.0.1:{listener.getsockname()[1]}"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            down = f"127.0.0.1:{s.getsockname()[1]}"  # bound, never listening: refused
+            for address, ok in ((up, True), (down, False)):
+                _repo(workspace, f'[run]\nexecutor = "ray"\nray_address = "{address}"\n'
+                                 '[[task]]\nid = "a"\nprompt = "echo a"\n')
+                report = json.loads(parex("doctor", "--json", "--timeout", "2", cwd=workspace).stdout)
+                checks = {c["name"]: c for c in report["checks"]}
+                assert checks["ray"]["ok"] and checks["ray"]["detail"].startswith("Ray 2."), checks
+                assert checks["ray cluster"]["ok"] is ok and report["ok"] is ok, checks
+                assert (f"{address} answers" if ok else f"nothing answers at {address}") in checks["ray cluster"]["detail"]
