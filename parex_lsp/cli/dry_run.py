@@ -15,7 +15,7 @@ from parex_lsp.cli.lines import aligned, print_lines
 from parex_lsp.cli.view import secs, text_console
 from parex_lsp.engine.graph import DEFAULT_ESTIMATE, critical_path
 from parex_lsp.engine.history import load_history
-from parex_lsp.engine.run import plan_key
+from parex_lsp.engine.run import RunOptions, plan_key, run_isolation
 from parex_lsp.engine.selection import RunError, select
 from parex_lsp.isolation.keys import first_conflict, lock_keys
 from parex_lsp.plan.model import Plan, TaskSpec
@@ -43,7 +43,7 @@ class Forecast:
 
 
 def forecast(plan: Plan, only: list[str] | None, resume: str | None, max_concurrency: int | None,
-             isolation: str | None) -> Forecast:
+             isolation: str | None, executor: str | None = None) -> Forecast:
     workspace = plan.workspace.resolve()
     history = load_history(workspace, plan_key(plan), None if resume in (None, "last") else resume)
     selection = select(plan, history, only, resume)
@@ -54,7 +54,7 @@ def forecast(plan: Plan, only: list[str] | None, resume: str | None, max_concurr
     priority = critical_path(plan.tasks, {t.id: history.durations.get(t.id, DEFAULT_ESTIMATE) for t in plan.tasks})
     waves = _waves(runs, ids)
     keys = {}
-    if (isolation or plan.run.isolation) == "none":
+    if run_isolation(plan, RunOptions(isolation=isolation, executor=executor)) == "none":
         try:
             keys = {t.id: lock_keys(workspace, t.files) for t in runs if t.files}
         except ValueError as e:

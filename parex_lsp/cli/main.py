@@ -383,7 +383,7 @@ def _dry_run(args: argparse.Namespace) -> int:
 
     try:
         plan = _load(args.plan, args.call_agent)
-        f = forecast(plan, args.only, args.resume, args.max_concurrency, args.isolation)
+        f = forecast(plan, args.only, args.resume, args.max_concurrency, args.isolation, args.executor)
     except PlanError as e:
         for problem in e.problems:
             _err(problem.format())

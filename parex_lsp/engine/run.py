@@ -107,7 +107,7 @@ class Run:
         self.plan_key = plan_key(plan)
         self.max_concurrency = options.max_concurrency or plan.run.max_concurrency
         self.executor_name = options.executor or plan.run.executor
-        self.isolation_name = _isolation(plan, options)
+        self.isolation_name = run_isolation(plan, options)
         self.fail_fast = plan.run.fail_fast if options.fail_fast is None else options.fail_fast
         self.resumed_from = selection.resumed_from
         self.reused: dict[str, Earlier] = selection.reused
@@ -164,7 +164,7 @@ class Run:
         """Check the options, load the plan's history (off the event loop) and select the tasks.
         Raises RunError (PlanBusy when the plan is running already) naming what is wrong; nothing has run."""
         opts = options or RunOptions()
-        isolation = _isolation(plan, opts)
+        isolation = run_isolation(plan, opts)
         if isolation not in ISOLATIONS:
             raise RunError(f'isolation must be "none" or "worktree", not "{isolation}"')
         executor = opts.executor or plan.run.executor
@@ -670,7 +670,7 @@ class Run:
                 log.exception("event sink failed on %s", kind)
 
 
-def _isolation(plan: Plan, options: RunOptions) -> str:
+def run_isolation(plan: Plan, options: RunOptions) -> str:
     """The run's isolation: an override, the plan's, or worktree under Ray when the plan does not say."""
     if options.isolation:
         return options.isolation
