@@ -219,7 +219,7 @@ async def test_best_of_three_ranks_by_the_check(tmp_path: Path) -> None:
     task = result.tasks[0]
     assert task.status == "succeeded", task.error
     cands = {c["branch"].rsplit("@", 1)[1]: c for c in task.review["candidates"]}
-    assert cands["1"]["checkPassed"] is False and cands["1"]["rank"] == 3
+    assert cands["1"]["checkPassed"] is False and cands["1"]["rank"] == 3, cands
     assert cands["2"]["checkPassed"] is True and cands["2"]["testsPassed"] == 3 and cands["2"]["rank"] == 2
     assert cands["3"]["checkPassed"] is True and cands["3"]["testsPassed"] == 5 and cands["3"]["rank"] == 1
     assert (ws / "result").read_text() == "5\n"  # the better candidate was merged

@@ -414,7 +414,9 @@ async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path
         assert len(left) == 3  # the agent, its sleep, and the setsid grandchild
         parex.kill()
         parex.wait()
-        assert await _gone(*left, within=30), "the remote agent outlived its driver"
+        # Ray notices the dead driver, ends its job and kills the worker; on a loaded 2-core machine that can
+        # take well over the 2 s it takes when idle
+        assert await _gone(*left, within=90), "the remote agent outlived its driver"
     finally:
         if parex.poll() is None:
             parex.kill()
