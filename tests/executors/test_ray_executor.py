@@ -414,8 +414,7 @@ async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path
         assert len(left) == 3  # the agent, its sleep, and the setsid grandchild
         parex.kill()
         parex.wait()
-        # Ray notices the dead driver, ends its job and kills the worker; on a loaded 2-core machine that can
-        # take well over the 2 s it takes when idle
+        # Ray notices the dead driver, ends its job and kills the worker: slow on a loaded 2-core machine
         assert await _gone(*left, within=90), "the remote agent outlived its driver"
     finally:
         if parex.poll() is None:
