@@ -80,7 +80,7 @@ class Redactor:
 
 def plan_secrets(plan: Plan, environ: Mapping[str, str]) -> list[str]:
     """The key of every agent's `api_key_env` (from its `env`, else the environment), its `env` values whose
-    names look secret, and the credentials in its `base_url`."""
+    names look secret, the credentials in its `base_url`, and the values of `[run] env_passthrough`."""
     found: list[str] = []
     for agent in plan.agents.values():
         if agent.api_key_env:
@@ -89,4 +89,5 @@ def plan_secrets(plan: Plan, environ: Mapping[str, str]) -> list[str]:
                 found.append(key)
         found += [v for k, v in agent.env.items() if isinstance(v, str) and SECRET_NAME.search(k)]
         found += url_secrets(agent.base_url)
+    found += [environ[name] for name in plan.run.env_passthrough if environ.get(name)]  # sent to remote attempts
     return found

@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     plan.complete = shtab.FILE  # type: ignore[attr-defined]  # shtab reads it
     run.add_argument("--max-concurrency", type=_positive, metavar="N", help="at most N tasks at once (N ≥ 1)")
     run.add_argument("--isolation", choices=["none", "worktree"])
+    run.add_argument("--executor", choices=["local", "ray"],
+                     help='where attempts run: this machine, or a Ray cluster (pip install "parex-lsp[ray]")')
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="the Ray cluster for --executor ray: auto, ray://host:10001 (overrides [run] ray_address)")
     run.add_argument("--only", type=_ids, action="extend", metavar="ID[,ID]",
                      help="run these tasks only (repeat, or separate ids with commas)")
     run.add_argument("--resume", metavar="RUN_ID|last", help="rerun what did not succeed: tasks that succeeded in any run of the plan up to that one are not run again")
@@ -308,7 +312,7 @@ def _run(args: argparse.Namespace) -> int:
                 max_concurrency=args.max_concurrency, isolation=args.isolation, only=args.only,
                 resume=args.resume, fail_fast=args.fail_fast, budget_usd=args.budget_usd,
                 budget_tokens=args.budget_tokens, merge="review" if args.review else None,
-                hold_for_review=asking), sinks=[view.on_event, prompt.on_event])
+                executor=args.executor, ray_address=args.ray_address, hold_for_review=asking), sinks=[view.on_event, prompt.on_event])
         except (PlanError, RunError) as e:
             return e
         from parex_lsp.cli.gc import prune_before_run

@@ -57,6 +57,7 @@ from parex_lsp.engine.review import ACTIONS, Landing, ReviewError
 from parex_lsp.engine.selection import PlanBusy, RunError, Selection, select
 from parex_lsp.engine.spend import Budget
 from parex_lsp.engine.task import TaskRunner, TaskState
+from parex_lsp.executors import EXECUTORS, ExecutorError, executor_for
 from parex_lsp.isolation.claims import PlanClaim
 from parex_lsp.isolation.containment import ProcessTree, become_subreaper
 from parex_lsp.isolation.keys import lock_keys
@@ -87,6 +88,8 @@ class RunOptions:
     budget_usd: float | None = None  # override `[run] budget` (each key on its own)
     budget_tokens: int | None = None
     merge: str | None = None  # "auto" | "review": overrides `[run] merge` for every task
+    executor: str | None = None  # "local" | "ray": overrides `[run] executor`
+    ray_address: str | None = None  # overrides `[run] ray_address`
     hold_for_review: bool = False  # stay running while tasks are ready (the language server); else end
 
 
@@ -102,7 +105,8 @@ class Run:
         self.plan, self.run_id, self.workspace, self.options = plan, run_id, workspace, options
         self.plan_key = plan_key(plan)
         self.max_concurrency = options.max_concurrency or plan.run.max_concurrency
-        self.isolation_name = options.isolation or plan.run.isolation
+        self.executor_name = options.executor or plan.run.executor
+        self.isolation_name = _isolation(plan, options)
         self.fail_fast = plan.run.fail_fast if options.fail_fast is None else options.fail_fast
         self.resumed_from = selection.resumed_from
         self.reused: dict[str, Earlier] = selection.reused
@@ -130,8 +134,13 @@ class Run:
         self._budget_stopped = False
         self._running_agents: Counter[str] = Counter()  # running tasks per agent, against its quota's level
         self._redact = Redactor.for_plan(plan)  # secrets never reach the journal, logs, sinks or results
+        try:
+            self.executor = executor_for(self.executor_name, plan, run_id, workspace, options.ray_address)
+        except ExecutorError as e:
+            raise RunError(str(e)) from e
         self._runner = TaskRunner(run_id, plan, workspace, self.isolation, self._emit, self._record_spawn,
-                                  self._agent_lock_wait, self.limits, self._redact.scrub if self._redact else None)
+                                  self._agent_lock_wait, self.limits, self._redact.scrub if self._redact else None,
+                                  self.executor)
         self.landing: Landing | None = None
         if isinstance(self.isolation, WorktreeIsolation):
             self.landing = Landing(run_id, plan, workspace, self.isolation, self._emit, self._global,
@@ -154,9 +163,15 @@ class Run:
         """Check the options, load the plan's history (off the event loop) and select the tasks.
         Raises RunError (PlanBusy when the plan is running already) naming what is wrong; nothing has run."""
         opts = options or RunOptions()
-        isolation = opts.isolation or plan.run.isolation
+        isolation = _isolation(plan, opts)
         if isolation not in ISOLATIONS:
             raise RunError(f'isolation must be "none" or "worktree", not "{isolation}"')
+        executor = opts.executor or plan.run.executor
+        if executor not in EXECUTORS:
+            raise RunError(f'executor must be "local" or "ray", not "{executor}"')
+        if executor == "ray" and isolation != "worktree":
+            raise RunError('executor "ray" runs each attempt in a git worktree on a cluster node: it cannot use '
+                           'isolation = "none" (worktree is the default under Ray)')
         if opts.max_concurrency is not None and opts.max_concurrency < 1:
             raise RunError(f"max concurrency must be at least 1, not {opts.max_concurrency}")
         for name, value in (("budget in USD", opts.budget_usd), ("budget in tokens", opts.budget_tokens)):
@@ -284,8 +299,15 @@ class Run:
         except WorktreeError as e:
             raise RunError(str(e)) from e
         try:
+            await self.executor.open()
+        except ExecutorError as e:
+            with anyio.CancelScope(shield=True):
+                await self.isolation.close()
+            raise RunError(str(e)) from e
+        try:
             self._journal = Journal(self.workspace, self.run_id)
         except OSError as e:
+            await self.executor.close()
             await self.isolation.close()
             raise RunError(f"cannot write run state under {state.state_dir(self.workspace)}: {e.strerror or e}") from e
         try:
@@ -323,6 +345,7 @@ class Run:
             return result
         finally:
             with anyio.CancelScope(shield=True):
+                await self.executor.close()
                 await self.isolation.close()
             self.locks.close()
             self._journal.close()
@@ -643,6 +666,15 @@ class Run:
                 sink(event)
             except Exception:  # a broken consumer must not stop the run
                 log.exception("event sink failed on %s", kind)
+
+
+def _isolation(plan: Plan, options: RunOptions) -> str:
+    """The run's isolation: an override, the plan's, or worktree under Ray when the plan does not say."""
+    if options.isolation:
+        return options.isolation
+    if (options.executor or plan.run.executor) == "ray" and "isolation" not in plan.config_ranges:
+        return "worktree"
+    return plan.run.isolation
 
 
 def _with_merge(plan: Plan, merge: str) -> Plan:

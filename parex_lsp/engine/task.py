@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from parex_lsp.agents import agent_for
 from parex_lsp.agents.base import AgentContext, Outcome
 from parex_lsp.agents.command import SHELL
 from parex_lsp.agents.process import run_process
@@ -22,6 +21,7 @@ from parex_lsp.engine.output import TaskOutput, compile_patterns
 from parex_lsp.engine.result import TaskResult
 from parex_lsp.engine.retry import with_retries
 from parex_lsp.engine.shared_context import ContextError, SharedContext
+from parex_lsp.executors import Executor, LocalExecutor
 from parex_lsp.isolation.modes import Isolation
 from parex_lsp.isolation.registry import LockOwner
 from parex_lsp.isolation.worktree import WorktreeError
@@ -65,8 +65,9 @@ class TaskState:
 class TaskRunner:
     def __init__(self, run_id: str, plan: Plan, workspace: Path, isolation: Isolation, emit: Emit,
                  record_spawn: Callable[[str, int, int], None], lock_wait: Callable[[TaskState, str, LockOwner], None],
-                 limits: Limits, scrub: Callable[[str], str] | None = None):
+                 limits: Limits, scrub: Callable[[str], str] | None = None, executor: Executor | None = None):
         self.run_id, self.plan, self.workspace, self.isolation = run_id, plan, workspace, isolation
+        self.executor: Executor = executor or LocalExecutor()  # where each attempt runs
         self._emit, self._record_spawn, self._lock_wait = emit, record_spawn, lock_wait
         self.limits, self._scrub = limits, scrub
         self.landing: Landing | None = None  # worktree runs: check, predict, merge or hold for review
@@ -142,14 +143,13 @@ class TaskRunner:
         spec, output = t.spec, t.output
         assert output is not None
         agent_spec = self.plan.agents[t.agent]
-        agent = agent_for(agent_spec)
 
         async def one() -> Outcome:
             t.attempt += 1
             if t.attempt > 1:
                 output.mark(f"attempt {t.attempt}")
             with anyio.move_on_after(spec.timeout) as deadline:
-                return await agent.run(self._context(t, workdir, t.attempt))
+                return await self.executor.run(self._context(t, workdir, t.attempt))
             assert deadline.cancelled_caught
             return Outcome(False, code=Reason.TIMEOUT, reason=f"timed out after {spec.timeout:g}s",
                            transient=agent_spec.retry_timeouts)
@@ -180,7 +180,7 @@ class TaskRunner:
     async def _setup(self, t: TaskState, workdir: Path) -> Outcome | None:
         """`[run] setup` in a fresh checkout; None when it passed (or there is none)."""
         command = self.plan.run.setup
-        if not self.isolation.fresh_checkout or not command:
+        if not self.isolation.fresh_checkout or not command or self.executor.runs_setup:
             return None
         assert t.output is not None
         t.output.mark(f"setup: {command}")

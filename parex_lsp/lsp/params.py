@@ -19,7 +19,9 @@ RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 ISOLATIONS = ("none", "worktree")
 MAX_TASKS = 10_000  # tasks one request may run (docs/lsp.md): beyond it, InvalidParams
 MAX_LINE = 2**31 - 1  # LSP positions are uint32 on the wire; editors' lines fit in int32
-RUN_KEYS = {"plan", "maxConcurrency", "isolation", "only", "resume", "detach", "workDoneToken", "merge"}
+RUN_KEYS = {"plan", "maxConcurrency", "isolation", "only", "resume", "detach", "workDoneToken", "merge", "executor",
+            "rayAddress"}
+EXECUTORS = ("local", "ray")
 MERGES = ("auto", "review")
 
 
@@ -56,6 +58,8 @@ class RunRequest:
     only: list[str] | None = None
     resume: str | None = None
     merge: str | None = None  # "auto" | "review": overrides the plan's merge mode for this run
+    executor: str | None = None  # "local" | "ray": overrides `[run] executor`
+    ray_address: str | None = None  # overrides `[run] ray_address`
     detach: bool = False
     work_done_token: int | str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -157,6 +161,16 @@ def run_request(params: Any) -> RunRequest:
     else:
         req.isolation = iso
     req.only = _id_list(p.get("only"), "only", problems)
+    executor = p.get("executor")
+    if executor is not None and executor not in EXECUTORS:
+        problems.append(f"`executor` must be one of {', '.join(repr(e) for e in EXECUTORS)}")
+    else:
+        req.executor = executor
+    address = p.get("rayAddress")
+    if address is not None and not (isinstance(address, str) and address.strip()):
+        problems.append("`rayAddress` must be a non-empty string (auto, ray://host:10001, host:6379)")
+    else:
+        req.ray_address = address
     resume = p.get("resume")
     if resume is not None and not (isinstance(resume, str) and RUN_ID.match(resume)):
         problems.append('`resume` must be a run id or "last"')

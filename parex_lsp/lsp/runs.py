@@ -134,7 +134,8 @@ class Runs:
     async def start(self, req: RunRequest) -> LiveRun:
         plan, uri, key = self.load(req.plan)
         options = RunOptions(max_concurrency=req.max_concurrency, isolation=req.isolation, only=req.only,
-                             resume=req.resume, merge=req.merge, hold_for_review=True)  # ready tasks wait for parex/review
+                             resume=req.resume, merge=req.merge, executor=req.executor,
+                             ray_address=req.ray_address, hold_for_review=True)  # ready tasks wait for parex/review
         try:
             run = await Run.prepare(plan, options)
         except PlanBusy as e:

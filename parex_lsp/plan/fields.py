@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from parex_lsp.plan.durations import parse_duration
+from parex_lsp.plan.resources import ResourceError, parse_resources
 
 MAX_RETRIES = 100
 MAX_CONCURRENCY = 100_000
@@ -32,7 +34,7 @@ class FieldError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Field:
     """kind: string, bool, int, number, duration, strings (array of strings), patterns (workspace-relative
-    globs), string-table, number-table; `low`/`high` bound numbers (inclusive; `low_open`: exclusive)."""
+    globs), string-table, number-table, env-names (variable names), resources (plan/resources.py); `low`/`high` bound numbers (inclusive; `low_open`: exclusive)."""
 
     kind: str
     low: float | None = None
@@ -72,6 +74,10 @@ RUN_FIELDS: dict[str, Field] = {
     "plan_rounds": Field("int", low=1, high=MAX_PLAN_ROUNDS),
     "context": Field("patterns"),
     "keep_runs": Field("int", low=1, high=MAX_KEEP_RUNS),  # runs kept under .parex/runs (cli/gc.py)
+    # where attempts run (parex_lsp/executors): this machine, or a Ray cluster
+    "executor": Field("string", choices=("local", "ray")),
+    "ray_address": Field("string"),
+    "env_passthrough": Field("env-names"),  # variables whose values reach remote attempts
 }
 AGENT_FIELDS: dict[str, Field] = {
     "kind": Field("string", choices=("shell", "command", "openai")),
@@ -88,6 +94,7 @@ AGENT_FIELDS: dict[str, Field] = {
     "allow_commands": Field("bool"),
     "prices": Field("number-table", low=0, high=1_000_000),
     "rate_limit_wait_max": _DELAY,
+    "resources": Field("resources"),  # what one attempt needs on a cluster node (executor = "ray")
     # model agents' finer settings, kept in AgentSpec.extra
     "system_prompt": Field("string"),
     "temperature": Field("number", low=0, high=2),
@@ -126,7 +133,9 @@ WIRE_TASK_NAMES = {"id": "id", "prompt": "prompt", "agent": "agent", "dependsOn"
 _WHAT = {"string": "a string", "bool": "true or false", "int": "an integer", "number": "a number",
          "duration": 'a duration ("90s", "10m", "1h") or seconds', "strings": "an array of strings",
          "patterns": "an array of file patterns (strings)", "string-table": "a table of strings",
-         "number-table": "a table of numbers"}
+         "number-table": "a table of numbers", "env-names": "an array of environment variable names",
+         "resources": 'a table of resources such as { CPU = 1, memory = "2GB" }'}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def difflib_close(key: str, known: object) -> bool:
@@ -196,6 +205,18 @@ def read_field(name: str, f: Field, value: Any) -> Any:
             raise wrong()
         for v in value:
             _string(v, f"`{name}` entry {_shown(v)}")
+        return list(value)
+    if kind == "resources":
+        try:
+            return parse_resources(value, name)
+        except ResourceError as e:
+            raise FieldError("bad-value", str(e)) from None
+    if kind == "env-names":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong()
+        for v in value:
+            if not _ENV_NAME.fullmatch(v):
+                raise FieldError("bad-value", f"`{name}`: {_shown(v)} is not an environment variable name")
         return list(value)
     if kind == "string-table":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):

@@ -95,6 +95,7 @@ class AgentSpec:
     allow_commands: bool = False
     prices: dict[str, float] = field(default_factory=dict)  # per million tokens: input, output
     rate_limit_wait_max: float | None = None  # None: the plan's `[run] rate_limit_wait_max`
+    resources: dict[str, float] = field(default_factory=dict)  # per attempt on a cluster node: CPU, memory bytes, ...
     extra: dict[str, Any] = field(default_factory=dict)
     range: SourceRange | None = None
 
@@ -150,6 +151,9 @@ class RunConfig:
     plan_rounds: int = 3  # drafts the planner may make: each one's problems go back to the model
     context: list[str] = field(default_factory=list)  # files put at the start of every task's prompt
     keep_runs: int = 20  # runs kept under .parex/runs; older ones are pruned at the start of a run
+    executor: str = "local"  # "local" | "ray": where attempts run (parex_lsp/executors)
+    ray_address: str = "auto"  # the Ray cluster: "auto" (the one this machine is part of), ray://host:10001, ...
+    env_passthrough: list[str] = field(default_factory=list)  # variables whose values reach remote attempts
 
 
 @dataclass(slots=True)

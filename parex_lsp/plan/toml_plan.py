@@ -107,6 +107,8 @@ def parse_toml_plan(text: str, path: str, workspace: Path) -> tuple[Plan | None,
     if isinstance(run_data, dict):
         for key, value in rd.fields(run_data, ("run",), RUN_FIELDS, "[run]")[0].items():
             setattr(run, key, value)
+        if run.executor == "ray" and "isolation" not in run_data:
+            run.isolation = "worktree"  # a remote attempt works in a worktree of its own
     else:
         rd.problem("wrong-type", "`run` must be a table", ("run",))
     config_ranges = dict(pos.keys.get(("run",), {}))

@@ -104,6 +104,11 @@ def validate(plan: Plan) -> list[Problem]:
         why = escape_problem(pattern, real, "context")
         if why:
             problems.append(Problem("path-escape", f"[run] {why}", run_at("context"), path))
+    if run.executor == "ray" and run.isolation == "none":
+        problems.append(Problem("bad-value", '[run] executor = "ray" runs each attempt in a git worktree on a '
+                                'cluster node, so it cannot share the workspace: remove isolation = "none" '
+                                '(worktree is the default under Ray)', run_at("isolation") or run_at("executor"),
+                                path))
     if run.plan_agent is not None and plan.agents.get(run.plan_agent, AgentSpec("")).kind != "openai":
         what = "is not defined" if run.plan_agent not in plan.agents else "is not a model agent (kind \"openai\")"
         problems.append(Problem("unknown-agent", f"[run] plan_agent {run.plan_agent!r} {what}",
