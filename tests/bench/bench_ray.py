@@ -105,13 +105,23 @@ def both(root: Path, name: str, tasks, slots: int, command: Callable[[float], st
     return out
 
 
+def nodes_used(ws: Path, run_id: str) -> int:
+    """How many Ray nodes the run's attempts ran on, from the banner parex writes into each task's log."""
+    nodes = set()
+    for log in (ws / ".parex" / "runs" / run_id).glob("*.log"):
+        nodes.update(line.rsplit("(", 1)[-1].rstrip(")") for line in log.read_text().splitlines()
+                     if " on Ray node " in line)
+    return len(nodes)
+
+
 def bench_dag(root: Path, address: str, n: int, slots: int, seed: int, lo: float, hi: float) -> dict:
     tasks = random_dag(n, seed, lo, hi)
     bound, critical, work = lower_bound(tasks, slots)
     row: dict = {"tasks": n, "slots": slots, "seed": seed, "bound_s": round(bound, 2),
                  "critical_path_s": round(critical, 2), "work_s": round(work, 2)}
-    for executor, (_, elapsed, result) in both(root, f"dag{seed}", tasks, slots,
-                                               lambda dur: f"sleep {dur}", address).items():
+    for executor, (ws, elapsed, result) in both(root, f"dag{seed}", tasks, slots,
+                                                lambda dur: f"sleep {dur}", address).items():
+        row[f"{executor}_nodes"] = nodes_used(ws, result["runId"])
         row[f"{executor}_s"] = round(elapsed, 2)
         row[f"{executor}_ratio"] = round(elapsed / bound, 3)
         row[f"{executor}_engine_ratio"] = round(result["wallMs"] / 1000 / bound, 3)
@@ -167,20 +177,33 @@ def main() -> None:
     args = ap.parse_args()
     n, noop, lines = (40, 16, 10) if args.quick else (200, 200, 50)
     slots = 2 * args.cpus
-    with tempfile.TemporaryDirectory() as d, LoopbackCluster(args.cpus) as cluster:
+    with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        print(f"loopback Ray cluster: 2 nodes × {args.cpus} CPUs at {cluster.address}, up in {cluster.up_s:.1f} s",
-              file=sys.stderr)
-        dags = [bench_dag(root, cluster.address, n, slots, seed, 0.1, 1.0) for seed in args.seeds]
-        no = bench_noop(root, cluster.address, noop, slots)
-        lat = bench_latency(root, cluster.address, lines)
+        os.environ["PAREX_RAY_CACHE"] = str(root / "node-cache")  # the nodes' run repositories, removed with d
+        with LoopbackCluster(args.cpus) as cluster:
+            figures = measure(root, cluster, args, n, noop, lines, slots)
+    report(figures, slots)
+
+
+def measure(root: Path, cluster: LoopbackCluster, args: argparse.Namespace, n: int, noop: int, lines: int,
+            slots: int) -> dict:
+    print(f"loopback Ray cluster: 2 nodes × {args.cpus} CPUs at {cluster.address}, up in {cluster.up_s:.1f} s",
+          file=sys.stderr)
+    dags = [bench_dag(root, cluster.address, n, slots, seed, 0.1, 1.0) for seed in args.seeds]
+    no = bench_noop(root, cluster.address, noop, slots)
+    lat = bench_latency(root, cluster.address, lines)
+    return {"dag": dags, "noop": no, "latency": lat}
+
+
+def report(figures: dict, slots: int) -> None:
+    dags, no, lat = figures["dag"], figures["noop"], figures["latency"]
     print(f"\nrandom DAG of sleep tasks, worktree isolation, {slots} slots "
           f"(ratio = wall / max(critical path, work / {slots}))")
-    print("| seed | tasks | bound | local | ray | local, engine only | ray, engine only |")
-    print("|---|---|---|---|---|---|---|")
+    print("| seed | tasks | bound | local | ray | local, engine only | ray, engine only | Ray nodes used |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in dags:
         print(f"| {r['seed']} | {r['tasks']} | {r['bound_s']} s | {r['local_ratio']}× | {r['ray_ratio']}× "
-              f"| {r['local_engine_ratio']}× | {r['ray_engine_ratio']}× |")
+              f"| {r['local_engine_ratio']}× | {r['ray_engine_ratio']}× | {r['ray_nodes']} |")
     print(f"\n{no['tasks']} no-op tasks (`true`), worktree isolation, {slots} slots: wall time per task")
     print("| executor | whole process | engine, per task |")
     print("|---|---|---|")
@@ -192,7 +215,7 @@ def main() -> None:
     for executor in ("local", "ray"):
         print(f"| {executor} | {lat[f'{executor}_events']} | {lat[f'{executor}_median_ms']} ms "
               f"| {lat[f'{executor}_p90_ms']} ms | {lat[f'{executor}_max_ms']} ms |")
-    print(json.dumps({"dag": dags, "noop": no, "latency": lat}))
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
