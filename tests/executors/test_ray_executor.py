@@ -12,16 +12,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+import ray
 
+from parex_lsp.contract import EventKind
+from parex_lsp.engine import RunOptions
+from tests.support.engine_helpers import Recorder, make_run
+from tests.support.fake_openai import FakeOpenAI, text, tool_calls
 from tests.support.ray_cluster import address, git, repository, session_logs, two_node_cluster
 
-ray = pytest.importorskip("ray", reason="the ray extra is part of the test install (.ci/run)")
-
-from parex_lsp.contract import EventKind  # noqa: E402
-from parex_lsp.engine import RunOptions  # noqa: E402
-from tests.support.engine_helpers import Recorder, make_run  # noqa: E402
-
-pytestmark = pytest.mark.anyio
 STEERED = """
     [agents.on_a]
     kind = "shell"
@@ -31,11 +29,6 @@ STEERED = """
     kind = "shell"
     resources = { node_b = 1 }
 """
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +100,13 @@ async def test_a_dag_over_two_nodes_lands_like_a_local_run(cluster, tmp_path: Pa
     # steered over both nodes; each node cloned the run's history once, whatever number of tasks it ran
     on = {t: nodes_of(remote_ws, run.run_id, t) for t in ("schema", "docs", "api", "release")}
     assert on["schema"] == on["release"] and on["docs"] == on["api"] and on["schema"] != on["docs"], on
-    clones = [p for p in (Path(os.environ["PAREX_RAY_CACHE"]) / run.run_id).iterdir() if p.is_dir()]
-    assert len(clones) == 2 and all((c / "repo.git" / "parex-ready").exists() for c in clones)
-    assert not list(clones[0].glob("trees/*/*")), "a node's attempt worktrees are removed"
+    logs = [(remote_ws / ".parex" / "runs" / run.run_id / f"{t}.log").read_text() for t in on]
+    assert sum(log.count("this node cloned the run's repository") for log in logs) == 2
+    # the dependents started from a base their dependencies' merges had moved: a thin bundle brought those
+    moved = {t for t, log in zip(on, logs, strict=True) if "the base moved since the run began" in log}
+    assert moved == {"api", "release"}, moved
+    # when the run ended, every node it used removed its copy of the repository
+    assert not (Path(os.environ["PAREX_RAY_CACHE"]) / run.run_id).exists()
 
 
 async def test_output_arrives_while_the_remote_task_still_runs(cluster, tmp_path: Path):
@@ -135,6 +132,17 @@ async def test_output_arrives_while_the_remote_task_still_runs(cluster, tmp_path
         gate.touch()
     assert seen_running and done[0].status == "succeeded"
     assert output_of(rec, "talk").index("first line") < output_of(rec, "talk").index("second line")
+
+
+async def _gone(*pids: int, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        await anyio.sleep(0.05)
+    for p in pids:
+        if _alive(p):
+            os.kill(p, signal.SIGKILL)
+            return False
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -166,21 +174,48 @@ async def test_cancel_ends_a_remote_grandchild_in_a_session_of_its_own(cluster, 
                 await anyio.sleep(0.05)
         daemon = int(pidfile.read_text())
         assert _alive(daemon)
+        assert nodes_of(ws, run.run_id, "daemon")  # it ran on a node
+        cancelled = time.monotonic()
         run.cancel("daemon", "stopped by the test")
+    # the Ray task was cancelled and its node side ended the tree within the kill grace (1 s), before any
+    # force kill of its worker (kill grace + driver.STOP_MARGIN)
+    assert time.monotonic() - cancelled < 3.0
     assert done[0].tasks[0].status == "cancelled"
-    deadline = time.monotonic() + 10
-    while _alive(daemon) and time.monotonic() < deadline:
-        await anyio.sleep(0.05)
-    if _alive(daemon):
-        os.kill(daemon, signal.SIGKILL)
-        pytest.fail("the remote agent's setsid grandchild outlived the cancel")
+    assert await _gone(daemon), "the remote agent's setsid grandchild outlived the cancel"
+
+
+async def test_a_killed_worker_leaves_no_agent_behind(cluster, tmp_path: Path):
+    """A worker killed outright (as `ray.cancel(force=True)` does) runs no cleanup: the node's watchdog ends
+    the agent, which leads a session of its own, and its setsid grandchild."""
+    ws = repository(tmp_path / "ws", {"README": "x\n"})
+    pids = tmp_path / "pids"
+    run, rec = await make_run(ws, plan(cluster, f"""
+        [[task]]
+        id = "orphaned"
+        agent = "on_b"
+        retries = 0
+        prompt = "(setsid sleep 300 & echo $PPID $$ $! > {pids}.tmp; mv {pids}.tmp {pids}); sleep 300"
+    """))
+    async with anyio.create_task_group() as tg:
+        done: list = []
+
+        async def go() -> None:
+            done.append(await run.execute())
+        tg.start_soon(go)
+        with anyio.fail_after(60):
+            while not pids.exists():
+                await anyio.sleep(0.05)
+        worker, agent, daemon = (int(p) for p in pids.read_text().split())
+        os.kill(worker, signal.SIGKILL)
+    result = done[0].tasks[0]
+    assert result.status == "failed" and "WorkerCrashedError" in (result.error or ""), result
+    assert await _gone(agent, daemon, within=5), "the agent outlived its killed worker"
 
 
 async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path: Path):
     ws = repository(tmp_path / "ws", {"README": "x\n"})
     doomed = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"spare": 1})
     cluster.wait_for_nodes()
-    gate = tmp_path / "gate"
     run, rec = await make_run(ws, plan(cluster, f"""
         [agents.spare]
         kind = "shell"
@@ -189,7 +224,7 @@ async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path
         [[task]]
         id = "long"
         agent = "spare"
-        prompt = "echo working; while [ ! -e {gate} ]; do sleep 0.05; done; echo finished > long.txt"
+        prompt = "echo working; if [ $PAREX_ATTEMPT = 1 ]; then echo $$ > {tmp_path}/first.pid; sleep 300; fi; echo finished > long.txt"
     """))
     replacement = None
     async with anyio.create_task_group() as tg:
@@ -199,12 +234,12 @@ async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path
             done.append(await run.execute())
         tg.start_soon(go)
         with anyio.fail_after(60):
-            while "working" not in output_of(rec, "long"):
+            while not (tmp_path / "first.pid").exists():
                 await anyio.sleep(0.05)
+        first = int((tmp_path / "first.pid").read_text())
         assert nodes_of(ws, run.run_id, "long") == [doomed.node_id[:12]]
         replacement = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"spare": 1})
         cluster.remove_node(doomed, allow_graceful=False)
-        gate.touch()
     try:
         result = done[0].tasks[0]
         assert result.status == "succeeded" and result.attempts == 2, result
@@ -212,6 +247,7 @@ async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path
         assert retry.code == "internal-error" and doomed.node_id[:12] in retry.reason, retry
         assert nodes_of(ws, run.run_id, "long") == [doomed.node_id[:12], replacement.node_id[:12]]
         assert (ws / "long.txt").read_text() == "finished\n"
+        assert not _alive(first)  # the first attempt's agent did not outlive its node
     finally:
         cluster.remove_node(replacement)
 
@@ -259,3 +295,97 @@ async def test_env_passthrough_reaches_the_agent_and_no_log(cluster, tmp_path: P
     leaks = [p for root in (ws / ".parex", session_logs(cluster)) for p in root.rglob("*")
              if p.is_file() and secret.encode() in p.read_bytes()]
     assert not leaks, leaks
+
+
+async def test_a_model_agent_runs_remotely_with_its_key_passed_through(cluster, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    """The node runs the same model agent: its requests carry the key named in env_passthrough, its file tool
+    writes in the node's worktree (whose commit lands here), and its usage comes back to the run's spend."""
+    monkeypatch.setenv("FAKE_MODEL_KEY", "fk-remote-model-key-91b2")
+    ws = repository(tmp_path / "ws", {"README": "x\n"})
+    script = [tool_calls(("write_file", {"path": "notes/plan.md", "content": "step one\n"})), text("wrote it")]
+    with FakeOpenAI(script) as srv:
+        run, result, rec = await run_plan(ws, plan(cluster, f"""
+            [agents.model]
+            kind = "openai"
+            base_url = "{srv.base_url}"
+            model = "fake"
+            api_key_env = "FAKE_MODEL_KEY"
+            prices = {{ input = 1.0, output = 2.0 }}
+            resources = {{ node_b = 1 }}
+
+            [[task]]
+            id = "write"
+            agent = "model"
+            prompt = "write the plan"
+        """, run='env_passthrough = ["FAKE_MODEL_KEY"]'))
+    t = result.tasks[0]
+    assert (t.status, t.answer) == ("succeeded", "wrote it"), result.to_wire()
+    assert all(r.headers.get("authorization") == "Bearer fk-remote-model-key-91b2" for r in srv.received)
+    assert (ws / "notes" / "plan.md").read_text() == "step one\n"
+    assert result.usage["promptTokens"] == 20 and result.usage["completionTokens"] == 10
+    assert rec.of(EventKind.USAGE) and nodes_of(ws, run.run_id, "write")
+
+
+async def test_a_command_agent_with_setup_runs_on_its_node(cluster, tmp_path: Path):
+    """A command template agent, after `[run] setup` in the node's fresh checkout; retry_on is matched on
+    the output as it comes back, so a matching failure is retried."""
+    ws = repository(tmp_path / "ws", {"tool.sh": """
+        #!/bin/sh
+        test -f .ready || { echo "setup did not run"; exit 3; }
+        if [ "$PAREX_ATTEMPT" = 1 ]; then echo "server overloaded"; exit 1; fi
+        echo "$1" > answer.txt
+    """})
+    (ws / "tool.sh").chmod(0o755)
+    git(ws, "commit", "-qam", "executable")
+    run, result, rec = await run_plan(ws, plan(cluster, """
+        [agents.tool]
+        command = ["./tool.sh", "{prompt}"]
+        retry_on = ["overloaded"]
+        resources = { node_a = 1, CPU = 1, memory = "1MB" }
+
+        [[task]]
+        id = "cmd"
+        agent = "tool"
+        prompt = "forty-two"
+    """, run='setup = "touch .ready && echo setup done"'))
+    t = result.tasks[0]
+    assert (t.status, t.attempts) == ("succeeded", 2), result.to_wire()
+    assert "overloaded" in rec.of(EventKind.RETRYING)[0].data.reason
+    assert (ws / "answer.txt").read_text() == "forty-two\n"
+    log = (ws / ".parex" / "runs" / run.run_id / "cmd.log").read_text()
+    assert log.splitlines().count("setup done") == 2  # each attempt's checkout is fresh
+
+
+async def test_runs_at_once_in_one_process_share_its_connection(cluster, tmp_path: Path):
+    """As in the language server: two runs on the cluster at once; the one that ends first leaves the
+    connection to the other, and the last one closes it."""
+    gate = tmp_path / "gate"
+    first = repository(tmp_path / "first", {"README": "x\n"})
+    second = repository(tmp_path / "second", {"README": "x\n"})
+    slow, _ = await make_run(first, plan(cluster, f"""
+        [[task]]
+        id = "slow"
+        agent = "on_a"
+        prompt = "while [ ! -e {gate} ]; do sleep 0.05; done; echo slow > slow.txt"
+    """))
+    quick, _ = await make_run(second, plan(cluster, """
+        [[task]]
+        id = "quick"
+        agent = "on_b"
+        prompt = "echo quick > quick.txt"
+    """))
+    results: dict[str, object] = {}
+    async with anyio.create_task_group() as tg:
+        async def go(name: str, run) -> None:
+            results[name] = await run.execute()
+        tg.start_soon(go, "slow", slow)
+        tg.start_soon(go, "quick", quick)
+        with anyio.fail_after(60):
+            while "quick" not in results:
+                await anyio.sleep(0.05)
+        assert ray.is_initialized()  # the slow run still uses it
+        gate.touch()
+    assert results["slow"].status == results["quick"].status == "succeeded"
+    assert (first / "slow.txt").exists() and (second / "quick.txt").exists()
+    assert not ray.is_initialized()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -29,7 +31,10 @@ STOP_MARGIN = 3.0  # seconds beyond the kill grace a cancelled attempt's node si
 LOST = (ray.exceptions.NodeDiedError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError,
         ray.exceptions.ActorDiedError, ray.exceptions.LocalRayletDiedError, ray.exceptions.RaySystemError,
         ray.exceptions.OutOfMemoryError)
+CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's GCS before Ray is asked to connect
+FORGET_TIMEOUT = 30.0  # seconds the nodes get to remove the run's repositories when it ends
 _remote: Any = None  # the Ray task, made once per process
+_forget: Any = None
 
 
 def _attempt_task() -> Any:
@@ -38,6 +43,13 @@ def _attempt_task() -> Any:
         # max_retries=0: parex's own retries decide (with its backoff, journal and limits)
         _remote = ray.remote(num_returns="streaming", max_retries=0)(node.stream_attempt)
     return _remote
+
+
+def _forget_task() -> Any:
+    global _forget
+    if _forget is None:
+        _forget = ray.remote(num_cpus=0, max_retries=0)(node.forget_run)
+    return _forget
 
 
 def ray_options(agent: AgentSpec) -> dict[str, Any]:
@@ -55,6 +67,49 @@ def ray_options(agent: AgentSpec) -> dict[str, Any]:
     return options
 
 
+class _Connection:
+    """The process's one connection to a cluster, shared by its runs (a language server may run several at
+    once): made by the first, closed by the last. Ray connected by whoever embeds parex is used as it is."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.address: str | None = None  # the address this process connected to (None: not ours to close)
+
+    def join(self, address: str) -> None:
+        with self.lock:
+            if self.users == 0 and not ray.is_initialized():
+                try:
+                    _connect(address)
+                except Exception as e:  # ConnectionError, a bad address (ValueError), a version mismatch ...
+                    why = str(e).strip().rstrip(".")
+                    raise ExecutorError(f"cannot connect to the Ray cluster at {address!r}: {why}. Start one "
+                                        "(ray start --head) or set [run] ray_address / --ray-address") from e
+                self.address = address
+            elif self.address is not None and self.address != address:
+                raise ExecutorError(f"this process is connected to the Ray cluster at {self.address!r} for a run "
+                                    f"still going: a run on {address!r} can start once it has ended")
+            self.users += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0 and self.address is not None:
+                self.address = None
+                ray.shutdown()
+
+
+_CONNECTION = _Connection()
+
+
+def _connect(address: str) -> None:
+    _check_reachable(address)
+    # Connected off the event loop, so Ray leaves the signal handlers alone (parex has its own) and says so.
+    logging.getLogger("ray._private.worker").addFilter(
+        lambda record: "SIGTERM handler is not set" not in record.getMessage())
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+
+
 class RayExecutor:
     name = "ray"
     runs_setup = True  # each attempt's checkout is made on its node, and `[run] setup` runs there
@@ -62,23 +117,16 @@ class RayExecutor:
     def __init__(self, plan: Plan, run_id: str, workspace: Path, address: str):
         self.plan, self.run_id, self.workspace, self.address = plan, run_id, workspace, address
         self.secret_names = tuple(plan.run.env_passthrough)
-        self._connected = False  # this executor connected (and so disconnects at the end)
+        self._joined = False  # this run uses the process's connection (and leaves it at the end)
         self.initial = ""  # the base branch's commit when the run began: every node has its history
         self.sub = "."  # the workspace's folder inside the repository
         self._run_bundle: list[Any] = []  # [ObjectRef]: nested, so Ray sends it only to a node that asks
+        self._nodes: set[str] = set()  # the nodes the run's attempts ran on: each keeps a copy of its repository
 
     async def open(self) -> None:
-        if not ray.is_initialized():
-            try:
-                await anyio.to_thread.run_sync(self._connect)
-            except Exception as e:  # ConnectionError, a bad address (ValueError), a version mismatch ...
-                raise ExecutorError(f"cannot connect to the Ray cluster at {self.address!r}: {e}. Start one "
-                                    "(ray start --head) or set [run] ray_address / --ray-address") from e
-            self._connected = True
+        await anyio.to_thread.run_sync(_CONNECTION.join, self.address)
+        self._joined = True
         await anyio.to_thread.run_sync(self._send_history)
-
-    def _connect(self) -> None:
-        ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
 
     def _send_history(self) -> None:
         repo = git.Repo(self.workspace, search_parent_directories=True)
@@ -91,9 +139,23 @@ class RayExecutor:
 
     async def close(self) -> None:
         self._run_bundle = []
-        if self._connected:
-            self._connected = False
-            await anyio.to_thread.run_sync(ray.shutdown)
+        if self._nodes:
+            await anyio.to_thread.run_sync(self._forget_run)
+        if self._joined:
+            self._joined = False
+            await anyio.to_thread.run_sync(_CONNECTION.leave)
+
+    def _forget_run(self) -> None:
+        """Each node the run used removes its copy of the run's repository (a node gone since has none left)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # only live nodes: a task pinned to a dead one would wait for it
+
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}  # type: ignore[no-untyped-call]
+        refs = [_forget_task().options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False))
+                .remote(self.run_id) for n in sorted(self._nodes & alive)]
+        self._nodes.clear()
+        ray.wait(refs, num_returns=len(refs), timeout=FORGET_TIMEOUT)
 
     async def run(self, ctx: AgentContext) -> Outcome:
         tree = ctx.workdir  # the task's local worktree: its branch receives the attempt's commits
@@ -112,6 +174,7 @@ class RayExecutor:
                 kind = item[0]
                 if kind == "node":
                     where = f"Ray node {item[2]} ({item[1][:12]})"
+                    self._nodes.add(item[1])
                     ctx.output.mark(f"attempt {ctx.attempt} on {where}")
                 elif kind == "event":
                     ctx.emit(item[1], item[2])
@@ -148,6 +211,19 @@ class RayExecutor:
                 pass  # TaskCancelledError: it ended
             return
         ray.cancel(stream, force=True)
+
+
+def _check_reachable(address: str) -> None:
+    """A `host:port` GCS address that refuses connections: Ray itself would keep retrying for minutes."""
+    if address == "auto" or "://" in address or ":" not in address:
+        return  # `auto` fails at once without a cluster; Ray client has its own timeout
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {address} ({e.strerror or e})") from e
 
 
 def _take_commits(tree: Path, start: str, back: tuple[str, bytes]) -> None:

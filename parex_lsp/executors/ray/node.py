@@ -54,18 +54,21 @@ class NodeRepo:
         self.git_dir = self.root / "repo.git"
         self.lock = FileLock(str(self.root) + ".lock")  # other workers on this node, the same run
 
-    def ensure(self, run_bundle: Callable[[], bytes]) -> None:
-        """Clone the run's history from its bundle, once (`run_bundle` is fetched only then)."""
+    def ensure(self, run_bundle: Callable[[], bytes]) -> int | None:
+        """Clone the run's history from its bundle, once (`run_bundle` is fetched only then): its size in
+        bytes when this call cloned it, None when it was there."""
         self.root.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
             if (self.git_dir / READY).exists():
-                return
+                return None
             shutil.rmtree(self.git_dir, ignore_errors=True)  # a clone cut short by a dead worker
             self.git_dir.mkdir(parents=True)
             bundle.git_in(self.git_dir).init("--quiet", "--bare")
-            bundle.fetch(self.git_dir, run_bundle())
+            data = run_bundle()
+            bundle.fetch(self.git_dir, data)
             bundle.git_in(self.git_dir).update_ref("refs/parex/initial", "FETCH_HEAD")
             (self.git_dir / READY).write_text("")
+            return len(data)
 
     def checkout(self, start: str, delta: bytes | None, name: str) -> Path:
         """A worktree at `start` (fetched first from `delta` when the base moved since the run began)."""
@@ -83,6 +86,21 @@ class NodeRepo:
         with self.lock:
             shutil.rmtree(path, ignore_errors=True)
             bundle.git_in(self.git_dir).worktree("prune")
+
+    def forget(self) -> None:
+        """The run is over: its repository and worktrees on this node go."""
+        with self.lock:
+            shutil.rmtree(self.root, ignore_errors=True)
+        Path(self.lock.lock_file).unlink(missing_ok=True)
+        try:
+            self.root.parent.rmdir()  # the run's folder, once no node of this machine has anything in it
+        except OSError:
+            pass
+
+
+def forget_run(run_id: str) -> None:
+    """A Ray task, one per node the run used, when the run ends."""
+    NodeRepo(run_id, ray.get_runtime_context().get_node_id()).forget()
 
 
 def commits_back(tree: Path, start: str, message: str) -> tuple[str, bytes] | None:
@@ -140,7 +158,11 @@ async def run_attempt(attempt: Attempt, secrets: dict[str, str], workdir: Path, 
 
 async def _attempt_here(attempt: Attempt, secrets: dict[str, str], repo: NodeRepo, run_bundle: list[Any],
                         delta: bytes | None, send: Send) -> tuple[Outcome, tuple[str, bytes] | None]:
-    await anyio.to_thread.run_sync(repo.ensure, lambda: ray.get(run_bundle[0]))
+    cloned = await anyio.to_thread.run_sync(repo.ensure, lambda: ray.get(run_bundle[0]))
+    if cloned is not None:
+        send(("mark", f"this node cloned the run's repository from its bundle ({cloned} bytes)"))
+    if delta is not None:
+        send(("mark", f"the base moved since the run began: {len(delta)} bytes of new commits fetched"))
     tree = await anyio.to_thread.run_sync(repo.checkout, attempt.base, delta,
                                           f"{attempt.task.id}-a{attempt.number}")
     try:
