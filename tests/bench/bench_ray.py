@@ -173,9 +173,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
-    ap.add_argument("--cpus", type=int, default=4, help="CPUs of each of the two Ray nodes (slots = 2 × this)")
+    ap.add_argument("--cpus", type=int, help="CPUs of each of the two Ray nodes, slots = 2 × this (default 4; 2 quick)")
     args = ap.parse_args()
-    n, noop, lines = (40, 16, 10) if args.quick else (200, 200, 50)
+    n, noop, lines = (30, 8, 8) if args.quick else (200, 200, 50)
+    args.cpus = args.cpus or (2 if args.quick else 4)
     slots = 2 * args.cpus
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
