@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ import ray
 
 from parex_lsp.contract import EventKind
 from parex_lsp.engine import RunOptions
+from parex_lsp.isolation.containment import tagged_processes
 from tests.support.engine_helpers import Recorder, make_run
 from tests.support.fake_openai import FakeOpenAI, text, tool_calls
 from tests.support.ray_cluster import address, git, repository, session_logs, two_node_cluster
@@ -389,3 +392,30 @@ async def test_runs_at_once_in_one_process_share_its_connection(cluster, tmp_pat
     assert results["slow"].status == results["quick"].status == "succeeded"
     assert (first / "slow.txt").exists() and (second / "quick.txt").exists()
     assert not ray.is_initialized()
+
+
+async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path):
+    """parex killed outright mid-task: its Ray job ends, so does the worker, and the node's watchdog ends the
+    agent (in a session of its own) and its setsid grandchild."""
+    ws = repository(tmp_path / "ws", {"README": "x\n"})
+    (ws / "parex.toml").write_text(plan(cluster, f"""
+        [[task]]
+        id = "stranded"
+        agent = "on_b"
+        prompt = "echo $PAREX_RUN_ID > {tmp_path}/run.id; (setsid sleep 300 &); echo $$ > {tmp_path}/agent.tmp; mv {tmp_path}/agent.tmp {tmp_path}/agent.pid; sleep 300"
+    """))
+    parex = subprocess.Popen([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--quiet"], cwd=ws,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "agent.pid").exists() and time.monotonic() < deadline and parex.poll() is None:
+            await anyio.sleep(0.05)
+        left = tagged_processes({(tmp_path / "run.id").read_text().strip()})
+        assert len(left) == 3  # the agent, its sleep, and the setsid grandchild
+        parex.kill()
+        parex.wait()
+        assert await _gone(*left, within=30), "the remote agent outlived its driver"
+    finally:
+        if parex.poll() is None:
+            parex.kill()
+            parex.wait()
