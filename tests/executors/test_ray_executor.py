@@ -21,6 +21,7 @@ from parex_lsp.engine import RunOptions
 from parex_lsp.isolation.containment import tagged_processes
 from tests.support.engine_helpers import Recorder, make_run
 from tests.support.fake_openai import FakeOpenAI, text, tool_calls
+from tests.support.processes import alive as _alive
 from tests.support.ray_cluster import address, git, repository, session_logs, two_node_cluster
 
 STEERED = """
@@ -146,15 +147,6 @@ async def _gone(*pids: int, within: float = 10.0) -> bool:
             os.kill(p, signal.SIGKILL)
             return False
     return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rfind(")") + 2] != "Z"
 
 
 async def test_cancel_ends_a_remote_grandchild_in_a_session_of_its_own(cluster, tmp_path: Path):

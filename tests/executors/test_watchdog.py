@@ -10,14 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat[stat.rfind(")") + 2] != "Z"
+from tests.support.processes import alive as _alive
 
 
 def _agent(tmp_path: Path, attempt: str) -> tuple[subprocess.Popen[bytes], Path]:

@@ -182,18 +182,6 @@ def journal(workspace: Path, run_id: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in complete if line.strip()]
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def wait_for(cond: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := cond()):

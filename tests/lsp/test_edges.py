@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.lsp.raw import SERVER, StdioServer, alive, initialize, journal, req, wait_for
+from tests.lsp.raw import SERVER, StdioServer, initialize, journal, req, wait_for
+from tests.support.processes import alive
 
 
 @pytest.fixture

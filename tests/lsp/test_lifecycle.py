@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.lsp.raw import SERVER, Reader, StdioServer, alive, frame, initialize, journal, note, req, wait_for
+from tests.lsp.raw import SERVER, Reader, StdioServer, frame, initialize, journal, note, req, wait_for
+from tests.support.processes import alive
 
 AGENT = """
 [run]

@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from tests.lsp.raw import (
-    alive,
     connect,
     frame,
     free_port,
@@ -20,6 +19,7 @@ from tests.lsp.raw import (
     socket_reader,
     wait_for,
 )
+from tests.support.processes import alive
 
 
 @pytest.fixture
