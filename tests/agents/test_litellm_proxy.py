@@ -146,7 +146,12 @@ async def test_the_proxys_errors_are_classified(proxy, workspace: Path, tmp_path
         ctx = make_ctx(tmp_path, workspace, _agent(base_url, model), Recorder(), task_id=task_id,
                        env={"PAREX_LITELLM_KEY": key})
         try:
-            return await OpenAIAgent().run(ctx)
+            outcome = await OpenAIAgent().run(ctx)
+            if outcome.transient and (outcome.reason or "").startswith("connection to"):
+                # the proxy dropped the connection (seen once under CI load): a transient failure, which a run
+                # retries; what is tested here is how the proxy's own answers are classified
+                outcome = await OpenAIAgent().run(ctx)
+            return outcome
         finally:
             ctx.output.close()
 

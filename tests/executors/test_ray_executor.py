@@ -399,8 +399,11 @@ async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path
         deadline = time.monotonic() + 60
         while not (tmp_path / "agent.pid").exists() and time.monotonic() < deadline and parex.poll() is None:
             await anyio.sleep(0.05)
-        left = tagged_processes({(tmp_path / "run.id").read_text().strip()})
-        assert len(left) == 3  # the agent, its sleep, and the setsid grandchild
+        run_id = (tmp_path / "run.id").read_text().strip()
+        with anyio.fail_after(30):  # the agent, its sleep, and the setsid grandchild (which may still be starting)
+            while len(left := tagged_processes({run_id})) < 3:
+                await anyio.sleep(0.05)
+        assert len(left) == 3, left
         parex.kill()
         parex.wait()
         # Ray notices the dead driver, ends its job and kills the worker: slow on a loaded 2-core machine
