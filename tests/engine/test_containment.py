@@ -19,7 +19,7 @@ import pytest
 
 from parex_lsp.isolation import cgroups, containment
 from parex_lsp.isolation.processes import process_start
-from tests.support.engine_helpers import make_run
+from tests.support.engine_helpers import make_run, running, until
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="containment needs Linux /proc")
 
@@ -119,15 +119,10 @@ async def test_a_timed_out_task_leaves_no_daemon(workspace: Path, mode: str):
 
 async def test_a_cancelled_task_leaves_no_daemon(workspace: Path, mode: str):
     run, _ = await make_run(workspace, _plan(workspace, "sh daemons.sh; sleep 60"))
-    async with anyio.create_task_group() as tg:
-        async def go():
-            run.result = await run.execute()
-        tg.start_soon(go)
-        with anyio.fail_after(20):
-            while not _all_up(workspace):
-                await anyio.sleep(0.02)
+    async with running(run) as done:
+        await until(lambda: _all_up(workspace), within=20, poll=0.02)
         run.cancel()
-    assert run.result.status == "cancelled"
+    assert done[0].status == "cancelled"
     _assert_all_ended(_pids(workspace))
 
 

@@ -19,7 +19,7 @@ import ray
 from parex_lsp.contract import EventKind
 from parex_lsp.engine import RunOptions
 from parex_lsp.isolation.containment import tagged_processes
-from tests.support.engine_helpers import Recorder, make_run
+from tests.support.engine_helpers import Recorder, make_run, running, until
 from tests.support.fake_openai import FakeOpenAI, text, tool_calls
 from tests.support.processes import alive as _alive
 from tests.support.ray_cluster import address, git, repository, session_logs, two_node_cluster
@@ -123,15 +123,8 @@ async def test_output_arrives_while_the_remote_task_still_runs(cluster, tmp_path
         prompt = "echo first line; while [ ! -e {gate} ]; do sleep 0.05; done; echo second line"
     """))
     seen_running = False
-    async with anyio.create_task_group() as tg:
-        done: list = []
-
-        async def go() -> None:
-            done.append(await run.execute())
-        tg.start_soon(go)
-        with anyio.fail_after(60):
-            while "first line" not in output_of(rec, "talk"):
-                await anyio.sleep(0.05)
+    async with running(run) as done:
+        await until(lambda: "first line" in output_of(rec, "talk"))
         seen_running = not rec.of(EventKind.SUCCEEDED) and run.tasks["talk"].status == "running"
         gate.touch()
     assert seen_running and done[0].status == "succeeded"
@@ -158,15 +151,8 @@ async def test_cancel_ends_a_remote_grandchild_in_a_session_of_its_own(cluster, 
         agent = "on_b"
         prompt = "(setsid sleep 300 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}); sleep 300"
     """))
-    async with anyio.create_task_group() as tg:
-        done: list = []
-
-        async def go() -> None:
-            done.append(await run.execute())
-        tg.start_soon(go)
-        with anyio.fail_after(60):
-            while not pidfile.exists():
-                await anyio.sleep(0.05)
+    async with running(run) as done:
+        await until(pidfile.exists)
         daemon = int(pidfile.read_text())
         assert _alive(daemon)
         assert nodes_of(ws, run.run_id, "daemon")  # it ran on a node
@@ -188,15 +174,8 @@ async def test_a_killed_worker_leaves_no_agent_behind(cluster, tmp_path: Path):
         retries = 0
         prompt = "(setsid sleep 300 & echo $PPID $$ $! > {pids}.tmp; mv {pids}.tmp {pids}); sleep 300"
     """))
-    async with anyio.create_task_group() as tg:
-        done: list = []
-
-        async def go() -> None:
-            done.append(await run.execute())
-        tg.start_soon(go)
-        with anyio.fail_after(60):
-            while not pids.exists():
-                await anyio.sleep(0.05)
+    async with running(run) as done:
+        await until(pids.exists)
         worker, agent, daemon = (int(p) for p in pids.read_text().split())
         os.kill(worker, signal.SIGKILL)
     result = done[0].tasks[0]
@@ -219,15 +198,8 @@ async def test_a_node_lost_mid_task_is_retried_on_another_node(cluster, tmp_path
         prompt = "echo working; if [ $PAREX_ATTEMPT = 1 ]; then echo $$ > {tmp_path}/first.pid; sleep 300; fi; echo finished > long.txt"
     """))
     replacement = None
-    async with anyio.create_task_group() as tg:
-        done: list = []
-
-        async def go() -> None:
-            done.append(await run.execute())
-        tg.start_soon(go)
-        with anyio.fail_after(60):
-            while not (tmp_path / "first.pid").exists():
-                await anyio.sleep(0.05)
+    async with running(run) as done:
+        await until(lambda: (tmp_path / "first.pid").exists())
         first = int((tmp_path / "first.pid").read_text())
         assert nodes_of(ws, run.run_id, "long") == [doomed.node_id[:12]]
         replacement = cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", resources={"spare": 1})
@@ -373,9 +345,7 @@ async def test_runs_at_once_in_one_process_share_its_connection(cluster, tmp_pat
             results[name] = await run.execute()
         tg.start_soon(go, "slow", slow)
         tg.start_soon(go, "quick", quick)
-        with anyio.fail_after(60):
-            while "quick" not in results:
-                await anyio.sleep(0.05)
+        await until(lambda: "quick" in results)
         assert ray.is_initialized()  # the slow run still uses it
         gate.touch()
     assert results["slow"].status == results["quick"].status == "succeeded"
@@ -400,9 +370,9 @@ async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path
         while not (tmp_path / "agent.pid").exists() and time.monotonic() < deadline and parex.poll() is None:
             await anyio.sleep(0.05)
         run_id = (tmp_path / "run.id").read_text().strip()
-        with anyio.fail_after(30):  # the agent, its sleep, and the setsid grandchild (which may still be starting)
-            while len(left := tagged_processes({run_id})) < 3:
-                await anyio.sleep(0.05)
+        # the agent, its sleep, and the setsid grandchild (which may still be starting)
+        await until(lambda: len(tagged_processes({run_id})) >= 3, within=30)
+        left = tagged_processes({run_id})
         assert len(left) == 3, left
         parex.kill()
         parex.wait()

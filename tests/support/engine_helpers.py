@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
+
 from parex_lsp.contract import Event
-from parex_lsp.engine import Run, RunOptions
+from parex_lsp.engine import Run, RunOptions, RunResult
 from parex_lsp.plan import plan_from_text
 
 
@@ -27,6 +31,27 @@ async def make_run(workspace: Path, toml: str, options: RunOptions | None = None
     plan = plan_from_text(text, str(workspace / "parex.toml"), workspace)
     rec = Recorder()
     return await Run.prepare(plan, options, sinks=[rec]), rec
+
+
+@asynccontextmanager
+async def running(run: Run) -> AsyncIterator[list[RunResult]]:
+    """The run executing in the background while the block acts on it; after the block (which waits for the
+    run to end), the list holds its result."""
+    done: list[RunResult] = []
+
+    async def go() -> None:
+        done.append(await run.execute())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(go)
+        yield done
+
+
+async def until(condition: Callable[[], object], within: float = 60, poll: float = 0.05) -> None:
+    """Wait until `condition()` is true; TimeoutError after `within` seconds."""
+    with anyio.fail_after(within):
+        while not condition():
+            await anyio.sleep(poll)
 
 
 def intervals(folder: Path) -> dict[str, tuple[float, float]]:
