@@ -2,29 +2,8 @@
 -- parex-lsp, on a git workspace whose plan is in review mode (PAREX_TEST_WORKSPACE).
 -- Prints "ok - ..." lines; exits 0 when every check passed, 1 (reason on stderr) otherwise.
 local M = {}
-
-local function out(line)
-  io.stdout:write(line .. "\n")
-  io.stdout:flush()
-end
-
-local function check(cond, msg)
-  if not cond then
-    error({ msg = msg }, 2)
-  end
-end
-
-local function wait(cond, what)
-  check(vim.wait(60000, cond, 50), "timed out waiting for " .. what)
-end
-
-local function server_cmd()
-  local env = os.getenv("PAREX_LSP_CMD")
-  if env and env:match("^%s*%[") then
-    return vim.fn.json_decode(env)
-  end
-  return { vim.g.parex_test_repo .. "/.venv/bin/parex-lsp", "--stdio" }
-end
+local h = require("parex_headless")
+local out, check, wait, server_cmd = h.out, h.check, h.wait, h.server_cmd
 
 local function test(ws)
   local parex = require("parex")
@@ -82,14 +61,9 @@ end
 
 function M.run()
   local ws = os.getenv("PAREX_TEST_WORKSPACE")
-  local ok, err = pcall(test, ws)
-  if ok then
-    out("ok - all checks passed")
-    vim.cmd("qa!")
-  else
-    io.stderr:write("FAIL: " .. tostring(type(err) == "table" and err.msg or err) .. "\n")
-    vim.cmd("cquit 1")
-  end
+  h.main(function()
+    test(ws)
+  end)
 end
 
 return M

@@ -3,33 +3,9 @@
 -- parex.toml spends 12.3k tokens of a 20k budget, truncated.parex.toml gets an answer cut at
 -- its length limit, limited.parex.toml's agent is rate limited for 3 seconds. Prints "ok - ..." lines; exits 0 when every check passed, 1 otherwise.
 local M = {}
-
-local TIMEOUT = 60000
-
-local function out(line)
-  io.stdout:write(line .. "\n")
-  io.stdout:flush()
-end
-
-local function check(cond, msg)
-  if not cond then
-    error({ msg = msg }, 2)
-  end
-end
-
-local function wait(cond, what)
-  check(vim.wait(TIMEOUT, cond, 20), "timed out waiting for " .. what)
-end
-
-local function server_cmd()
-  local env = os.getenv("PAREX_LSP_CMD")
-  if env and env:match("^%s*%[") then
-    return vim.fn.json_decode(env)
-  end
-  return { vim.g.parex_test_repo .. "/.venv/bin/parex-lsp", "--stdio" }
-end
-
-local notifications = {}
+local h = require("parex_headless")
+local out, check, wait, server_cmd = h.out, h.check, h.wait, h.server_cmd
+local notifications = h.notifications -- every vim.notify of the test, filled by h.main
 
 local function status_text()
   local bufnr = vim.fn.bufnr("parex://status")
@@ -42,7 +18,7 @@ end
 local function show_status(want)
   vim.cmd("ParexStatus")
   local text = ""
-  vim.wait(TIMEOUT, function()
+  vim.wait(h.TIMEOUT, function()
     text = status_text()
     return text:find(want, 1, true) ~= nil
   end, 20)
@@ -172,20 +148,9 @@ end
 
 function M.run()
   local ws = os.getenv("PAREX_TEST_WORKSPACE")
-  local orig_notify = vim.notify
-  vim.notify = function(msg, level, opts)
-    table.insert(notifications, { msg = tostring(msg), level = level })
-    io.stdout:write("  notify[" .. tostring(level) .. "] " .. tostring(msg):gsub("\n", "\n    ") .. "\n")
-    return orig_notify(msg, level, opts)
-  end
-  local ok, err = pcall(test, ws)
-  if ok then
-    out("ok - all checks passed")
-    vim.cmd("qa!")
-  else
-    io.stderr:write("FAIL: " .. tostring(type(err) == "table" and err.msg or err) .. "\n")
-    vim.cmd("cquit 1")
-  end
+  h.main(function()
+    test(ws)
+  end)
 end
 
 return M
