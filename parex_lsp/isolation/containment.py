@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from parex_lsp.isolation.cgroups import TaskCgroup
@@ -121,19 +121,25 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     return fields[0], int(fields[1]), int(fields[2])
 
 
-def environ_ids(pid: int) -> tuple[str | None, str | None]:
-    """The (PAREX_RUN_ID, PAREX_TASK_ID) a process was started with; (None, None) if unreadable or absent."""
+def environ_values(pid: int, *names: str) -> dict[str, str]:
+    """Those of the environment variables `names` a process was started with (none if unreadable)."""
     try:
         raw = (_PROC / str(pid) / "environ").read_bytes()
     except OSError:
-        return None, None
-    run = task = None
+        return {}
+    wanted = {f"{name}=".encode(): name for name in names}
+    found: dict[str, str] = {}
     for entry in raw.split(b"\0"):
-        if entry.startswith(b"PAREX_RUN_ID="):
-            run = entry[len(b"PAREX_RUN_ID="):].decode(errors="replace")
-        elif entry.startswith(b"PAREX_TASK_ID="):
-            task = entry[len(b"PAREX_TASK_ID="):].decode(errors="replace")
-    return run, task
+        prefix = entry[:entry.find(b"=") + 1]
+        if prefix in wanted:
+            found[wanted[prefix]] = entry[len(prefix):].decode(errors="replace")
+    return found
+
+
+def environ_ids(pid: int) -> tuple[str | None, str | None]:
+    """The (PAREX_RUN_ID, PAREX_TASK_ID) a process was started with; (None, None) if unreadable or absent."""
+    found = environ_values(pid, "PAREX_RUN_ID", "PAREX_TASK_ID")
+    return found.get("PAREX_RUN_ID"), found.get("PAREX_TASK_ID")
 
 
 def _descendants(roots: Iterable[int]) -> set[int]:
@@ -274,23 +280,37 @@ def _reap_adopted() -> int:
     return reaped
 
 
+def kill_until_gone(find: Callable[[], Iterable[int]], rounds: int = 100) -> list[int]:
+    """SIGKILL what `find` names, again until it names nothing (one may fork while the others are being
+    killed); the pids killed, in order."""
+    killed: list[int] = []
+    for _ in range(rounds):
+        found = list(find())
+        if not found:
+            break
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+            if pid not in killed:
+                killed.append(pid)
+        time.sleep(0.005)
+    return killed
+
+
 def end_tagged(run_ids: set[str]) -> list[tuple[int, str, str | None]]:
     """SIGKILL every process started for one of `run_ids` (runs whose runner died), however it left its group;
     (pid, run, task) of each."""
     if not run_ids or not has_proc():
         return []
-    ended: list[tuple[int, str, str | None]] = []
-    for _ in range(100):  # until none is left: one may fork while the others are being killed
+    tags: dict[int, tuple[str, str | None]] = {}
+
+    def find() -> Iterable[int]:
         found = tagged_processes(run_ids)
-        if not found:
-            break
-        for pid, (run, task) in found.items():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                continue
-            if all(pid != p for p, _, _ in ended):
-                ended.append((pid, run, task))
-        time.sleep(0.005)
+        tags.update(found)
+        return found
+
+    ended = [(pid, *tags[pid]) for pid in kill_until_gone(find)]
     reap_adopted()
     return ended
