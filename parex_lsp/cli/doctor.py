@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from parex_lsp import state
+from parex_lsp.executors.address import host_port, unreachable
 from parex_lsp.plan import Plan
 from parex_lsp.plan.model import AgentSpec
 from parex_lsp.redact import redact_url
@@ -184,14 +184,12 @@ def ray_checks(address: str, timeout: float) -> list[Check]:
             return [*checks, Check(name, False, "ray_address = \"auto\" but no cluster was started on this machine "
                                    "(ray start --head) and RAY_ADDRESS is not set: start one, or set [run] "
                                    "ray_address")]
-    host, _, port = target.split("://")[-1].rpartition(":")
-    if not port.isdigit():
+    if host_port(target) is None:
         return [*checks, Check(name, True, f"{target} (not checked: no port)")]
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as e:
-        return [*checks, Check(name, False, f"nothing answers at {target} ({e.strerror or e}): is the cluster "
-                               "up (ray status), and its port open to this machine?")]
+    why = unreachable(target, timeout)
+    if why is not None:
+        return [*checks, Check(name, False, f"{why}: is the cluster up (ray status), and its port open to this "
+                               "machine?")]
     return [*checks, Check(name, True, f"{target} answers")]
 
 

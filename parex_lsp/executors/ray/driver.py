@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,6 +22,7 @@ import ray.exceptions
 
 from parex_lsp.agents.base import EXIT_CODE, AgentContext, Outcome
 from parex_lsp.contract import Reason
+from parex_lsp.executors.address import unreachable
 from parex_lsp.executors.base import Attempt, ExecutorError
 from parex_lsp.executors.ray import bundle, node
 from parex_lsp.plan.model import AgentSpec, Plan
@@ -215,15 +215,11 @@ class RayExecutor:
 
 def _check_reachable(address: str) -> None:
     """A `host:port` GCS address that refuses connections: Ray itself would keep retrying for minutes."""
-    if address == "auto" or "://" in address or ":" not in address:
-        return  # `auto` fails at once without a cluster; Ray client has its own timeout
-    host, _, port = address.rpartition(":")
-    if not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
-    except OSError as e:
-        raise ConnectionError(f"nothing answers at {address} ({e.strerror or e})") from e
+    if "://" in address:
+        return  # Ray client has its own timeout
+    why = unreachable(address, CONNECT_TIMEOUT)
+    if why is not None:
+        raise ConnectionError(why)
 
 
 def _take_commits(tree: Path, start: str, back: tuple[str, bytes]) -> None:
