@@ -28,7 +28,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from parex_lsp.isolation.cgroups import TaskCgroup
@@ -51,14 +52,38 @@ def become_subreaper() -> bool:
     """Make this process the subreaper of its descendants (once); whether it is."""
     global _subreaper
     if _subreaper is None:
-        _subreaper = False
-        if sys.platform == "linux":
-            try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-                _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-            except (OSError, AttributeError):
-                _subreaper = False
+        libc = _libc()
+        _subreaper = libc is not None and libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     return _subreaper
+
+
+PR_GET_CHILD_SUBREAPER = 37
+
+
+@contextmanager
+def orphans_to_init() -> Iterator[None]:
+    """While the block runs, this process is no subreaper: a process orphaned meanwhile (a daemon that
+    forked away from what we spawned) goes to init and is no child of ours, so it outlives whatever kills our
+    children when we exit. The subreaper state is read from the kernel and restored as it was."""
+    libc = _libc()
+    state = ctypes.c_int(0)
+    if libc is None or libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(state), 0, 0, 0) != 0 or not state.value:
+        yield
+        return
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _libc() -> ctypes.CDLL | None:
+    if sys.platform != "linux":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
 
 
 class Spawning:

@@ -354,14 +354,14 @@ async def test_runs_at_once_in_one_process_share_its_connection(cluster, tmp_pat
 
 
 async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path):
-    """parex killed outright mid-task: its Ray job ends, so does the worker, and the node's watchdog ends the
-    agent (in a session of its own) and its setsid grandchild."""
+    """parex killed outright mid-task: its Ray job ends, so does the worker, which kills its direct children as
+    it exits; the node's watchdog ends the rest: the agent's own child and the setsid grandchild's child."""
     ws = repository(tmp_path / "ws", {"README": "x\n"})
     (ws / "parex.toml").write_text(plan(cluster, f"""
         [[task]]
         id = "stranded"
         agent = "on_b"
-        prompt = "echo $PAREX_RUN_ID > {tmp_path}/run.id; (setsid sleep 300 &); echo $$ > {tmp_path}/agent.tmp; mv {tmp_path}/agent.tmp {tmp_path}/agent.pid; sleep 300"
+        prompt = "echo $PAREX_RUN_ID > {tmp_path}/run.id; (setsid sh -c 'sleep 300; true' &); echo $$ > {tmp_path}/agent.tmp; mv {tmp_path}/agent.tmp {tmp_path}/agent.pid; sleep 300; true"
     """))
     parex = subprocess.Popen([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--quiet"], cwd=ws,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -370,10 +370,10 @@ async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path
         while not (tmp_path / "agent.pid").exists() and time.monotonic() < deadline and parex.poll() is None:
             await anyio.sleep(0.05)
         run_id = (tmp_path / "run.id").read_text().strip()
-        # the agent, its sleep, and the setsid grandchild (which may still be starting)
-        await until(lambda: len(tagged_processes({run_id})) >= 3, within=30)
+        # the agent and its sleep, the setsid grandchild and its sleep (which may still be starting)
+        await until(lambda: len(tagged_processes({run_id})) >= 4, within=30)
         left = tagged_processes({run_id})
-        assert len(left) == 3, left
+        assert len(left) == 4, left
         parex.kill()
         parex.wait()
         # Ray notices the dead driver, ends its job and kills the worker: slow on a loaded 2-core machine

@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 import queue
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,7 +29,7 @@ from parex_lsp.agents.command import SHELL
 from parex_lsp.agents.process import run_process
 from parex_lsp.contract import EventKind, Payload
 from parex_lsp.executors.base import Attempt
-from parex_lsp.executors.ray import bundle
+from parex_lsp.executors.ray import bundle, watchdog
 
 CACHE_VAR = "PAREX_RAY_CACHE"  # where a node keeps the runs' repositories (default: <tmp>/parex-ray)
 READY = "parex-ready"  # written once the run's bundle is in the node's repository
@@ -176,15 +173,6 @@ async def _attempt_here(attempt: Attempt, secrets: dict[str, str], repo: NodeRep
             await anyio.to_thread.run_sync(repo.remove, tree)
 
 
-def start_watchdog(attempt: Attempt) -> subprocess.Popen[bytes]:
-    """A process of its own session that ends the attempt's processes if this worker is killed (force cancel,
-    a crash): they are in sessions of their own, so nothing else would."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "parex_lsp.executors.ray.watchdog", str(os.getpid()), attempt.run_id, attempt.task.id,
-         str(attempt.number)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True)
-
-
 def stream_attempt(attempt: Attempt, secrets: dict[str, str], run_bundle: list[Any],
                    delta: bytes | None) -> Iterator[Item]:
     """The Ray task: `run_bundle` is `[ObjectRef]` (nested, so Ray does not send it unless this node needs it)."""
@@ -192,7 +180,8 @@ def stream_attempt(attempt: Attempt, secrets: dict[str, str], run_bundle: list[A
     node_id = context.get_node_id()
     yield ("node", node_id, ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
     items: queue.Queue[Item] = queue.Queue()
-    watchdog = start_watchdog(attempt)
+    # ends the attempt's processes, which are in sessions of their own, if this worker dies before it ends
+    watching = watchdog.spawn(attempt.run_id, attempt.task.id, str(attempt.number))
     try:
         with start_blocking_portal() as portal:
             future = portal.start_task_soon(_attempt_here, attempt, secrets, NodeRepo(attempt.run_id, node_id),
@@ -209,5 +198,4 @@ def stream_attempt(attempt: Attempt, secrets: dict[str, str], run_bundle: list[A
         outcome, back = future.result()
         yield ("outcome", outcome, back)
     finally:
-        watchdog.send_signal(signal.SIGKILL)
-        watchdog.wait()
+        watchdog.stand_down(watching)
