@@ -21,6 +21,7 @@ import shtab
 from parex_lsp import __version__
 
 if TYPE_CHECKING:
+    from parex_lsp.engine.review_later import RetryPlan
     from parex_lsp.plan import Plan
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
@@ -137,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("action", nargs="?", choices=["accept", "reject", "retry", "diff"])
     review.add_argument("tasks", nargs="*", help="the task id(s)")
     review.add_argument("--feedback", help="retry: what the agent should do differently")
+    review.add_argument("--dependents", action="store_true", help="retry: also run the task's dependents that were "
+                        "waiting for it (they start once it lands)")
     review.add_argument("--workspace", "-w", default=".", help="the workspace (default: current folder)")
     review.add_argument("--json", action="store_true")
 
@@ -185,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "review":
         from parex_lsp.cli.review import review_command
 
-        return review_command(Path(args.workspace), args.run_id, args.action, args.tasks, args.feedback, args.json)
+        return review_command(Path(args.workspace), args.run_id, args.action, args.tasks, args.feedback, args.json,
+                              args.dependents, foreground=lambda argv, retry: _run(_parser().parse_args(argv), retry))
     if args.command == "plan":
         from parex_lsp.cli.plan import plan_command
 
@@ -287,7 +291,8 @@ def _load(arg: str | None, call_agent: str | None) -> Plan:
     return got.plan
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, retry: RetryPlan | None = None) -> int:
+    """`run`, and a retry of an ended run's ready task (`review RUN retry`: `retry` says what the run does)."""
     from parex_lsp.cli.view import TerminalView
     from parex_lsp.engine import Run, RunError, RunOptions
     from parex_lsp.plan import PlanError
@@ -314,7 +319,8 @@ def _run(args: argparse.Namespace) -> int:
                 max_concurrency=args.max_concurrency, isolation=args.isolation, only=args.only,
                 resume=args.resume, fail_fast=args.fail_fast, budget_usd=args.budget_usd,
                 budget_tokens=args.budget_tokens, merge="review" if args.review else None,
-                executor=args.executor, ray_address=args.ray_address, hold_for_review=asking), sinks=[view.on_event, prompt.on_event])
+                executor=args.executor, ray_address=args.ray_address, hold_for_review=asking,
+                retry=retry.retry if retry is not None else None), sinks=[view.on_event, prompt.on_event])
         except (PlanError, RunError) as e:
             return e
         if view.interactive:
@@ -358,6 +364,10 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(result_json(result.to_wire(), run.workspace)), flush=True)
     if result.status == "cancelled":
         return 128 + stopped_by[0] if stopped_by and stopped_by[0] != signal.SIGINT else EXIT_CANCELLED
+    if retry is not None:
+        from parex_lsp.cli.review import retry_ended
+
+        return retry_ended(result, retry)
     if result.status == "ready":
         _err(f"parex: tasks wait for review: parex-lsp review {result.run_id}")
         return EXIT_REVIEW

@@ -3,6 +3,13 @@ and `parex-lsp gc --branches`.
 
 Exit codes of `review`: 0 every decision was taken; 1 a merge failed (conflict, verify) or a task is not ready;
 2 no such run, or bad arguments.
+
+`review RUN retry TASK --feedback TEXT` of a run that has ended starts a new run in the foreground, as `run` does
+(progress, summary, Ctrl-C): it resumes RUN and runs TASK again from its kept branch with the feedback (and, with
+`--dependents`, the tasks that were waiting for it). Its exit codes: 0 the task is ready for review again or has
+landed (and no dependent run with it failed); 1 it (or such a dependent) failed; 2 nothing was started (no
+feedback, no such run or task, the task is not ready, its branch or plan is gone, the plan is running); 130
+cancelled.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +25,9 @@ import anyio
 
 from parex_lsp.contract import Event, EventKind
 from parex_lsp.engine.journal import find_run, is_running, list_runs
+from parex_lsp.engine.result import RunResult
 from parex_lsp.engine.review import ReviewError
-from parex_lsp.engine.review_later import diff_later, ready_tasks, review_later
+from parex_lsp.engine.review_later import RetryPlan, diff_later, ready_tasks, retry_of, review_later
 
 PROMPT = "  [a]ccept  [r]eject  re[t]ry with feedback  [d]iff  [l]eave it ready ? "
 
@@ -34,8 +43,12 @@ def _last_with_ready(workspace: Path) -> str | None:
     return None
 
 
+Foreground = Callable[[list[str], RetryPlan], int]  # `parex-lsp run ARGV` of a retry (cli/main.py's own)
+
+
 def review_command(workspace: Path, run_ref: str | None, action: str | None, tasks: list[str],
-                   feedback: str | None, as_json: bool) -> int:
+                   feedback: str | None, as_json: bool, dependents: bool = False,
+                   foreground: Foreground | None = None) -> int:
     run_id = run_ref if run_ref not in (None, "last") else _last_with_ready(workspace)
     if run_id is None:
         _say(f"no run in {workspace.resolve()} has tasks waiting for review")
@@ -47,7 +60,7 @@ def review_command(workspace: Path, run_ref: str | None, action: str | None, tas
         return 2
     if action is None:
         if sys.stdin.isatty() and not as_json:
-            return _interactive(workspace, run_id, [w.task.id for w in waiting])
+            return _interactive(workspace, run_id, [w.task.id for w in waiting], foreground)
         rows: list[dict[str, Any]] = [{"taskId": w.task.id, "branch": w.branch,
                                        "changes": w.task.review.get("changes")} for w in waiting]
         if as_json:
@@ -61,6 +74,12 @@ def review_command(workspace: Path, run_ref: str | None, action: str | None, tas
     if not tasks:
         print(f"parex: `review {run_id} {action}` needs the task id(s)", file=sys.stderr)
         return 2
+    if action == "retry":
+        if len(tasks) != 1:
+            print(f"parex: retry one task at a time (each is a run of its own), not {len(tasks)}", file=sys.stderr)
+            return 2
+        assert foreground is not None
+        return retry_run(workspace, run_id, tasks[0], feedback, dependents, as_json, foreground)
     status = 0
     for task_id in tasks:
         try:
@@ -87,7 +106,7 @@ def _next(got: dict[str, Any]) -> str:
     return f"\n  not started yet: {', '.join(got['waiting'])}; to run them: {got['next']}"
 
 
-def _interactive(workspace: Path, run_id: str, task_ids: list[str]) -> int:
+def _interactive(workspace: Path, run_id: str, task_ids: list[str], foreground: Foreground | None) -> int:
     status = 0
     for task_id in task_ids:
         while True:
@@ -101,6 +120,10 @@ def _interactive(workspace: Path, run_id: str, task_ids: list[str]) -> int:
             action = {"a": "accept", "r": "reject", "t": "retry"}.get(answer)
             if action is None:
                 continue
+            if action == "retry" and foreground is not None:
+                if retry_run(workspace, run_id, task_id, input("  feedback: "), False, False, foreground) not in (0, 130):
+                    status = 1
+                break
             try:
                 got = review_later(workspace, run_id, task_id, action,
                                    input("  feedback: ") if action == "retry" else None)
@@ -111,6 +134,50 @@ def _interactive(workspace: Path, run_id: str, task_ids: list[str]) -> int:
             _say(f"  {task_id}: {got['status']}" + (f" ({got['reason']})" if got.get("reason") else "") + _next(got))
             break
     return status
+
+
+def retry_run(workspace: Path, run_id: str, task_id: str, feedback: str | None, dependents: bool,
+              as_json: bool, foreground: Foreground) -> int:
+    """Retry a ready task of an ended run: a new run, in the foreground, resuming that one (exit codes above)."""
+    try:
+        got = retry_of(workspace, run_id, task_id, feedback, dependents)
+    except ReviewError as e:
+        print(f"parex: {e}", file=sys.stderr)
+        return 2
+    also = f" with {', '.join(got.dependents)}" if got.dependents else ""
+    print(f"parex: retrying {task_id} of run {run_id}{also} in a new run, continuing its branch "
+          f"{got.retry.branch}", file=sys.stderr if as_json else sys.stdout, flush=True)
+    argv = ["run", got.plan, "--resume", got.retry.run_id, "--only", ",".join([task_id, *got.dependents])]
+    return foreground(argv + (["--json"] if as_json else []), got)
+
+
+def retry_ended(result: RunResult, got: RetryPlan) -> int:
+    """After a retry's run: where the task stands, what still waits for it, and the exit code."""
+    by_id = {t.id: t for t in result.tasks}
+    task_id = got.retry.task_id
+    mine = by_id.get(task_id)
+    status = mine.status if mine is not None else "failed"
+
+    def say(text: str) -> None:  # stderr: stdout may carry the --json result
+        print(text, file=sys.stderr, flush=True)
+
+    if status == "ready":
+        say(f"parex: {task_id} is ready for review again: parex-lsp review {result.run_id} diff|accept|reject|retry "
+            f"{task_id}")
+    elif status == "succeeded":
+        say(f"parex: {task_id} succeeded and landed")
+    else:
+        say(f"parex: {task_id} {status}" + (f": {mine.error}" if mine is not None and mine.error else ""))
+    held = [d for d in got.dependents if by_id.get(d) is not None and by_id[d].status == "pending"]
+    if held:
+        say(f"  waiting for {task_id} in run {result.run_id}: {', '.join(held)} (accepting {task_id} names the "
+            "command that runs them)")
+    later = got.next_for(result.run_id)
+    if later and status in ("ready", "succeeded"):
+        say(f"  not started yet: {', '.join(later['waiting'])}; once {task_id} has landed, run them: {later['next']}")
+    failed = [d for d in got.dependents if by_id.get(d) is not None and by_id[d].status not in ("succeeded", "ready",
+                                                                                                "pending")]
+    return 0 if status in ("ready", "succeeded") and not failed else 1
 
 
 class LivePrompt:

@@ -120,6 +120,8 @@ def replay(path: Path) -> RunRecord:
             t.pid, t.pid_start = data.get("pid"), data.get("startTime")
         elif kind == EventKind.QUEUED:
             t.status = "queued"
+            if data.get("retriedIn"):  # a reviewer retried this ready task of an ended run in that run
+                t.review["retriedIn"] = data["retriedIn"]
         elif kind == EventKind.LOCK_WAIT:
             t.waiting_for = data.get("path")
             if t.status != TaskStatus.RUNNING:

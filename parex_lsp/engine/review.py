@@ -24,6 +24,7 @@ from parex_lsp.contract import ConflictPredicted, EventKind, Merged, Payload, Re
 from parex_lsp.isolation.keys import first_conflict
 from parex_lsp.isolation.merge import Changes, changes, file_diffs, predict_conflicts
 from parex_lsp.isolation.modes import WorktreeIsolation
+from parex_lsp.isolation.worktree import WorktreeError
 from parex_lsp.plan.model import Plan, TaskSpec
 
 if TYPE_CHECKING:
@@ -39,6 +40,18 @@ _JUNIT = re.compile(r"Tests run:\s*(\d+),\s*Failures:\s*(\d+),\s*Errors:\s*(\d+)
 
 class ReviewError(Exception):
     """A review action that cannot be done (unknown task, not ready, bad action); nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOf:
+    """A reviewer's retry of a task that an ended run left `ready`: a new run (resuming that one) runs the task
+    again on a branch of its own that starts where the kept branch ends, with the feedback as a live retry
+    gives it; the ended run's journal records which run took it over."""
+
+    run_id: str  # the ended run
+    task_id: str
+    branch: str  # the task's kept branch in that run
+    feedback: str
 
 
 def count_passed(lines: list[str]) -> int | None:
@@ -116,6 +129,7 @@ class Landing:
         self.waiting: dict[str, str] = {}  # task id -> branch waiting to merge (ready, or queued for the lock)
         self.ready: set[str] = set()
         self._continue_from: dict[str, str] = {}  # retry with feedback: task id -> its own branch
+        self._carried: dict[str, str] = {}  # retry of an ended run's task: task id -> that run's kept branch
         self._reported: set[tuple[str, str]] = set()  # conflict pairs already reported
         self.runner: TaskRunner | None = None
 
@@ -133,7 +147,7 @@ class Landing:
 
     def is_best_of(self, t: TaskState) -> bool:
         return (t.candidate is None and len(t.spec.candidate_agents(t.agent)) > 1
-                and t.spec.id not in self._continue_from)
+                and t.spec.id not in self._continue_from and t.spec.id not in self._carried)
 
     def info(self, task_id: str) -> dict[str, Any] | None:
         landed = self.landed.get(task_id)
@@ -163,11 +177,28 @@ class Landing:
 
     # -- a task's worktree ---------------------------------------------------------------------
 
+    def carry_over(self, task_id: str, branch: str) -> None:
+        """The task continues the work an ended run kept on `branch` (a retry of that run's ready task)."""
+        self._carried[task_id] = branch
+
     async def workdir(self, t: TaskState) -> Path:
         key = t.tree_key or t.spec.id
         start = self._continue_from.pop(t.spec.id, None) if t.tree_key is None else None
+        if start is None and t.tree_key is None and (kept := self._carried.pop(t.spec.id, None)) is not None:
+            start = await anyio.to_thread.run_sync(self._branch_from, t.spec.id, kept)
         t.workdir = await self.isolation.workdir(key, start)
         return t.workdir
+
+    def _branch_from(self, task_id: str, kept: str) -> str:
+        """This run's branch for the task, made at the head of another run's kept branch: the new commits build
+        on the kept work, and this run owns (lists, keeps, merges) its own branch. The kept one stays as it is."""
+        if not self.trees.branch_exists(kept):
+            raise WorktreeError(f"branch {kept} of task {task_id} no longer exists: there is no earlier work to "
+                                "continue from")
+        branch = self.trees.branch_for(task_id)
+        if not self.trees.branch_exists(branch):
+            self._git().branch(branch, f"refs/heads/{kept}")
+        return branch
 
     async def finish(self, t: TaskState, outcome: Outcome) -> Outcome:
         """After the agent: check, keep the branch, then land it (or, for a candidate, leave it to be ranked)."""

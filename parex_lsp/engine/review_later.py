@@ -3,9 +3,12 @@ decision is taken from its journal and its kept branches, and appended to the sa
 for review survives the editor or terminal closing.
 
 Accept merges the branch into the base branch (which must be checked out, as for any worktree run) and runs
-`[run] verify` after it, undoing the merge if that fails; reject keeps the branch and names it. Retry needs the
-agent and so a run: it is answered with the command that starts one. So are the tasks an accept lets start
-(dependents held for review): the answer names them and the `--resume` command that runs them.
+`[run] verify` after it, undoing the merge if that fails; reject keeps the branch and names it. The tasks an
+accept lets start (dependents held for review) are named with the `--resume` command that runs them.
+
+Retry needs the agent and so a run: `retry_of` checks the request and names what the new run is to do (a
+`RetryOf` for `RunOptions.retry`, and the dependents still waiting); the front end starts that run, which
+resumes the ended one, and `record_retry` appends to the ended run's journal which run took the task over.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parex_lsp.contract import Ended, Event, EventKind, Merged, Reason, RunStatus, TaskStatus
+from parex_lsp.contract import Ended, Event, EventKind, Merged, Reason, RunStatus, TaskStatus, Wire
+from parex_lsp.engine.graph import dependents_of
 from parex_lsp.engine.journal import Journal, TaskRecord, find_run, replay
-from parex_lsp.engine.review import ACTIONS, ReviewError, diff_of
+from parex_lsp.engine.review import ACTIONS, RetryOf, ReviewError, diff_of
 from parex_lsp.isolation.worktree import Worktrees
 from parex_lsp.plan.model import Plan
 
@@ -59,7 +63,8 @@ def _find(workspace: Path, run_ref: str, task_id: str) -> ReadyTask:
     if t is None:
         raise ReviewError(f"run {rec.run_id} has no task {task_id}")
     if t.status != TaskStatus.READY or not t.review.get("branch"):
-        raise ReviewError(f"task {task_id} of run {rec.run_id} is {t.status}, not ready for review")
+        later = f" (retried in run {t.review['retriedIn']})" if t.review.get("retriedIn") else ""
+        raise ReviewError(f"task {task_id} of run {rec.run_id} is {t.status}, not ready for review{later}")
     return ReadyTask(rec.run_id, rec.plan, t, t.review["branch"], t.review.get("baseBranch") or "")
 
 
@@ -122,10 +127,9 @@ def review_later(workspace: Path, run_ref: str, task_id: str, action: str, feedb
     if action not in ACTIONS:
         raise ReviewError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
     ready = _find(workspace, run_ref, task_id)
-    if action == "retry":
-        plan = ready.plan or "PLAN"
-        raise ReviewError(f"run {ready.run_id} has ended: retry runs the agent again, so start a run for it: "
-                          f"parex-lsp run {plan} --only {task_id} --review (with the feedback in its prompt)")
+    if action == "retry":  # the front ends start a run for it (retry_of); this answers only direct calls
+        raise ReviewError(f"run {ready.run_id} has ended: retry runs the agent again in a new run: "
+                          f"parex-lsp review {ready.run_id} retry {task_id} --feedback TEXT")
     if verify is None:
         verify = _verify_of(ready.plan)
     trees = _trees(workspace, ready.run_id)
@@ -168,5 +172,88 @@ def review_later(workspace: Path, run_ref: str, task_id: str, action: str, feedb
         emit(EventKind.SUCCEEDED, Ended(0, 0, review={**review, "branchKept": False}))
         return {"runId": ready.run_id, "taskId": task_id, "status": "succeeded", "commit": merged.commit,
                 **_waiting(workspace, ready)}
+    finally:
+        journal.close()
+
+
+@dataclass(slots=True)
+class RetryPlan:
+    """What a retry of an ended run's ready task starts: a run of `plan` with `RunOptions(retry=retry,
+    only=[retry.task_id, *dependents])`. `waiting`: the task's dependents that never started in the ended run
+    and are not run now (not asked for, or held by another task); they can run once the task has landed."""
+
+    retry: RetryOf
+    plan: str
+    dependents: list[str]
+    waiting: list[str]
+
+    def next_for(self, run_id: str) -> dict[str, Any]:
+        """`waiting` and the command that runs them after the task lands in run `run_id` (the retry's)."""
+        if not self.waiting:
+            return {}
+        return {"waiting": self.waiting,
+                "next": f"parex-lsp run {self.plan} --resume {run_id} --only {','.join(self.waiting)}"}
+
+
+def retry_of(workspace: Path, run_ref: str, task_id: str, feedback: str | None,
+             dependents: bool = False) -> RetryPlan:
+    """Check a retry of a ready task of an ended run; raises ReviewError naming what is missing (the feedback,
+    the run, the task, its readiness, its kept branch, the plan file), nothing changed then. `dependents`: the
+    new run also runs the task's dependents that were waiting for it (they start once it lands)."""
+    if not (feedback or "").strip():
+        raise ReviewError("retry needs feedback: what the agent should do differently (--feedback TEXT)")
+    assert feedback is not None
+    ready = _find(workspace, run_ref, task_id)
+    if not ready.plan or not Path(ready.plan).is_file():
+        what = f"its plan {ready.plan} no longer exists" if ready.plan else "it ran an inline plan"
+        raise ReviewError(f"run {ready.run_id} cannot be resumed, {what}: continue the work on branch "
+                          f"{ready.branch} with a new run of a plan file")
+    trees = _trees(workspace, ready.run_id)
+    if not trees.branch_exists(ready.branch):
+        raise ReviewError(f"branch {ready.branch} of task {task_id} (run {ready.run_id}) no longer exists: there is "
+                          f"no earlier work to continue; run the task afresh: parex-lsp run {ready.plan} --only "
+                          f"{task_id}")
+    if ready.base_branch and trees.base_branch != ready.base_branch:
+        raise ReviewError(f"task {task_id} was to be merged into {ready.base_branch}, but {trees.base_branch} is "
+                          f"checked out: git switch {ready.base_branch} first")
+    plan = _plan_of(ready.plan)
+    if plan is None:
+        raise ReviewError(f"the plan {ready.plan} of run {ready.run_id} does not validate: "
+                          f"parex-lsp run {ready.plan} --dry-run names its problems")
+    if task_id not in {t.id for t in plan.tasks}:
+        raise ReviewError(f"the plan {ready.plan} no longer has task {task_id}: nothing to retry")
+    journal = find_run(workspace, ready.run_id)
+    assert journal is not None
+    tasks = replay(journal).tasks
+    deps = {t.id: t.depends_on for t in plan.tasks}
+    below = dependents_of(plan.tasks)
+    held: list[str] = []  # its dependents, downstream first-come, that never started in the ended run
+    stack = [task_id]
+    while stack:
+        for d in below[stack.pop()]:
+            rec = tasks.get(d)
+            if d not in held and rec is not None and rec.started is None and rec.status in (TaskStatus.PENDING,
+                                                                                             "queued"):
+                held.append(d)
+                stack.append(d)
+    order = {t.id: i for i, t in enumerate(plan.tasks)}
+    held.sort(key=order.__getitem__)
+    run_now: list[str] = []
+    if dependents:  # only those whose every other dependency has succeeded or runs now too
+        for d in held:
+            if all(x == task_id or x in run_now or (x in tasks and tasks[x].status == TaskStatus.SUCCEEDED)
+                   for x in deps[d]):
+                run_now.append(d)
+    return RetryPlan(RetryOf(ready.run_id, task_id, ready.branch, feedback), ready.plan, run_now,
+                     [d for d in held if d not in run_now])
+
+
+def record_retry(workspace: Path, retry: RetryOf, new_run_id: str) -> None:
+    """The ended run's journal: its task left `ready` for run `new_run_id`, which runs it again (a `queued`
+    event, as a live retry journals, naming that run, the feedback and the branch it continues)."""
+    journal = Journal(workspace, retry.run_id)
+    try:
+        journal.append(Event(retry.run_id, retry.task_id, EventKind.QUEUED, 0, time.time(), Wire(
+            {"retriedIn": new_run_id, "feedback": retry.feedback, "branch": retry.branch})))
     finally:
         journal.close()

@@ -17,7 +17,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ from parex_lsp.engine.limits import Limits
 from parex_lsp.engine.orphans import end_orphans
 from parex_lsp.engine.pruning import prune_quietly
 from parex_lsp.engine.result import RunResult, TaskResult
-from parex_lsp.engine.review import ACTIONS, Landing, ReviewError
+from parex_lsp.engine.review import ACTIONS, Landing, RetryOf, ReviewError
+from parex_lsp.engine.review_later import record_retry
 from parex_lsp.engine.selection import PlanBusy, RunError, Selection, select
 from parex_lsp.engine.spend import Budget
 from parex_lsp.engine.task import TaskRunner, TaskState
@@ -92,6 +93,8 @@ class RunOptions:
     executor: str | None = None  # "local" | "ray": overrides `[run] executor`
     ray_address: str | None = None  # overrides `[run] ray_address`
     hold_for_review: bool = False  # stay running while tasks are ready (the language server); else end
+    retry: RetryOf | None = None  # a reviewer's retry of a task an ended run left ready: resume it, run the
+    # task again from its kept branch with the feedback (engine/review.py), worktree isolation
 
 
 def plan_key(plan: Plan) -> str | None:
@@ -158,12 +161,22 @@ class Run:
                 self.tasks[spec.id] = TaskState(
                     spec, spec.agent or plan.run.default_agent, self._lock_keys(spec.id, spec.files),
                     priority[spec.id], selection.deps_left[spec.id], state.log_path(workspace, run_id, spec.id))
+        if options.retry is not None and self.landing is not None:
+            self.tasks[options.retry.task_id].feedback = options.retry.feedback
+            self.landing.carry_over(options.retry.task_id, options.retry.branch)
 
     @classmethod
     async def prepare(cls, plan: Plan, options: RunOptions | None = None, sinks: Iterable[Sink] = ()) -> Run:
         """Check the options, load the plan's history (off the event loop) and select the tasks.
         Raises RunError (PlanBusy when the plan is running already) naming what is wrong; nothing has run."""
         opts = options or RunOptions()
+        if opts.retry is not None:  # the task, and what else was asked for, in a run resuming the ended one
+            again = opts.retry
+            opts = replace(opts, isolation="worktree", resume=again.run_id,
+                           only=[again.task_id, *(x for x in opts.only or [] if x != again.task_id)])
+            if again.task_id not in {t.id for t in plan.tasks}:
+                raise RunError(f"the plan no longer has task {again.task_id} (run {again.run_id} had it): "
+                               "nothing to retry")
         isolation = run_isolation(plan, opts)
         if isolation not in ISOLATIONS:
             raise RunError(f'isolation must be "none" or "worktree", not "{isolation}"')
@@ -211,7 +224,8 @@ class Run:
             if history.live and claim is not None:
                 r = history.live[-1]
                 raise PlanBusy(plan.source or "this plan", r.run_id, r.pid)
-            selection = select(plan, history, opts.only, opts.resume)
+            selection = select(plan, history, opts.only, opts.resume,
+                               frozenset({opts.retry.task_id}) if opts.retry is not None else frozenset())
             try:
                 run = cls(plan, run_id, workspace, opts, selection, history, sinks)
             except OSError as e:  # e.g. `.parex/` not writable: its lock registry cannot be made
@@ -320,6 +334,8 @@ class Run:
                 self.max_concurrency, self.isolation_name, self.resumed_from))
             if ended:
                 self._emit(None, EventKind.ORPHANS_ENDED, OrphansEnded(tuple(ended)))
+            if self.options.retry is not None:  # this run exists now: the ended run says who took its task over
+                await anyio.to_thread.run_sync(record_retry, self.workspace, self.options.retry, self.run_id)
             for tid, earlier in self.reused.items():
                 self._emit(tid, EventKind.SUCCEEDED, Ended(0, answer=earlier.answer, reused_from=earlier.run_id))
             for t in self.tasks.values():
@@ -681,8 +697,6 @@ def run_isolation(plan: Plan, options: RunOptions) -> str:
 
 def _with_merge(plan: Plan, merge: str) -> Plan:
     """The plan with every task's merge mode set (CLI `--review`, `merge` of a run request)."""
-    from dataclasses import replace
-
     return replace(plan, run=replace(plan.run, merge=merge), tasks=[replace(t, merge=merge) for t in plan.tasks])
 
 

@@ -31,7 +31,9 @@ class Selection:
     resumed_from: str | None = None
 
 
-def select(plan: Plan, history: History, only: list[str] | None = None, resume: str | None = None) -> Selection:
+def select(plan: Plan, history: History, only: list[str] | None = None, resume: str | None = None,
+           again: frozenset[str] = frozenset()) -> Selection:
+    """`again`: tasks run even if they succeeded before (a retry of a ready task whose earlier run succeeded)."""
     index = {t.id for t in plan.tasks}
     unknown = [t for t in only or [] if t not in index]
     if unknown:
@@ -41,7 +43,7 @@ def select(plan: Plan, history: History, only: list[str] | None = None, resume: 
     done_before = {tid for tid, e in history.latest.items() if e.status == TaskStatus.SUCCEEDED and tid in index}
     wanted_set = set(only) if only else set(index)
     if resume:
-        wanted_set -= done_before
+        wanted_set -= done_before - again
     wanted = [t.id for t in plan.tasks if t.id in wanted_set]
     selection = Selection(wanted, {}, resumed_from=history.runs[-1] if resume else None)
     if resume:

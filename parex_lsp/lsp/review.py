@@ -1,7 +1,9 @@
 """`parex/review` and `parex/diff`, and predicted conflicts as warning diagnostics on both tasks.
 
 A live review-mode run of this server takes the decision itself (accept merges, then the task's dependents
-start); a run that has ended with tasks left `ready` is reviewed from its journal (engine/review_later.py).
+start); a run that has ended with tasks left `ready` is reviewed from its journal (engine/review_later.py), and
+a retry of one of its tasks starts a new run here (resuming it, detached: the answer is the new run's id at once,
+and the run streams progress like any other).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pygls.exceptions import JsonRpcException
 from parex_lsp.contract import ENDINGS, ConflictPredicted, Event, EventKind, RunStarted
 from parex_lsp.engine.journal import find_run
 from parex_lsp.engine.review import ACTIONS, ReviewError
-from parex_lsp.engine.review_later import diff_later, review_later
+from parex_lsp.engine.review_later import diff_later, retry_of, review_later
 from parex_lsp.lsp.diagnostics import SOURCE, DiagnosticStore, _range
-from parex_lsp.lsp.params import RUN_ID, TASK_ID, invalid
+from parex_lsp.lsp.params import RUN_ID, TASK_ID, PlanRef, RunRequest, invalid
 from parex_lsp.plan import Plan
 
 REQUEST_FAILED = -32803
@@ -33,7 +35,7 @@ def review_params(params: Any, what: str, action: bool) -> tuple[str, str, str |
     if not isinstance(params, dict):
         raise invalid([f"{what} params must be an object {{runId, taskId{', action, feedback?' if action else ''}}}"])
     problems = []
-    known = {"runId", "taskId"} | ({"action", "feedback"} if action else set())
+    known = {"runId", "taskId"} | ({"action", "feedback", "dependents", "workDoneToken"} if action else set())
     unknown = set(params) - known
     if unknown:
         problems.append(f"unknown field(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
@@ -50,9 +52,21 @@ def review_params(params: Any, what: str, action: bool) -> tuple[str, str, str |
             problems.append("`feedback` must be a string")
         if act == "retry" and not (isinstance(feedback, str) and feedback.strip()):
             problems.append("`feedback` is required for retry: what the agent should do differently")
+        if not isinstance(params.get("dependents", False), bool):
+            problems.append("`dependents` must be true or false")
+        token = params.get("workDoneToken")
+        if token is not None and (isinstance(token, bool) or not isinstance(token, (int, str))):
+            problems.append("`workDoneToken` must be an integer or a string")
     if problems:
         raise invalid([f"{what}: {p}" for p in problems])
     return str(run_id), str(task_id), act, feedback
+
+
+def retry_options(params: Any) -> tuple[bool, int | str | None]:
+    """(dependents, workDoneToken) of a retry, once review_params has checked them."""
+    if isinstance(params, (list, tuple)) and len(params) == 1:
+        params = params[0]
+    return bool(params.get("dependents", False)), params.get("workDoneToken")
 
 
 def _failed(e: ReviewError, run_id: str) -> JsonRpcException:
@@ -105,6 +119,8 @@ def register(server: Any) -> None:
                 got: dict[str, Any] = await live.run.review(task_id, action, feedback)
                 return got
             workspace = _workspace_of(ls, run_id)
+            if action == "retry":
+                return await _retry_ended(ls, workspace, run_id, task_id, feedback, *retry_options(params))
             return await anyio.to_thread.run_sync(review_later, workspace, run_id, task_id, action, feedback)
         except ReviewError as e:
             raise _failed(e, run_id) from None
@@ -121,6 +137,22 @@ def register(server: Any) -> None:
             return await anyio.to_thread.run_sync(diff_later, _workspace_of(ls, run_id), run_id, task_id)
         except ReviewError as e:
             raise _failed(e, run_id) from None
+
+
+async def _retry_ended(ls: Any, workspace: Path, run_id: str, task_id: str, feedback: str | None, dependents: bool,
+                       token: int | str | None) -> dict[str, Any]:
+    """A retry of a ready task of a run that has ended: a new run of its plan resuming it, detached; the answer
+    names the new run at once (`runId`; `resumedFrom` the ended one) and what still waits for the task."""
+    got = await anyio.to_thread.run_sync(retry_of, workspace, run_id, task_id, feedback, dependents)
+    request = RunRequest(plan=PlanRef(uri=Path(got.plan).as_uri()), only=[task_id, *got.dependents], resume=run_id,
+                         detach=True, work_done_token=token)
+    try:
+        live = await ls.runs.start(request, retry=got.retry)
+    except JsonRpcException as e:  # the plan is running, or does not validate now: nothing started
+        raise JsonRpcException(code=REQUEST_FAILED, message=e.message, data=e.data or {"runId": run_id}) from None
+    new = live.run.run_id
+    return {"runId": new, "taskId": task_id, "status": "queued", "resumedFrom": run_id,
+            "branch": got.retry.branch, "dependents": got.dependents, **got.next_for(new)}
 
 
 def _workspace_of(ls: Any, run_id: str) -> Path:

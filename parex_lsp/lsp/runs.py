@@ -24,6 +24,7 @@ from parex_lsp import state
 from parex_lsp.contract import Event, EventKind, OrphansEnded
 from parex_lsp.engine import PlanBusy, Run, RunError, RunOptions
 from parex_lsp.engine.journal import find_run, replay
+from parex_lsp.engine.review import RetryOf
 from parex_lsp.lsp.diagnostics import DiagnosticStore, TaskDiagnostics
 from parex_lsp.lsp.notify import TaskEventNotifier
 from parex_lsp.lsp.params import MAX_TASKS, PlanRef, RunRequest, TaskRef, invalid, too_many
@@ -131,11 +132,13 @@ class Runs:
             watch(live)
         return await self.wait(live)
 
-    async def start(self, req: RunRequest) -> LiveRun:
+    async def start(self, req: RunRequest, retry: RetryOf | None = None) -> LiveRun:
+        """`retry`: the run retries a ready task of an ended run (parex/review of it, lsp/review.py)."""
         plan, uri, key = self.load(req.plan)
         options = RunOptions(max_concurrency=req.max_concurrency, isolation=req.isolation, only=req.only,
                              resume=req.resume, merge=req.merge, executor=req.executor,
-                             ray_address=req.ray_address, hold_for_review=True)  # ready tasks wait for parex/review
+                             ray_address=req.ray_address, hold_for_review=True,  # ready tasks wait for parex/review
+                             retry=retry)
         try:
             run = await Run.prepare(plan, options)
         except PlanBusy as e:
