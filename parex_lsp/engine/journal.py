@@ -122,6 +122,7 @@ def replay(path: Path) -> RunRecord:
             t.status = "queued"
             if data.get("retriedIn"):  # a reviewer retried this ready task of an ended run in that run
                 t.review["retriedIn"] = data["retriedIn"]
+                t.reason = f"retried in run {data['retriedIn']}"  # what `status` notes for it
         elif kind == EventKind.LOCK_WAIT:
             t.waiting_for = data.get("path")
             if t.status != TaskStatus.RUNNING:

@@ -117,6 +117,9 @@ def test_retry_of_an_ended_run_continues_the_kept_branch_with_the_feedback(tmp_p
     assert [t["id"] for t in started["data"]["tasks"]] == ["write"]
     listed = parex("review", ended, "--json", cwd=tmp_path)
     assert [r["taskId"] for r in json.loads(listed.stdout)["ready"]] == ["gone"]  # write and picky were taken over
+    shown = json.loads(parex("status", ended, "--json", cwd=tmp_path).stdout)
+    assert {t["id"]: (t["status"], t["reason"]) for t in shown["tasks"]}["write"] == (
+        "queued", f"retried in run {retry_run}")
     again = parex("review", ended, "retry", "write", "--feedback", "once more", cwd=tmp_path)
     assert again.returncode == 2 and f"(retried in run {retry_run})" in again.stderr
 
