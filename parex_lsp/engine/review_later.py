@@ -204,7 +204,7 @@ def retry_of(workspace: Path, run_ref: str, task_id: str, feedback: str | None,
         raise ReviewError("retry needs feedback: what the agent should do differently (--feedback TEXT)")
     assert feedback is not None
     ready = _find(workspace, run_ref, task_id)
-    if not ready.plan or not Path(ready.plan).is_file():
+    if not ready.plan or not (workspace / ready.plan).is_file():  # a relative plan path is the workspace's
         what = f"its plan {ready.plan} no longer exists" if ready.plan else "it ran an inline plan"
         raise ReviewError(f"run {ready.run_id} cannot be resumed, {what}: continue the work on branch "
                           f"{ready.branch} with a new run of a plan file")

@@ -144,7 +144,7 @@ async def _retry_ended(ls: Any, workspace: Path, run_id: str, task_id: str, feed
     """A retry of a ready task of a run that has ended: a new run of its plan resuming it, detached; the answer
     names the new run at once (`runId`; `resumedFrom` the ended one) and what still waits for the task."""
     got = await anyio.to_thread.run_sync(retry_of, workspace, run_id, task_id, feedback, dependents)
-    request = RunRequest(plan=PlanRef(uri=Path(got.plan).as_uri()), only=[task_id, *got.dependents], resume=run_id,
+    request = RunRequest(plan=PlanRef(uri=(workspace / got.plan).resolve().as_uri()), only=[task_id, *got.dependents], resume=run_id,
                          detach=True, work_done_token=token)
     try:
         live = await ls.runs.start(request, retry=got.retry)
