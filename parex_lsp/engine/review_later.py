@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from parex_lsp.contract import Ended, Event, EventKind, Merged, Reason, RunStatus, TaskStatus, Wire
-from parex_lsp.engine.graph import dependents_of
 from parex_lsp.engine.journal import Journal, TaskRecord, find_run, replay
 from parex_lsp.engine.review import ACTIONS, RetryOf, ReviewError, diff_of
 from parex_lsp.isolation.worktree import Worktrees
@@ -225,27 +224,42 @@ def retry_of(workspace: Path, run_ref: str, task_id: str, feedback: str | None,
     journal = find_run(workspace, ready.run_id)
     assert journal is not None
     tasks = replay(journal).tasks
-    deps = {t.id: t.depends_on for t in plan.tasks}
-    below = dependents_of(plan.tasks)
-    held: list[str] = []  # its dependents, downstream first-come, that never started in the ended run
+    never_started = {tid for tid, t in tasks.items()
+                     if t.started is None and t.status in (TaskStatus.PENDING, "queued")}
+    succeeded = {tid for tid, t in tasks.items() if t.status == TaskStatus.SUCCEEDED}
+    run_now, waiting = split_dependents(task_id, {t.id: list(t.depends_on) for t in plan.tasks}, never_started,
+                                        succeeded, dependents)
+    return RetryPlan(RetryOf(ready.run_id, task_id, ready.branch, feedback), ready.plan, run_now, waiting)
+
+
+def split_dependents(task_id: str, deps: dict[str, list[str]], never_started: set[str], succeeded: set[str],
+                     dependents: bool) -> tuple[list[str], list[str]]:
+    """(run now, still waiting), each in plan order (the order of `deps`): the task's dependents, direct or not,
+    that never started. Asked for (`dependents`), those run now whose every dependency is the task, runs now
+    too, or has succeeded; the rest wait."""
+    below: dict[str, list[str]] = {tid: [] for tid in deps}
+    for tid, ds in deps.items():
+        for d in ds:
+            below.setdefault(d, []).append(tid)
+    held: set[str] = set()
     stack = [task_id]
     while stack:
-        for d in below[stack.pop()]:
-            rec = tasks.get(d)
-            if d not in held and rec is not None and rec.started is None and rec.status in (TaskStatus.PENDING,
-                                                                                             "queued"):
-                held.append(d)
+        for d in below.get(stack.pop(), []):
+            if d not in held and d in never_started:
+                held.add(d)
                 stack.append(d)
-    order = {t.id: i for i, t in enumerate(plan.tasks)}
-    held.sort(key=order.__getitem__)
+    ordered = [tid for tid in deps if tid in held]
     run_now: list[str] = []
-    if dependents:  # only those whose every other dependency has succeeded or runs now too
-        for d in held:
-            if all(x == task_id or x in run_now or (x in tasks and tasks[x].status == TaskStatus.SUCCEEDED)
-                   for x in deps[d]):
-                run_now.append(d)
-    return RetryPlan(RetryOf(ready.run_id, task_id, ready.branch, feedback), ready.plan, run_now,
-                     [d for d in held if d not in run_now])
+    if dependents:
+        added = True
+        while added:  # plan order need not follow dependencies: repeat until nothing more fits
+            added = False
+            for d in ordered:
+                if d not in run_now and all(x == task_id or x in run_now or x in succeeded for x in deps[d]):
+                    run_now.append(d)
+                    added = True
+        run_now.sort(key=ordered.index)
+    return run_now, [d for d in ordered if d not in run_now]
 
 
 def record_retry(workspace: Path, retry: RetryOf, new_run_id: str) -> None:

@@ -1,15 +1,18 @@
 """A retry of a task an ended run left ready, through the engine (`RunOptions.retry`), on real git repositories:
 the task runs even when an older run had it succeed, on a branch made at the kept branch's head; a kept branch
-that went away before the task started fails it, naming the branch."""
+that went away before the task started fails it, naming the branch; which waiting dependents run with it."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from parex_lsp.engine import RunOptions
 from parex_lsp.engine.journal import find_run, replay
-from parex_lsp.engine.review_later import retry_of
+from parex_lsp.engine.review_later import retry_of, split_dependents
 from tests.support.engine_helpers import make_run
 
 
@@ -68,3 +71,41 @@ async def test_a_kept_branch_gone_before_the_task_starts_fails_it_by_name(tmp_pa
     assert t.status == "failed"
     assert t.error == f"branch parex/{held.run_id}/t of task t no longer exists: there is no earlier work to continue from"
     assert not (tmp_path / "f.txt").exists()
+
+
+@st.composite
+def graphs(draw):
+    """A plan's dependencies (acyclic, in a shuffled plan order), the task retried, the tasks that never started
+    in the ended run and those that succeeded there."""
+    n = draw(st.integers(2, 9))
+    ids = [f"t{i}" for i in range(n)]
+    deps = {ids[i]: draw(st.lists(st.sampled_from(ids[:i]), unique=True, max_size=3)) if i else [] for i in range(n)}
+    order = draw(st.permutations(ids))
+    task = draw(st.sampled_from(ids))
+    others = [i for i in ids if i != task]
+    never = set(draw(st.lists(st.sampled_from(others), unique=True))) if others else set()
+    succeeded = set(draw(st.lists(st.sampled_from([i for i in others if i not in never]), unique=True))) \
+        if len(never) < len(others) else set()
+    return {i: deps[i] for i in order}, task, never, succeeded
+
+
+@settings(max_examples=200, deadline=None)
+@given(graphs(), st.booleans())
+def test_dependents_of_a_retry_run_now_only_when_they_can(graph, asked: bool):
+    deps, task, never, succeeded = graph
+    run_now, waiting = split_dependents(task, deps, never, succeeded, asked)
+    below = {task}  # what waits on the task: never started, a dependency among the task and those
+    while True:
+        more = {d for d in never if d not in below and any(x in below for x in deps[d])}
+        if not more:
+            break
+        below |= more
+    assert set(run_now) | set(waiting) == below - {task} and not set(run_now) & set(waiting)
+    order = list(deps)
+    assert run_now == sorted(run_now, key=order.index) and waiting == sorted(waiting, key=order.index)
+    if not asked:
+        assert run_now == []
+        return
+    ok = {task, *run_now, *succeeded}
+    assert all(all(x in ok for x in deps[d]) for d in run_now)  # each can start once the task lands
+    assert all(any(x not in ok for x in deps[d]) for d in waiting)  # and none is left out that could
