@@ -36,12 +36,12 @@ def test_ray_with_a_shared_workspace_is_a_problem_at_the_isolation_line(tmp_path
     assert 'executor = "ray"' in found[0] and 'isolation = "none"' in found[0] and "worktree" in found[0]
 
 
-def test_copy_files_under_ray_warn_that_nodes_never_get_them(tmp_path: Path):
-    body = '[run]\nexecutor = "ray"\ncopy_files = [".env"]\n[[task]]\nid = "a"\nprompt = "echo a"\n'
-    found = problems(tmp_path / "parex.toml", body)
-    assert len(found) == 1 and found[0].startswith(f"{tmp_path / 'parex.toml'}:3:1: warning: "), found
-    assert "nodes never get them" in found[0] and "env_passthrough" in found[0]
-    assert problems(tmp_path / "parex.toml", body.replace('executor = "ray"', 'isolation = "worktree"')) == []
+def test_copy_files_under_ray_are_no_problem_but_an_escaping_pattern_still_is(tmp_path: Path):
+    body = '[run]\nexecutor = "ray"\ncopy_files = [".env", "config/*.toml"]\n[[task]]\nid = "a"\nprompt = "echo a"\n'
+    assert problems(tmp_path / "parex.toml", body) == []
+    found = problems(tmp_path / "parex.toml", body.replace('".env"', '"../.env"'))
+    assert len(found) == 1 and found[0].startswith(f"{tmp_path / 'parex.toml'}:3:1: "), found
+    assert "`copy_files` pattern '../.env' leaves the workspace through `..`" in found[0], found
 
 
 def test_under_ray_worktree_isolation_is_the_default(tmp_path: Path):
