@@ -114,6 +114,19 @@ def test_cli_executor_flag_on_an_unreachable_cluster_says_so(tmp_path: Path):
     assert "cannot connect to the Ray cluster at '127.0.0.1:1'" in p.stderr, p.stderr
 
 
+def test_copy_files_too_big_to_send_to_every_node_refuse_the_run_before_it_connects(tmp_path: Path):
+    toml = '[run]\ncopy_files = ["deps"]\n[[task]]\nid = "a"\nprompt = "echo a"\n'
+    ws = repository(tmp_path / "ws", {"parex.toml": toml})
+    (ws / "deps").mkdir()
+    with (ws / "deps" / "big.bin").open("wb") as f:
+        f.truncate(65 * 1024 * 1024)  # sparse: its size is what counts
+    p = subprocess.run([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--executor", "ray",
+                        "--ray-address", "127.0.0.1:1"], cwd=ws, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "[run] copy_files match 68.2 MB (deps (68.2 MB))" in p.stderr and "at most 64 MiB" in p.stderr, p.stderr
+    assert "cannot connect" not in p.stderr
+
+
 def test_a_local_run_never_imports_ray(tmp_path: Path):
     ws = repository(tmp_path / "ws", {"parex.toml": '[[task]]\nid = "a"\nprompt = "echo done > a.txt"\n'})
     code = ("import sys\nfrom parex_lsp.cli.main import main\n"

@@ -135,10 +135,18 @@ def sweep(current: Job, ended: Iterable[str], keep: str) -> list[str]:
     for run_dir in sorted(root.iterdir()) if root.is_dir() else []:
         if run_dir.name == keep or not run_dir.is_dir():
             continue
-        for node_dir in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        try:
+            node_dirs = sorted(p for p in run_dir.iterdir() if p.is_dir())
+        except OSError:  # gone meanwhile (another sweep), or not ours to read
+            continue
+        for node_dir in node_dirs:
             owner = Job.read(node_dir / OWNER)
             if owner is None or owner.session != current.session or owner.job not in over:
                 continue
-            if NodeRepo(run_dir.name, node_dir.name).forget(wait=0) and run_dir.name not in removed:
+            try:
+                gone = NodeRepo(run_dir.name, node_dir.name).forget(wait=0)
+            except OSError:
+                continue
+            if gone and run_dir.name not in removed:
                 removed.append(run_dir.name)
     return removed
