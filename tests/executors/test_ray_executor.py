@@ -298,6 +298,24 @@ async def test_copy_files_reach_the_node_before_setup_and_never_a_commit(cluster
     assert not (Path(os.environ["PAREX_RAY_CACHE"]) / run.run_id).exists()
 
 
+async def test_copy_files_of_a_workspace_in_a_subfolder_land_in_that_subfolder_on_the_node(cluster, tmp_path: Path):
+    repo = repository(tmp_path / "mono", {"svc/app.py": "a = 1\n", "lib/util.py": "u = 1\n"})
+    ws = repo / "svc"
+    (ws / "conf").mkdir()
+    (ws / "conf" / "local.toml").write_text("debug = true\n")
+    run, result, _ = await run_plan(ws, plan(cluster, """
+        [[task]]
+        id = "read"
+        agent = "on_a"
+        prompt = "cat conf/local.toml > seen.txt; test ! -e ../conf; echo edited >> conf/local.toml"
+    """, run='copy_files = ["conf"]'))
+    assert result.status == "succeeded", result.to_wire()
+    assert (ws / "seen.txt").read_text() == "debug = true\n"
+    assert "svc/seen.txt" in git(repo, "ls-files").split()
+    assert "conf/local.toml" not in git(repo, "log", "--all", "--format=", "--name-only")
+    assert (ws / "conf" / "local.toml").read_text() == "debug = true\n"
+
+
 async def test_a_model_agent_runs_remotely_with_its_key_passed_through(cluster, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch):
     """The node runs the same model agent: its requests carry the key named in env_passthrough, its file tool
