@@ -10,6 +10,7 @@ conflict is aborted at once (the base branch and working tree stay as they were)
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import uuid
@@ -24,8 +25,9 @@ from parex_lsp import state
 
 AUTHOR_NAME, AUTHOR_EMAIL = "parex", "parex@localhost"
 RESCUE_MESSAGE = "parex: rescued uncommitted work"
-COPIED_LIST = "parex-copied-files"
-TRASH = ".removing"  # under the worktrees folder: removed worktrees whose files are being deleted  # in the worktree's private git dir: paths copied in, never committed
+COPIED_LIST = "parex-copied-files"  # in the worktree's private git dir: paths copied in, never committed
+TRASH = ".removing"  # under the worktrees folder: removed worktrees whose files are being deleted
+NEVER_COPIED = (".parex", ".git")  # parex's state and git's own: never a copy_files match
 
 # Every git command parex runs: its own identity (the user may have none configured), no signing prompts,
 # no background gc racing our ref updates, a parallel checkout, and no GIT_DIR & co. inherited from a hook
@@ -233,7 +235,7 @@ class Worktrees:
                     continue
                 for path in [p for p in registered if run_dir.resolve() in p.parents]:
                     if registered[path] is not None and _intact(path):  # a detached tree has no branch to keep work on
-                        self._commit_all(path, RESCUE_MESSAGE)
+                        commit_all(path, RESCUE_MESSAGE)
                     self._remove(path)
                 _rmdir_if_empty(run_dir)
         self.repo.git.worktree("prune")
@@ -267,7 +269,7 @@ class Worktrees:
                     self.repo.git.worktree("add", "--quiet", "--no-checkout", "-b", tree.branch, str(tree.path),
                                            base)
             _git(tree.path).reset("--quiet", "--hard")  # the checkout itself, in parallel with other tasks'
-            self._copy_in(tree)
+            copy_in(self.workspace, tree.path, self.sub, self.copy_files)
         except Exception as e:
             with self._lock:
                 self._trees.pop(task_id, None)
@@ -300,46 +302,6 @@ class Worktrees:
             return True
         except GitCommandError:
             return False
-
-    def _copy_in(self, tree: _Tree) -> None:
-        """Copy `copy_files` (untracked files such as .env) from the workspace; never over a checked-out file.
-        Their paths are noted so that no commit of parex ever includes them."""
-        copied: list[str] = []
-        dest_root = self._workdir(tree)
-        for pattern in self.copy_files:
-            for src in sorted(self.workspace.glob(pattern)):
-                rel = src.relative_to(self.workspace)
-                if rel.parts and rel.parts[0] in (".parex", ".git"):
-                    continue
-                dest = dest_root / rel
-                if dest.exists():
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if src.is_dir():
-                    shutil.copytree(src, dest, symlinks=True)
-                else:
-                    shutil.copy2(src, dest, follow_symlinks=False)
-                copied.append((self.sub / rel.as_posix()).as_posix().removeprefix("./"))
-        if copied:
-            (self._private_dir(tree.path) / COPIED_LIST).write_text("\n".join(copied) + "\n")
-
-    def _private_dir(self, path: Path) -> Path:
-        """The worktree's own git dir (`.git/worktrees/<name>`), which git never checks out or commits."""
-        return Path(path, _git(path).rev_parse("--absolute-git-dir"))
-
-    def _commit_all(self, path: Path, message: str) -> str | None:
-        """Commit everything in a worktree except the copied-in files; the new commit, or None if nothing changed."""
-        g = _git(path)
-        g.add("-A")
-        listed = self._private_dir(path) / COPIED_LIST
-        if listed.is_file():
-            copied = _lines(listed.read_text())
-            if copied:
-                g.reset("-q", "--", *copied)
-        if not g.diff("--cached", "--name-only"):
-            return None
-        g.commit("-q", "--no-verify", "-m", message)
-        return str(g.rev_parse("HEAD"))
 
     def _remove(self, path: Path) -> None:
         """Remove one task's worktree; never anything outside the worktrees folder."""
@@ -384,9 +346,9 @@ class Worktrees:
         if not deleted:
             try:
                 if succeeded:
-                    self._commit_all(tree.path, f"parex: task {task_id} (run {self.run_id})")
+                    commit_all(tree.path, f"parex: task {task_id} (run {self.run_id})")
                 else:
-                    self._commit_all(tree.path,
+                    commit_all(tree.path,
                                      f"parex: work of task {task_id} (run {self.run_id}), which did not succeed")
             except (GitCommandError, GitCommandNotFound, WorktreeError):
                 if _intact(tree.path):
@@ -493,7 +455,7 @@ class Worktrees:
                     self._remove(tree.path)
                 continue
             try:
-                self._commit_all(tree.path, f"parex: work of task {tree.task_id} (run {self.run_id}), unfinished")
+                commit_all(tree.path, f"parex: work of task {tree.task_id} (run {self.run_id}), unfinished")
             finally:
                 self._remove(tree.path)
         _rmdir_if_empty(self.dir)
@@ -503,6 +465,68 @@ class Worktrees:
     def _require_prepared(self) -> None:
         if self._repo is None:
             raise WorktreeError("Worktrees.prepare() must run before create()")
+
+
+def copy_matches(source: Path, patterns: Sequence[str]) -> list[Path]:
+    """What `copy_files` patterns match under `source` (the workspace, or a node's copy of its matches), each
+    once, in order: never parex's state or git's own folder, and nothing whose folder really lies outside
+    `source` (a match below a symlinked folder). A match that is a symlink is taken as the link, not its target."""
+    root = os.path.realpath(source)
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        for src in sorted(source.glob(pattern)):
+            rel = src.relative_to(source)
+            if not rel.parts or rel.parts[0] in NEVER_COPIED:
+                continue
+            folder = os.path.realpath(src.parent)
+            if folder != root and not folder.startswith(root.rstrip("/") + "/"):
+                continue
+            found.setdefault(src)
+    return list(found)
+
+
+def copy_in(source: Path, tree: Path, sub: PurePosixPath, patterns: Sequence[str]) -> list[str]:
+    """Copy what `patterns` match under `source` into the worktree `tree` (its folder `sub`, where the
+    workspace is), never over a file that is there (a checked-out one); symlinks stay symlinks. The copied
+    paths (relative to the repository) are noted in the worktree's private git dir, so that `commit_all`
+    never commits them; they are returned."""
+    copied: list[str] = []
+    dest_root = tree / sub if str(sub) != "." else tree
+    for src in copy_matches(source, patterns):
+        rel = src.relative_to(source)
+        dest = dest_root / rel
+        if dest.exists() or dest.is_symlink():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir() and not src.is_symlink():
+            shutil.copytree(src, dest, symlinks=True)
+        else:
+            shutil.copy2(src, dest, follow_symlinks=False)
+        copied.append((sub / rel.as_posix()).as_posix().removeprefix("./"))
+    if copied:
+        (_private_dir(tree) / COPIED_LIST).write_text("\n".join(copied) + "\n")
+    return copied
+
+
+def _private_dir(path: Path) -> Path:
+    """The worktree's own git dir (`.git/worktrees/<name>`), which git never checks out or commits."""
+    return Path(path, _git(path).rev_parse("--absolute-git-dir"))
+
+
+def commit_all(path: Path, message: str) -> str | None:
+    """Commit everything in the worktree `path` (parex's identity) except the files `copy_in` copied there;
+    the new commit, or None if nothing changed."""
+    g = _git(path)
+    g.add("-A")
+    listed = _private_dir(path) / COPIED_LIST
+    if listed.is_file():
+        copied = _lines(listed.read_text())
+        if copied:
+            g.reset("-q", "--", *copied)
+    if not g.diff("--cached", "--name-only"):
+        return None
+    g.commit("-q", "--no-verify", "-m", message)
+    return str(g.rev_parse("HEAD"))
 
 
 def _rmdir_if_empty(path: Path) -> None:

@@ -117,10 +117,6 @@ def validate(plan: Plan) -> list[Problem]:
                                 'cluster node, so it cannot share the workspace: remove isolation = "none" '
                                 '(worktree is the default under Ray)', run_at("isolation") or run_at("executor"),
                                 path))
-    if run.executor == "ray" and run.copy_files:
-        problems.append(Problem("copy-files-local", '[run] copy_files are copied into local worktrees only: under '
-                                'executor = "ray" the nodes never get them (name secrets in env_passthrough, '
-                                'commit what every node needs)', run_at("copy_files"), path, WARNING))
     if run.plan_agent is not None and plan.agents.get(run.plan_agent, AgentSpec("")).kind != "openai":
         what = "is not defined" if run.plan_agent not in plan.agents else "is not a model agent (kind \"openai\")"
         problems.append(Problem("unknown-agent", f"[run] plan_agent {run.plan_agent!r} {what}",

@@ -36,12 +36,12 @@ def test_ray_with_a_shared_workspace_is_a_problem_at_the_isolation_line(tmp_path
     assert 'executor = "ray"' in found[0] and 'isolation = "none"' in found[0] and "worktree" in found[0]
 
 
-def test_copy_files_under_ray_warn_that_nodes_never_get_them(tmp_path: Path):
-    body = '[run]\nexecutor = "ray"\ncopy_files = [".env"]\n[[task]]\nid = "a"\nprompt = "echo a"\n'
-    found = problems(tmp_path / "parex.toml", body)
-    assert len(found) == 1 and found[0].startswith(f"{tmp_path / 'parex.toml'}:3:1: warning: "), found
-    assert "nodes never get them" in found[0] and "env_passthrough" in found[0]
-    assert problems(tmp_path / "parex.toml", body.replace('executor = "ray"', 'isolation = "worktree"')) == []
+def test_copy_files_under_ray_are_no_problem_but_an_escaping_pattern_still_is(tmp_path: Path):
+    body = '[run]\nexecutor = "ray"\ncopy_files = [".env", "config/*.toml"]\n[[task]]\nid = "a"\nprompt = "echo a"\n'
+    assert problems(tmp_path / "parex.toml", body) == []
+    found = problems(tmp_path / "parex.toml", body.replace('".env"', '"../.env"'))
+    assert len(found) == 1 and found[0].startswith(f"{tmp_path / 'parex.toml'}:3:1: "), found
+    assert "`copy_files` pattern '../.env' leaves the workspace through `..`" in found[0], found
 
 
 def test_under_ray_worktree_isolation_is_the_default(tmp_path: Path):
@@ -112,6 +112,19 @@ def test_cli_executor_flag_on_an_unreachable_cluster_says_so(tmp_path: Path):
                         "--ray-address", "127.0.0.1:1"], cwd=ws, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert "cannot connect to the Ray cluster at '127.0.0.1:1'" in p.stderr, p.stderr
+
+
+def test_copy_files_too_big_to_send_to_every_node_refuse_the_run_before_it_connects(tmp_path: Path):
+    toml = '[run]\ncopy_files = ["deps"]\n[[task]]\nid = "a"\nprompt = "echo a"\n'
+    ws = repository(tmp_path / "ws", {"parex.toml": toml})
+    (ws / "deps").mkdir()
+    with (ws / "deps" / "big.bin").open("wb") as f:
+        f.truncate(65 * 1024 * 1024)  # sparse: its size is what counts
+    p = subprocess.run([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--executor", "ray",
+                        "--ray-address", "127.0.0.1:1"], cwd=ws, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "[run] copy_files match 68.2 MB (deps (68.2 MB))" in p.stderr and "at most 64 MiB" in p.stderr, p.stderr
+    assert "cannot connect" not in p.stderr
 
 
 def test_a_local_run_never_imports_ray(tmp_path: Path):

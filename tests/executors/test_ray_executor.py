@@ -261,6 +261,61 @@ async def test_env_passthrough_reaches_the_agent_and_no_log(cluster, tmp_path: P
     assert not leaks, leaks
 
 
+async def test_copy_files_reach_the_node_before_setup_and_never_a_commit(cluster, tmp_path: Path):
+    """`.env` (untracked) is copied into the worktree on the other node before `[run] setup`; a copy_files match
+    that is checked out there (a tracked file, edited in the workspace) is not copied over; the task's edit of
+    `.env` stays out of its commit, the merge and every log."""
+    secret = "copied-secret-5e1b7c20"
+    ws = repository(tmp_path / "ws", {"README": "x\n", "config.toml": "committed\n"})
+    (ws / ".env").write_text(f"TOKEN={secret}\n")
+    (ws / "config.toml").write_text("edited, not committed\n")
+    run, result, _ = await run_plan(ws, plan(cluster, """
+        [[task]]
+        id = "read-env"
+        agent = "on_b"
+        prompt = "sha256sum .env > proof.txt; cat config.toml >> proof.txt; echo changed >> .env"
+    """, run="""
+        copy_files = [".env", "config.toml"]
+        allow_dirty = true
+        setup = "test -f .env && echo setup sees the copied file"
+    """))
+    assert result.status == "succeeded", result.to_wire()
+    assert nodes_of(ws, run.run_id, "read-env") == [cluster.list_all_nodes()[1].node_id[:12]]
+    import hashlib
+    digest = hashlib.sha256(f"TOKEN={secret}\n".encode()).hexdigest()
+    assert (ws / "proof.txt").read_text().splitlines() == [f"{digest}  .env", "committed"]
+    log = (ws / ".parex" / "runs" / run.run_id / "read-env.log").read_text()
+    assert "setup sees the copied file" in log and "copy_files: .env\n" in log, log
+    assert "this node received the run's copy_files" in log
+    # neither the task's commit (merged, so in the history) nor anything else ever held it
+    assert ".env" not in git(ws, "log", "--all", "--format=", "--name-only").split()
+    assert secret not in git(ws, "log", "--all", "-p")
+    assert git(ws, "status", "--porcelain", "--", ".env") == "?? .env\n"
+    assert (ws / ".env").read_text() == f"TOKEN={secret}\n"  # the node's edit stayed there
+    leaks = [p for root in (ws / ".parex" / "runs", session_logs(cluster)) for p in root.rglob("*")
+             if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert not (Path(os.environ["PAREX_RAY_CACHE"]) / run.run_id).exists()
+
+
+async def test_copy_files_of_a_workspace_in_a_subfolder_land_in_that_subfolder_on_the_node(cluster, tmp_path: Path):
+    repo = repository(tmp_path / "mono", {"svc/app.py": "a = 1\n", "lib/util.py": "u = 1\n"})
+    ws = repo / "svc"
+    (ws / "conf").mkdir()
+    (ws / "conf" / "local.toml").write_text("debug = true\n")
+    run, result, _ = await run_plan(ws, plan(cluster, """
+        [[task]]
+        id = "read"
+        agent = "on_a"
+        prompt = "cat conf/local.toml > seen.txt; test ! -e ../conf; echo edited >> conf/local.toml"
+    """, run='copy_files = ["conf"]'))
+    assert result.status == "succeeded", result.to_wire()
+    assert (ws / "seen.txt").read_text() == "debug = true\n"
+    assert "svc/seen.txt" in git(repo, "ls-files").split()
+    assert "conf/local.toml" not in git(repo, "log", "--all", "--format=", "--name-only")
+    assert (ws / "conf" / "local.toml").read_text() == "debug = true\n"
+
+
 async def test_a_model_agent_runs_remotely_with_its_key_passed_through(cluster, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch):
     """The node runs the same model agent: its requests carry the key named in env_passthrough, its file tool
@@ -382,3 +437,48 @@ async def test_a_driver_that_dies_leaves_nothing_running(cluster, tmp_path: Path
         if parex.poll() is None:
             parex.kill()
             parex.wait()
+    await _a_later_run_removes_what_the_dead_driver_left(cluster, tmp_path, run_id)
+
+
+async def _a_later_run_removes_what_the_dead_driver_left(cluster, tmp_path: Path, dead: str) -> None:
+    """The dead driver never told the node its run was over, so its repository is still in the node's cache; the
+    next run to start on this machine removes it. A run starting while that one still runs leaves its folder be:
+    its driver's Ray job is alive."""
+    cache = Path(os.environ["PAREX_RAY_CACHE"])
+    assert any((cache / dead).iterdir())
+    gate = tmp_path / "gate"
+    live_ws = repository(tmp_path / "live", {"README": "x\n"})
+    (live_ws / "parex.toml").write_text(plan(cluster, f"""
+        [[task]]
+        id = "waiting"
+        agent = "on_b"
+        prompt = "echo $PAREX_RUN_ID > {tmp_path}/live.tmp; mv {tmp_path}/live.tmp {tmp_path}/live.id; while [ ! -e {gate} ]; do sleep 0.05; done; echo done > waited.txt"
+    """))
+    live = subprocess.Popen([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--quiet"], cwd=live_ws,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await until(lambda: (tmp_path / "live.id").exists() or live.poll() is not None, within=60)
+        live_id = (tmp_path / "live.id").read_text().strip()
+        log = (live_ws / ".parex" / "runs" / live_id / "waiting.log").read_text()
+        assert f"this node removed the folders of runs whose driver died: {dead}" in log, log
+        assert not (cache / dead).exists()
+        assert (cache / live_id).is_dir()
+        later_ws = repository(tmp_path / "later", {"README": "x\n"})
+        run, result, _ = await run_plan(later_ws, plan(cluster, """
+            [[task]]
+            id = "later"
+            agent = "on_a"
+            prompt = "echo later > later.txt"
+        """))
+        assert result.status == "succeeded", result.to_wire()
+        assert "removed the folders" not in (later_ws / ".parex" / "runs" / run.run_id / "later.log").read_text()
+        assert (cache / live_id).is_dir()
+        gate.touch()
+        assert live.wait(timeout=60) == 0
+        assert (live_ws / "waited.txt").read_text() == "done\n"  # its repository and worktree were there to the end
+        assert not (cache / live_id).exists()  # and went when it ended
+    finally:
+        gate.touch()
+        if live.poll() is None:
+            live.kill()
+            live.wait()

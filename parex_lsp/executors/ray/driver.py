@@ -1,6 +1,7 @@
 """The Ray executor, on parex's side: connects to the cluster, sends the run's history once (`ray.put` of a
-bundle of the base branch), submits each attempt as a streaming Ray task, hands its output and events to the
-task's own output and events while it runs, and fetches the commits it returns into the task's branch.
+bundle of the base branch) and its `copy_files` once (`ray.put` of an archive, copied.py), submits each
+attempt as a streaming Ray task, hands its output and events to the task's own output and events while it
+runs, and fetches the commits it returns into the task's branch.
 
 The scheduler, its limits, locks, retries, journal, review and merges stay local and unchanged: the task's
 local worktree is its branch, and after an attempt it holds the attempt's commits as if the agent had run in
@@ -24,7 +25,7 @@ from parex_lsp.agents.base import EXIT_CODE, AgentContext, Outcome
 from parex_lsp.contract import Reason
 from parex_lsp.executors.address import unreachable
 from parex_lsp.executors.base import Attempt, ExecutorError
-from parex_lsp.executors.ray import bundle, node
+from parex_lsp.executors.ray import bundle, copied, node
 from parex_lsp.plan.model import AgentSpec, Plan
 
 STOP_MARGIN = 3.0  # seconds beyond the kill grace a cancelled attempt's node side gets before its worker is killed
@@ -121,12 +122,16 @@ class RayExecutor:
         self.initial = ""  # the base branch's commit when the run began: every node has its history
         self.sub = "."  # the workspace's folder inside the repository
         self._run_bundle: list[Any] = []  # [ObjectRef]: nested, so Ray sends it only to a node that asks
+        self._copy_files: list[Any] = []  # [ObjectRef] of the copy_files' archive (nested too), [] for none
         self._nodes: set[str] = set()  # the nodes the run's attempts ran on: each keeps a copy of its repository
 
     async def open(self) -> None:
+        files = await anyio.to_thread.run_sync(copied.pack, self.workspace, self.plan.run.copy_files)
         await anyio.to_thread.run_sync(_CONNECTION.join, self.address)
         self._joined = True
         await anyio.to_thread.run_sync(self._send_history)
+        if files is not None:
+            self._copy_files = [await anyio.to_thread.run_sync(ray.put, files)]
 
     def _send_history(self) -> None:
         repo = git.Repo(self.workspace, search_parent_directories=True)
@@ -138,7 +143,7 @@ class RayExecutor:
         self._run_bundle = [ray.put(data)]
 
     async def close(self) -> None:
-        self._run_bundle = []
+        self._run_bundle, self._copy_files = [], []
         if self._nodes:
             await anyio.to_thread.run_sync(self._forget_run)
         if self._joined:
@@ -162,9 +167,11 @@ class RayExecutor:
         start = await anyio.to_thread.run_sync(bundle.head, tree)
         delta = None if start == self.initial else await anyio.to_thread.run_sync(
             bundle.create, tree, "HEAD", f"^{self.initial}")
-        attempt = Attempt.of(ctx, start, self.sub, self.plan.run.setup, self.secret_names)
+        attempt = Attempt.of(ctx, start, self.sub, self.plan.run.setup, self.secret_names,
+                             tuple(self.plan.run.copy_files))
         secrets = {name: os.environ[name] for name in self.secret_names if name in os.environ}
-        stream = _attempt_task().options(**ray_options(ctx.agent)).remote(attempt, secrets, self._run_bundle, delta)
+        stream = _attempt_task().options(**ray_options(ctx.agent)).remote(attempt, secrets, self._run_bundle, delta,
+                                                                          self._copy_files)
         where = "a Ray node"
         outcome: Outcome | None = None
         back: tuple[str, bytes] | None = None
