@@ -199,7 +199,7 @@ max_concurrency = 3
 id = "best"
 best_of = 3
 check = "sh check.sh"
-prompt = "n=$(basename $(dirname $PWD/x) | tr -dc 0-9); echo $PAREX_TASK_ID > out.txt; sh make.sh"
+prompt = "echo $PAREX_TASK_ID > out.txt; sh make.sh"
 """
 
 
@@ -225,6 +225,28 @@ async def test_best_of_three_ranks_by_the_check(tmp_path: Path) -> None:
     assert (ws / "result").read_text() == "5\n"  # the better candidate was merged
     for n in ("1", "2"):  # losing candidates are not failures; their branches are kept
         assert git(ws, "rev-parse", "--verify", f"refs/heads/parex/{run.run_id}/best@{n}")
+    # each candidate's processes carry its own name
+    assert [git(ws, "show", f"parex/{run.run_id}/best@{n}:out.txt") for n in (1, 2)] == ["best@1", "best@2"]
+    assert (ws / "out.txt").read_text() == "best@3\n"
+
+
+async def test_a_candidate_ending_leaves_its_siblings_processes_alone(tmp_path: Path) -> None:
+    """Candidate 2 leaves a background process (adopted by the runner once its subshell exits) that must live
+    until it has written its mark; candidate 1 ends meanwhile, and ending its tree must not take that along."""
+    ws = repo(tmp_path)
+    run, rec = await make_run(ws, """
+[run]
+isolation = "worktree"
+max_concurrency = 2
+
+[[task]]
+id = "pair"
+best_of = 2
+prompt = "if [ ${PWD##*@} = 1 ]; then sleep 0.3; echo one > out.txt; else sh -c '(sleep 1; echo two > out.txt) &'; sleep 2; test -f out.txt; fi"
+""")
+    result = await run.execute()
+    cands = result.tasks[0].review["candidates"]
+    assert [(c["rank"] is not None, c.get("reason")) for c in cands] == [(True, None), (True, None)], cands
 
 
 def test_tests_passed_reads_pytest_and_junit_summaries() -> None:
