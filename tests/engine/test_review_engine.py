@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from parex_lsp.engine import RunOptions
 from parex_lsp.engine.review import Candidate, ReviewError, count_passed
-from tests.support.engine_helpers import make_run
+from tests.support.engine_helpers import make_run, max_overlap
 
 
 def git(ws: Path, *args: str) -> str:
@@ -321,3 +321,68 @@ prompt = "echo \\"${PWD##*/} ${PAREX_FEEDBACK:-first}\\" >> out.txt"
         await run.review("pick", "accept")
     lines = (ws / "out.txt").read_text().splitlines()
     assert lines[0].endswith(" first") and lines[1].endswith(" second pass") and len(lines) == 2
+
+
+def agent_spans(marks: Path) -> dict[str, list[tuple[float, float]]]:
+    """Per agent, the (start, end) each of its processes wrote into `marks` as <agent>.<name>.start|end."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for start in marks.glob("*.start"):
+        agent = start.name.split(".", 1)[0]
+        out.setdefault(agent, []).append((float(start.read_text()), float(start.with_suffix(".end").read_text())))
+    return out
+
+
+async def test_candidates_wait_for_their_agents_slots(tmp_path: Path) -> None:
+    """Agents limited to one process at once, a best-of task of three candidates on one of them, one with a
+    candidate on each, and ordinary tasks on both: no agent ever runs two processes at once, and every candidate
+    still runs (each waits its turn instead of failing)."""
+    ws, marks = tmp_path / "repo", tmp_path / "marks"
+    ws.mkdir()
+    marks.mkdir()
+    repo(ws)
+    mark = (f"n=${{PWD##*/}}; date +%s.%N > {marks}/$AGENT.$n.start; sleep 0.3; echo $n > $n.txt; "
+            f"date +%s.%N > {marks}/$AGENT.$n.end")
+    run, rec = await make_run(ws, f"""
+[run]
+isolation = "worktree"
+max_concurrency = 6
+
+[agents.a]
+kind = "shell"
+max_concurrency = 1
+env = {{ AGENT = "a" }}
+
+[agents.b]
+kind = "shell"
+max_concurrency = 1
+env = {{ AGENT = "b" }}
+
+[[task]]
+id = "three-a"
+agent = "a"
+best_of = 3
+prompt = "{mark}"
+
+[[task]]
+id = "a-and-b"
+agents = ["a", "b"]
+prompt = "{mark}"
+
+[[task]]
+id = "solo-a"
+agent = "a"
+prompt = "{mark}"
+
+[[task]]
+id = "solo-b"
+agent = "b"
+prompt = "{mark}"
+""")
+    result = await run.execute()
+    assert {t.id: t.status for t in result.tasks} == dict.fromkeys(["three-a", "a-and-b", "solo-a", "solo-b"],
+                                                                   "succeeded")
+    for t in result.tasks[:2]:
+        assert all(c["rank"] is not None for c in t.review["candidates"]), t.review["candidates"]
+    spans = agent_spans(marks)
+    assert (len(spans["a"]), len(spans["b"])) == (5, 2)  # three-a@1..3, a-and-b@1, solo-a; a-and-b@2, solo-b
+    assert max_overlap(spans["a"]) == 1 and max_overlap(spans["b"]) == 1
