@@ -114,9 +114,13 @@ class AgentQuota:
         """Wait for `task`'s turn (queued in order with the others waiting), then for any cooldown to end: as the
         scheduler would start it. Waiting here is not rate-limit waiting (`rate_limit_wait_max`)."""
         await self._tasks.acquire_on_behalf_of(task)
-        while (left := self.cooling()) > 0:
-            with anyio.move_on_after(left):
-                await self._changed.wait()
+        try:
+            while (left := self.cooling()) > 0:
+                with anyio.move_on_after(left):
+                    await self._changed.wait()
+        except BaseException:  # cancelled while waiting out a cooldown: the slot goes to the next
+            self._tasks.release_on_behalf_of(task)
+            raise
 
     def give_back(self, task: object) -> None:
         self._tasks.release_on_behalf_of(task)
