@@ -23,15 +23,18 @@ AgentEvent = Callable[[EventKind, Payload], None]
 
 class Limits:
     def __init__(self, plan: Plan, budget: Budget, max_concurrency: int, announce: AgentEvent,
-                 on_exhausted: Callable[[], None]):
+                 look_again: Callable[[], None]):
+        """`look_again`: the scheduler should look at its ready tasks (the budget is spent, a slot was freed)."""
         self.plan = plan
-        self.ledger = Ledger(budget, on_exhausted)
+        self.ledger = Ledger(budget, look_again)
+        self._look_again = look_again
+        self._holder: dict[object, str] = {}  # task (or candidate) -> the agent whose slot it holds
         def agent_event(payload: Payload) -> None:
             announce(EventKind.COOLDOWN if isinstance(payload, Cooldown) else EventKind.CONCURRENCY, payload)
 
         self.quotas = {name: AgentQuota(name, min(a.max_concurrency or max_concurrency, max_concurrency),
                                         agent_event) for name, a in plan.agents.items()}
-        self._gates: dict[str, TaskGate] = {}
+        self._gates: dict[tuple[str, str], TaskGate] = {}
 
     def wait_max(self, agent: str) -> float:
         own = self.plan.agents[agent].rate_limit_wait_max
@@ -39,11 +42,12 @@ class Limits:
 
     def gate(self, task: TaskSpec, agent: str) -> TaskGate:
         """The task's gate, kept across its attempts (its rate-limit allowance is the task's, not an attempt's)."""
-        g = self._gates.get(task.id)
+        g = self._gates.get((task.id, agent))  # per agent: a best-of task's candidates may have several
         if g is None:
             async def admit() -> None:
                 await self.ledger.admit(task.id, task.max_cost)
-            g = self._gates[task.id] = TaskGate(self.quotas[agent], admit, self.ledger.landed, self.wait_max(agent))
+            g = self._gates[task.id, agent] = TaskGate(self.quotas[agent], admit, self.ledger.landed,
+                                                       self.wait_max(agent))
         return g
 
     def is_model(self, agent: str) -> bool:
@@ -101,10 +105,29 @@ class Limits:
         return a.to_wire() if a.tokens or a.priced else None
 
 
-    def may_start(self, agent: str, running: int) -> bool:
-        """The scheduler's question: may one more task of `agent` start now (no cooldown, under its level)?"""
-        q = self.quotas[agent]
-        return q.cooling() <= 0 and running < q.level
+    # -- an agent's running tasks: the one place that decides whether one more may start ------------------
+
+    def may_start(self, agent: str) -> bool:
+        """The scheduler's question: may one more task of `agent` start now (no cooldown, under its level,
+        no candidate waiting for its turn)?"""
+        return self.quotas[agent].may_start()
+
+    def take(self, agent: str, task: object) -> None:
+        """The scheduler starts `task`, an agent process of `agent` (after `may_start`)."""
+        self.quotas[agent].take(task)
+        self._holder[task] = agent
+
+    async def start(self, agent: str, task: object) -> None:
+        """A best-of candidate waits for its agent's slot: queued before any task the scheduler starts later."""
+        await self.quotas[agent].start(task)
+        self._holder[task] = agent
+
+    def give_back(self, task: object) -> None:
+        """`task` ended (or never ran an agent process): its agent's slot, if it holds one, goes to the next."""
+        agent = self._holder.pop(task, None)
+        if agent is not None:
+            self.quotas[agent].give_back(task)
+            self._look_again()
 
     def next_change(self) -> float | None:
         """Seconds until the first cooldown ends, so the scheduler looks again then."""

@@ -7,7 +7,8 @@ not an attempt: a task waits at most `rate_limit_wait_max` in all, then fails `r
 The agent's effective concurrency halves on a rate limit (once per cooldown, however many requests of
 the burst were refused) and grows by one after as many successes in a row as the current level, up to
 the agent's `max_concurrency`. For model agents it bounds requests in flight; for every agent, the tasks
-the scheduler starts.
+running at once, ordinary ones and best-of candidates alike: the scheduler takes a slot when one is free
+(`may_start`, `take`), a candidate waits for its turn (`start`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class AgentQuota:
         self._streak = 0  # successes since the last change of level
         self._guess = FIRST_COOLDOWN
         self._slots = anyio.CapacityLimiter(max_level)
+        self._tasks = anyio.CapacityLimiter(max_level)  # running tasks (and best-of candidates): first come, first in
         self._changed = anyio.Event()
 
     # -- what happened ---------------------------------------------------------------------------
@@ -73,6 +75,7 @@ class AgentQuota:
             return
         self.level, self._streak = level, 0
         self._slots.total_tokens = level  # borrowers above a lowered level keep theirs; new ones wait
+        self._tasks.total_tokens = level
         self._announce(Concurrency(self.agent, level, self.max_level, reason))
         self._signal()
 
@@ -95,6 +98,32 @@ class AgentQuota:
                                      f"rate_limit_wait_max ({limit:g}s) ({self.reason})")
             with anyio.move_on_after(left):
                 await self._changed.wait()
+
+    # -- running tasks -----------------------------------------------------------------------------
+
+    def may_start(self) -> bool:
+        """One more task of this agent may start now: no cooldown, under its level, nobody queued before it."""
+        return (self.cooling() <= 0 and self._tasks.available_tokens >= 1
+                and self._tasks.statistics().tasks_waiting == 0)
+
+    def take(self, task: object) -> None:
+        """The scheduler starts `task` (after `may_start`)."""
+        self._tasks.acquire_on_behalf_of_nowait(task)
+
+    async def start(self, task: object) -> None:
+        """Wait for `task`'s turn (queued in order with the others waiting), then for any cooldown to end: as the
+        scheduler would start it. Waiting here is not rate-limit waiting (`rate_limit_wait_max`)."""
+        await self._tasks.acquire_on_behalf_of(task)
+        try:
+            while (left := self.cooling()) > 0:
+                with anyio.move_on_after(left):
+                    await self._changed.wait()
+        except BaseException:  # cancelled while waiting out a cooldown: the slot goes to the next
+            self._tasks.release_on_behalf_of(task)
+            raise
+
+    def give_back(self, task: object) -> None:
+        self._tasks.release_on_behalf_of(task)
 
     def slot(self) -> anyio.CapacityLimiter:
         """A request in flight to this agent: at most `level` at once."""

@@ -119,11 +119,11 @@ class Landed:
 
 class Landing:
     def __init__(self, run_id: str, plan: Plan, workspace: Path, isolation: WorktreeIsolation, emit: Emit,
-                 global_limit: anyio.CapacityLimiter, agent_limits: dict[str, anyio.CapacityLimiter]):
+                 global_limit: anyio.CapacityLimiter):
         self.run_id, self.plan, self.workspace = run_id, plan, workspace
         self.isolation, self.trees = isolation, isolation.trees
         self._emit = emit
-        self._global, self._agent_limits = global_limit, agent_limits
+        self._global = global_limit
         self.lock = anyio.Lock()  # one merge (and its verify) at a time
         self.landed: dict[str, Landed] = {}
         self.waiting: dict[str, str] = {}  # task id -> branch waiting to merge (ready, or queued for the lock)
@@ -370,7 +370,11 @@ class Landing:
     # -- best of N ------------------------------------------------------------------------------
 
     async def best_of(self, t: TaskState, runner: TaskRunner) -> Outcome:
-        """Run the candidates concurrently within the limits, rank them, land the winner."""
+        """Run the candidates concurrently within the limits, rank them, land the winner.
+
+        The task's own slot of the run, and slots the run has free now, are lanes its candidates run in; each
+        candidate also takes its agent's slot from the run's limits (`Limits.start`), as any task of that
+        agent does, waiting its turn when the agent's `max_concurrency` (or lowered level) is used up."""
         from parex_lsp.engine.task import TaskState
 
         agents = t.spec.candidate_agents(t.agent)
@@ -383,12 +387,20 @@ class Landing:
             pending.append(c)
         candidates = list(pending)
 
+        limits = runner.limits
+
         async def work(extra: object | None) -> None:
             try:
                 while pending:
-                    c = pending.pop(0)
-                    started = time.monotonic()
-                    await runner.run(c)
+                    # one whose agent has a free slot now, else the first, which waits for its agent's turn
+                    c = next((c for c in pending if limits.may_start(c.agent)), pending[0])
+                    pending.remove(c)
+                    try:
+                        await limits.start(c.agent, c)
+                        started = time.monotonic()
+                        await runner.run(c)
+                    finally:
+                        limits.give_back(c)
                     assert c.candidate is not None
                     c.candidate.duration_ms = int((time.monotonic() - started) * 1000)
                     t.attempt = max(t.attempt, c.attempt)

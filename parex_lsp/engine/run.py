@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import time
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -126,17 +125,14 @@ class Run:
         self._index = {t.id: i for i, t in enumerate(plan.tasks)}
         self._dependents = dependents_of(plan.tasks)
         self._global = anyio.CapacityLimiter(self.max_concurrency)
-        self._agent_limits = {name: anyio.CapacityLimiter(a.max_concurrency)
-                              for name, a in plan.agents.items() if a.max_concurrency}
         self.locks = WorkspaceLocks(workspace, on_broken=self._lock_broken)
         self.isolation: Isolation = (
             WorktreeIsolation(workspace, run_id, self._is_live_run, plan.run.copy_files, plan.run.allow_dirty)
             if self.isolation_name == "worktree" else SharedWorkspace(workspace, self.locks))
         self.limits = Limits(plan, Budget.of(plan.run.budget, options.budget_usd, options.budget_tokens),
                              self.max_concurrency, lambda kind, data: self._emit(None, kind, data),
-                             on_exhausted=self._wake_up)
+                             look_again=self._wake_up)
         self._budget_stopped = False
-        self._running_agents: Counter[str] = Counter()  # running tasks per agent, against its quota's level
         self._redact = Redactor.for_plan(plan)  # secrets never reach the journal, logs, sinks or results
         try:
             self.executor = executor_for(self.executor_name, plan, run_id, workspace, options.ray_address)
@@ -147,8 +143,7 @@ class Run:
                                   self.executor)
         self.landing: Landing | None = None
         if isinstance(self.isolation, WorktreeIsolation):
-            self.landing = Landing(run_id, plan, workspace, self.isolation, self._emit, self._global,
-                                   self._agent_limits)
+            self.landing = Landing(run_id, plan, workspace, self.isolation, self._emit, self._global)
             self.landing.runner = self._runner
             self._runner.landing = self.landing
         self._finished = 0  # tasks of this run in a terminal state
@@ -409,16 +404,15 @@ class Run:
                 self._finish(t, TaskStatus.CANCELLED, Outcome(False, code=Reason.CANCELLED,
                                                               reason=f"{t.cancel_reason} before it started"))
                 continue
-            limit = self._agent_limits.get(t.agent)
-            if ((limit is not None and limit.available_tokens < 1)
-                    or not self.limits.may_start(t.agent, self._running_agents[t.agent]) or not self._take_locks(t)):
+            # A best-of task runs no agent itself: each of its candidates takes its own agent's slot (review.py).
+            coordinator = self.landing is not None and self.landing.is_best_of(t)
+            if (not coordinator and not self.limits.may_start(t.agent)) or not self._take_locks(t):
                 deferred.append(item)
                 continue
             self._global.acquire_on_behalf_of_nowait(t)
-            if limit is not None:
-                limit.acquire_on_behalf_of_nowait(t)
+            if not coordinator:
+                self.limits.take(t.agent, t)
             t.status, t.started = TaskStatus.RUNNING, time.time()
-            self._running_agents[t.agent] += 1
             tg.start_soon(self._run_task, t)
         for item in deferred:
             heapq.heappush(self._ready, item)
@@ -485,10 +479,8 @@ class Run:
         try:
             outcome = await self._runner.run(t)
         finally:
-            self._running_agents[t.agent] -= 1
             self._global.release_on_behalf_of(t)
-            if t.agent in self._agent_limits:
-                self._agent_limits[t.agent].release_on_behalf_of(t)
+            self.limits.give_back(t)
             if t.keys:
                 self.locks.release(self.run_id, t.spec.id)
         status = (TaskStatus.SUCCEEDED if outcome.ok

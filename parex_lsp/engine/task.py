@@ -122,8 +122,10 @@ class TaskRunner:
         shared = self.shared.text_for(spec) if kind != "shell" else None  # read (and checked) at the start
         if shared is not None and kind != "openai":  # model agents put it in their system message
             spec = replace(spec, prompt=f"{shared}\n\n{spec.prompt}")
-        env = {"PAREX_RUN_ID": self.run_id, "PAREX_TASK_ID": spec.id, "PAREX_WORKSPACE": str(self.workspace),
-               "PAREX_ATTEMPT": str(attempt)}
+        # A best-of candidate's processes carry its own name (`<task>@<n>`): containment tells trees apart by
+        # these ids, and ending one candidate's tree must not take a sibling's processes along.
+        env = {"PAREX_RUN_ID": self.run_id, "PAREX_TASK_ID": t.tree_key or spec.id,
+               "PAREX_WORKSPACE": str(self.workspace), "PAREX_ATTEMPT": str(attempt)}
         if t.feedback is not None:
             env["PAREX_FEEDBACK"] = t.feedback
             if self.plan.agents[t.agent].kind != "shell":  # a shell task's prompt is a command: env only

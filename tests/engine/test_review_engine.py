@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import anyio
@@ -12,20 +11,19 @@ from hypothesis import strategies as st
 
 from parex_lsp.engine import RunOptions
 from parex_lsp.engine.review import Candidate, ReviewError, count_passed
-from tests.support.engine_helpers import make_run
-
-
-def git(ws: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def repo(ws: Path) -> Path:
-    git(ws, "init", "-q", "-b", "main")
-    (ws / "shared.txt").write_text("one\ntwo\nthree\n")
-    (ws / ".gitignore").write_text("*.log\nparex.toml\n")
-    git(ws, "add", "-A")
-    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "base")
-    return ws
+from tests.support.engine_helpers import make_run, max_overlap
+from tests.support.review_plans import (
+    BEST_OF_RANKS,
+    BEST_OF_TASK,
+    CONFLICT_TASKS,
+    REVIEW_PLAN,
+    add_ranked_scripts,
+    agent_spans,
+    git,
+    init_repo,
+    marking,
+    ranks,
+)
 
 
 async def wait_for(cond, timeout: float = 20.0) -> None:
@@ -34,37 +32,8 @@ async def wait_for(cond, timeout: float = 20.0) -> None:
             await anyio.sleep(0.02)
 
 
-REVIEW_PLAN = """
-[run]
-isolation = "worktree"
-merge = "review"
-
-[[task]]
-id = "good"
-prompt = "echo good > good.txt"
-
-[[task]]
-id = "after-good"
-prompt = "test -f good.txt && cp good.txt seen-by-dependent.txt"
-depends_on = ["good"]
-
-[[task]]
-id = "bad"
-prompt = "echo bad > bad.txt"
-
-[[task]]
-id = "after-bad"
-prompt = "echo never > never.txt"
-depends_on = ["bad"]
-
-[[task]]
-id = "again"
-prompt = "echo \\"attempt $PAREX_ATTEMPT feedback: ${PAREX_FEEDBACK:-none}\\" >> again.txt"
-"""
-
-
 async def test_accept_reject_retry(tmp_path: Path) -> None:
-    ws = repo(tmp_path)
+    ws = init_repo(tmp_path)
     run, rec = await make_run(ws, REVIEW_PLAN, RunOptions(hold_for_review=True))
     async with anyio.create_task_group() as tg:
         result_box = []
@@ -93,8 +62,7 @@ async def test_accept_reject_retry(tmp_path: Path) -> None:
         await run.review("again", "retry", "please say hello")
         await wait_for(lambda: len([e for e in rec.of("ready") if e.task_id == "again"]) == 2)
         await run.review("again", "accept")
-        await wait_for(lambda: run.tasks["after-good"].status == "ready")  # it ran after good was merged
-        await run.review("after-good", "accept")
+        await wait_for(lambda: run.tasks["after-good"].status == "succeeded")  # it ran after good was merged
     result = result_box[0]
     by_id = {t.id: t for t in result.tasks}
     assert result.status == "failed"  # a rejected task, like a skipped one
@@ -108,7 +76,7 @@ async def test_accept_reject_retry(tmp_path: Path) -> None:
 
 
 async def test_ready_tasks_end_a_run_that_does_not_wait(tmp_path: Path) -> None:
-    ws = repo(tmp_path)
+    ws = init_repo(tmp_path)
     run, rec = await make_run(ws, REVIEW_PLAN)
     result = await run.execute()
     assert result.status == "ready"
@@ -117,23 +85,11 @@ async def test_ready_tasks_end_a_run_that_does_not_wait(tmp_path: Path) -> None:
                         "again": "ready"}
 
 
-CONFLICT_PLAN = """
-[run]
-isolation = "worktree"
-merge = "review"
-
-[[task]]
-id = "left"
-prompt = "sed -i 's/two/two left/' shared.txt"
-
-[[task]]
-id = "right"
-prompt = "sed -i 's/two/two right/' shared.txt"
-"""
+CONFLICT_PLAN = '[run]\nisolation = "worktree"\nmerge = "review"\n' + CONFLICT_TASKS
 
 
 async def test_conflict_predicted_before_the_second_merges(tmp_path: Path) -> None:
-    ws = repo(tmp_path)
+    ws = init_repo(tmp_path)
     run, rec = await make_run(ws, CONFLICT_PLAN, RunOptions(hold_for_review=True))
     async with anyio.create_task_group() as tg:
         tg.start_soon(run.execute)
@@ -174,7 +130,7 @@ depends_on = ["breaks"]
 
 
 async def test_verify_failure_undoes_that_merge_alone(tmp_path: Path) -> None:
-    ws = repo(tmp_path)
+    ws = init_repo(tmp_path)
     run, rec = await make_run(ws, VERIFY_PLAN)
     heads = []
     run.add_sink(lambda e: heads.append(git(ws, "rev-parse", "HEAD")) if e.kind == "started"
@@ -190,41 +146,42 @@ async def test_verify_failure_undoes_that_merge_alone(tmp_path: Path) -> None:
     assert "verify `test ! -f broken.txt` exited with code 1" in by_id["breaks"].error
 
 
-BEST_PLAN = """
-[run]
-isolation = "worktree"
-max_concurrency = 3
-
-[[task]]
-id = "best"
-best_of = 3
-check = "sh check.sh"
-prompt = "n=$(basename $(dirname $PWD/x) | tr -dc 0-9); echo $PAREX_TASK_ID > out.txt; sh make.sh"
-"""
+BEST_PLAN = '[run]\nisolation = "worktree"\nmax_concurrency = 3\n' + BEST_OF_TASK
 
 
 async def test_best_of_three_ranks_by_the_check(tmp_path: Path) -> None:
-    ws = repo(tmp_path)
-    # Each candidate's worktree is .../<run>/best@N; make.sh writes a result that depends on N.
-    (ws / "make.sh").write_text(
-        'n=${PWD##*@}\n'
-        'case $n in 1) echo fail > result;; 2) echo 3 > result;; 3) echo 5 > result;; esac\n')
-    (ws / "check.sh").write_text(
-        'r=$(cat result)\n[ "$r" = fail ] && { echo "1 failed, 2 passed in 0.1s"; exit 1; }\n'
-        'echo "===== $r passed in 0.01s ====="\n')
-    git(ws, "add", "-A")
-    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "scripts")
+    ws = init_repo(tmp_path)
+    add_ranked_scripts(ws)
     run, rec = await make_run(ws, BEST_PLAN)
     result = await run.execute()
     task = result.tasks[0]
     assert task.status == "succeeded", task.error
-    cands = {c["branch"].rsplit("@", 1)[1]: c for c in task.review["candidates"]}
-    assert cands["1"]["checkPassed"] is False and cands["1"]["rank"] == 3, cands
-    assert cands["2"]["checkPassed"] is True and cands["2"]["testsPassed"] == 3 and cands["2"]["rank"] == 2
-    assert cands["3"]["checkPassed"] is True and cands["3"]["testsPassed"] == 5 and cands["3"]["rank"] == 1
+    assert ranks(task.review["candidates"]) == BEST_OF_RANKS
     assert (ws / "result").read_text() == "5\n"  # the better candidate was merged
     for n in ("1", "2"):  # losing candidates are not failures; their branches are kept
         assert git(ws, "rev-parse", "--verify", f"refs/heads/parex/{run.run_id}/best@{n}")
+    # each candidate's processes carry its own name
+    assert [git(ws, "show", f"parex/{run.run_id}/best@{n}:out.txt") for n in (1, 2)] == ["best@1", "best@2"]
+    assert (ws / "out.txt").read_text() == "best@3\n"
+
+
+async def test_a_candidate_ending_leaves_its_siblings_processes_alone(tmp_path: Path) -> None:
+    """Candidate 2 leaves a background process (adopted by the runner once its subshell exits) that must live
+    until it has written its mark; candidate 1 ends meanwhile, and ending its tree must not take that along."""
+    ws = init_repo(tmp_path)
+    run, rec = await make_run(ws, """
+[run]
+isolation = "worktree"
+max_concurrency = 2
+
+[[task]]
+id = "pair"
+best_of = 2
+prompt = "if [ ${PWD##*@} = 1 ]; then sleep 0.3; echo one > out.txt; else sh -c '(sleep 1; echo two > out.txt) &'; sleep 2; test -f out.txt; fi"
+""")
+    result = await run.execute()
+    cands = result.tasks[0].review["candidates"]
+    assert [(c["rank"] is not None, c.get("reason")) for c in cands] == [(True, None), (True, None)], cands
 
 
 def test_tests_passed_reads_pytest_and_junit_summaries() -> None:
@@ -234,7 +191,7 @@ def test_tests_passed_reads_pytest_and_junit_summaries() -> None:
 
 
 async def test_declared_file_overlaps_are_reported_before_the_tasks_start(tmp_path: Path) -> None:
-    ws = repo(tmp_path)
+    ws = init_repo(tmp_path)
     run, rec = await make_run(ws, """
 [run]
 isolation = "worktree"
@@ -275,7 +232,7 @@ def test_the_winner_passes_the_check_when_any_does_and_then_passes_the_most_test
 
 
 async def test_a_best_of_winner_is_reviewed_and_retried_on_its_own_branch(tmp_path: Path) -> None:
-    ws = repo(tmp_path)
+    ws = init_repo(tmp_path)
     run, rec = await make_run(ws, """
 [run]
 isolation = "worktree"
@@ -299,3 +256,58 @@ prompt = "echo \\"${PWD##*/} ${PAREX_FEEDBACK:-first}\\" >> out.txt"
         await run.review("pick", "accept")
     lines = (ws / "out.txt").read_text().splitlines()
     assert lines[0].endswith(" first") and lines[1].endswith(" second pass") and len(lines) == 2
+
+
+async def test_candidates_wait_for_their_agents_slots(tmp_path: Path) -> None:
+    """Agents limited to one process at once, a best-of task of three candidates on one of them, one with a
+    candidate on each, and ordinary tasks on both: no agent ever runs two processes at once, and every candidate
+    still runs (each waits its turn instead of failing)."""
+    ws, marks = tmp_path / "repo", tmp_path / "marks"
+    ws.mkdir()
+    marks.mkdir()
+    init_repo(ws)
+    mark = marking(marks, 0.3)
+    run, rec = await make_run(ws, f"""
+[run]
+isolation = "worktree"
+max_concurrency = 6
+
+[agents.a]
+kind = "shell"
+max_concurrency = 1
+env = {{ AGENT = "a" }}
+
+[agents.b]
+kind = "shell"
+max_concurrency = 1
+env = {{ AGENT = "b" }}
+
+[[task]]
+id = "three-a"
+agent = "a"
+best_of = 3
+prompt = "{mark}"
+
+[[task]]
+id = "a-and-b"
+agents = ["a", "b"]
+prompt = "{mark}"
+
+[[task]]
+id = "solo-a"
+agent = "a"
+prompt = "{mark}"
+
+[[task]]
+id = "solo-b"
+agent = "b"
+prompt = "{mark}"
+""")
+    result = await run.execute()
+    assert {t.id: t.status for t in result.tasks} == dict.fromkeys(["three-a", "a-and-b", "solo-a", "solo-b"],
+                                                                   "succeeded")
+    for t in result.tasks[:2]:
+        assert all(c["rank"] is not None for c in t.review["candidates"]), t.review["candidates"]
+    spans = agent_spans(marks)
+    assert (len(spans["a"]), len(spans["b"])) == (5, 2)  # three-a@1..3, a-and-b@1, solo-a; a-and-b@2, solo-b
+    assert max_overlap(spans["a"]) == 1 and max_overlap(spans["b"]) == 1

@@ -28,6 +28,7 @@ from parex_lsp.engine.selection import RunError, select
 from parex_lsp.isolation.keys import keys_conflict
 from parex_lsp.plan.model import Plan, RunConfig, TaskSpec
 from tests.support.engine_helpers import make_run, max_overlap
+from tests.support.review_plans import agent_spans, init_repo, marking
 
 TRANSIENT = "TRANSIENT-ERR"
 FILES = ["a.txt", "b.txt", "src/x.py", "src/*.py", "src/**", "docs/**/*.md", "docs/a.md", "**/*.md"]
@@ -356,3 +357,56 @@ def test_dependents_invert_dependencies_and_priority_is_the_longest_path(case):
         assert prio[t.id] == pytest.approx(_longest(t.id, dependents, history.durations, memo))
         for d in t.depends_on:  # a dependency always ranks above what waits for it
             assert prio[d] > prio[t.id]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# best-of candidates under the run's and the agents' limits, run for real (worktrees)
+
+
+@dataclass(frozen=True)
+class BestOfPlan:
+    tasks: tuple[tuple[str, ...], ...]  # each task's candidates' agents ("a" | "b"); one entry: an ordinary task
+    max_concurrency: int
+    limits: tuple[int | None, int | None]  # max_concurrency of agents a and b
+
+    def toml(self, marks: Path) -> str:
+        mark = marking(marks)
+        lines = ["[run]", 'isolation = "worktree"', f"max_concurrency = {self.max_concurrency}"]
+        for name, limit in zip("ab", self.limits, strict=True):
+            lines += [f"[agents.{name}]", 'kind = "shell"', f'env = {{ AGENT = "{name}" }}']
+            if limit is not None:
+                lines.append(f"max_concurrency = {limit}")
+        for i, agents in enumerate(self.tasks):
+            lines += ["[[task]]", f'id = "t{i}"', f"prompt = {json.dumps(mark)}"]
+            lines.append(f'agent = "{agents[0]}"' if len(agents) == 1 else f"agents = {json.dumps(list(agents))}")
+        return "\n".join(lines) + "\n"
+
+
+best_of_plans = st.builds(
+    BestOfPlan, tasks=st.lists(st.lists(st.sampled_from("ab"), min_size=1, max_size=3).map(tuple), min_size=1,
+                               max_size=3).map(tuple),
+    max_concurrency=st.integers(1, 4), limits=st.tuples(st.sampled_from([1, 2, None]), st.sampled_from([1, None])))
+
+
+@settings(max_examples=8, deadline=None)
+@given(best_of_plans)
+def test_best_of_candidates_keep_the_run_and_agent_limits(p: BestOfPlan):
+    with tempfile.TemporaryDirectory() as tmp:
+        ws, marks = Path(tmp) / "repo", Path(tmp) / "marks"
+        ws.mkdir()
+        marks.mkdir()
+        init_repo(ws)
+
+        async def go():
+            run, _ = await make_run(ws, p.toml(marks))
+            with anyio.fail_after(60):
+                return await run.execute()
+
+        result = anyio.run(go)
+        assert {t.status for t in result.tasks} == {TaskStatus.SUCCEEDED}  # nobody failed for want of a slot
+        spans = agent_spans(marks)
+        for agent, limit in zip("ab", p.limits, strict=True):
+            ran = spans.get(agent, [])
+            assert len(ran) == sum(agents.count(agent) for agents in p.tasks)  # every candidate ran
+            assert max_overlap(ran) <= min(limit or p.max_concurrency, p.max_concurrency), (agent, p)
+        assert max_overlap([s for ran in spans.values() for s in ran]) <= p.max_concurrency

@@ -13,56 +13,18 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from tests.support.lsp_helpers import events, first_run_id, initialize, request, wait_until, write_plan
+from tests.support.review_plans import (
+    BEST_OF_RANKS,
+    BEST_OF_TASK,
+    CONFLICT_TASKS,
+    REVIEW_PLAN,
+    add_ranked_scripts,
+    git,
+    init_repo,
+    ranks,
+)
 
-
-def git(ws: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def repo(ws: Path) -> None:
-    git(ws, "init", "-q", "-b", "main")
-    (ws / "shared.txt").write_text("one\ntwo\nthree\n")
-    (ws / ".gitignore").write_text("*.log\nparex.toml\n")
-    git(ws, "add", "-A")
-    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "base")
-
-
-PLAN = """
-[run]
-isolation = "worktree"
-merge = "review"
-
-[[task]]
-id = "good"
-prompt = "echo good > good.txt"
-
-[[task]]
-id = "after-good"
-prompt = "cp good.txt seen.txt"
-depends_on = ["good"]
-merge = "auto"
-
-[[task]]
-id = "bad"
-prompt = "echo bad > bad.txt"
-
-[[task]]
-id = "after-bad"
-prompt = "echo never > never.txt"
-depends_on = ["bad"]
-
-[[task]]
-id = "again"
-prompt = "echo \\"feedback: ${PAREX_FEEDBACK:-none}\\" >> again.txt"
-
-[[task]]
-id = "left"
-prompt = "sed -i 's/two/two left/' shared.txt"
-
-[[task]]
-id = "right"
-prompt = "sed -i 's/two/two right/' shared.txt"
-"""
+PLAN = REVIEW_PLAN + CONFLICT_TASKS
 
 
 def ready(client: LanguageClient, run_id: str, task_id: str) -> list[dict]:
@@ -70,7 +32,7 @@ def ready(client: LanguageClient, run_id: str, task_id: str) -> list[dict]:
 
 
 async def test_review_mode_run_over_the_server(client: LanguageClient, tmp_path: Path):
-    repo(tmp_path)
+    init_repo(tmp_path)
     plan = write_plan(tmp_path, PLAN)
     await initialize(client, tmp_path)
     pending = asyncio.ensure_future(request(client, "parex/run", {"plan": {"uri": plan.as_uri()}}))
@@ -109,16 +71,16 @@ async def test_review_mode_run_over_the_server(client: LanguageClient, tmp_path:
     result = await pending
     by_id = {t["id"]: t for t in result["tasks"]}
     assert by_id["good"]["status"] == "succeeded" and by_id["after-good"]["status"] == "succeeded"
-    assert (tmp_path / "seen.txt").read_text() == "good\n"  # the dependent ran from the merged state
+    assert (tmp_path / "seen-by-dependent.txt").read_text() == "good\n"  # the dependent ran from the merged state
     assert by_id["bad"]["status"] == "rejected" and by_id["after-bad"]["status"] == "skipped"
     assert git(tmp_path, "rev-parse", "--verify", f"refs/heads/parex/{run_id}/bad")
     assert {"taskId": "bad", "branch": f"parex/{run_id}/bad"} in result["keptBranches"]
-    assert (tmp_path / "again.txt").read_text() == "feedback: none\nfeedback: also greet the reviewer\n"
+    assert (tmp_path / "again.txt").read_text() == "attempt 1 feedback: none\nattempt 2 feedback: also greet the reviewer\n"
     assert result["status"] == "failed"  # rejected counts like skipped
 
 
 async def test_a_run_that_ended_is_reviewed_from_its_journal(client: LanguageClient, tmp_path: Path):
-    repo(tmp_path)
+    init_repo(tmp_path)
     write_plan(tmp_path, """
         [run]
         isolation = "worktree"
@@ -142,25 +104,14 @@ async def test_a_run_that_ended_is_reviewed_from_its_journal(client: LanguageCli
 
 
 async def test_best_of_three_and_a_verify_failure_over_the_server(client: LanguageClient, tmp_path: Path):
-    repo(tmp_path)
-    # candidate N works in .../<run>/best@N: 1 fails the check, 2 passes 3 tests, 3 passes 5
-    (tmp_path / "make.sh").write_text('case ${PWD##*@} in 1) echo fail;; 2) echo 3;; 3) echo 5;; esac > result\n')
-    (tmp_path / "check.sh").write_text('r=$(cat result); [ "$r" = fail ] && { echo "1 failed"; exit 1; }\n'
-                                       'echo "==== $r passed in 0.01s ===="\n')
-    git(tmp_path, "add", "-A")
-    git(tmp_path, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "scripts")
+    init_repo(tmp_path)
+    add_ranked_scripts(tmp_path)
     plan = write_plan(tmp_path, """
         [run]
         isolation = "worktree"
         max_concurrency = 3
         verify = "test ! -f broken.txt"
-
-        [[task]]
-        id = "best"
-        best_of = 3
-        check = "sh check.sh"
-        prompt = "sh make.sh"
-
+        """ + BEST_OF_TASK + """
         [[task]]
         id = "breaks"
         prompt = "echo x > broken.txt"
@@ -170,9 +121,7 @@ async def test_best_of_three_and_a_verify_failure_over_the_server(client: Langua
     result = await request(client, "parex/run", {"plan": {"uri": plan.as_uri()}})
     best, breaks = result["tasks"]
     assert best["status"] == "succeeded"
-    ranks = {c["branch"].rsplit("@", 1)[1]: (c["checkPassed"], c["testsPassed"], c["rank"])
-             for c in best["candidates"]}
-    assert ranks == {"1": (False, None, 3), "2": (True, 3, 2), "3": (True, 5, 1)}
+    assert ranks(best["candidates"]) == BEST_OF_RANKS
     assert (tmp_path / "result").read_text() == "5\n"  # the better candidate is the one merged
     merged = git(tmp_path, "rev-parse", "HEAD")
     assert breaks["status"] == "failed" and breaks["code"] == "verify-failed"
@@ -186,7 +135,7 @@ async def test_best_of_three_and_a_verify_failure_over_the_server(client: Langua
 
 
 async def test_run_params_merge_review_and_bad_review_params(client: LanguageClient, tmp_path: Path):
-    repo(tmp_path)
+    init_repo(tmp_path)
     plan = write_plan(tmp_path, """
         [run]
         isolation = "worktree"
