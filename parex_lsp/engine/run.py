@@ -63,7 +63,7 @@ from parex_lsp.isolation.claims import PlanClaim
 from parex_lsp.isolation.containment import ProcessTree, become_subreaper
 from parex_lsp.isolation.keys import lock_keys
 from parex_lsp.isolation.modes import Isolation, SharedWorkspace, WorktreeIsolation
-from parex_lsp.isolation.processes import process_start
+from parex_lsp.isolation.processes import pid_alive, process_start
 from parex_lsp.isolation.registry import LockOwner
 from parex_lsp.isolation.table import WorkspaceLocks
 from parex_lsp.isolation.worktree import WorktreeError
@@ -650,20 +650,27 @@ class Run:
         return RunResult(self.run_id, status, results, int((time.time() - self.started) * 1000), spend, kept=kept)
 
     def kill_now(self) -> int:
-        """A second Ctrl-C: SIGKILL every running agent's whole process tree at once, without the grace."""
+        """A second Ctrl-C: SIGKILL every running agent's whole process tree at once, without the grace (a
+        best-of task's candidates each)."""
         killed = 0
         for t in self.tasks.values():
-            if t.status == TaskStatus.RUNNING and t.pid is not None:
-                if ProcessTree(t.pid, self.run_id, t.spec.id).signal(signal.SIGKILL):
+            if t.status != TaskStatus.RUNNING:
+                continue
+            for pid, (process_name, start) in list(t.spawned.items()):
+                if pid_alive(pid, start) and ProcessTree(pid, self.run_id, process_name).signal(signal.SIGKILL):
                     killed += 1
         return killed
 
-    def _record_spawn(self, task_id: str, pid: int, attempt: int) -> None:
-        """Journal-only: lets the next run end this agent's process group if this runner dies."""
-        self.tasks[task_id].pid = pid
+    def _record_spawn(self, task_id: str, process_name: str, pid: int, attempt: int) -> None:
+        """Journal: lets the next run end this agent's process group if this runner dies."""
+        start = process_start(pid)
+        spawned = self.tasks[task_id].spawned
+        for old in [p for p, (_, s) in spawned.items() if not pid_alive(p, s)]:
+            del spawned[old]  # ended attempts: keeps the map to what may still run
+        spawned[pid] = (process_name, start)
         assert self._journal is not None
         self._journal.append(Event(self.run_id, task_id, EventKind.SPAWNED, attempt, time.time(),
-                                   Spawned(pid, process_start(pid))))
+                                   Spawned(pid, start)))
 
     def _emit(self, task_id: str | None, kind: EventKind, data: Payload | None, attempt: int = 0) -> None:
         if self._redact:

@@ -54,7 +54,9 @@ class TaskState:
     cancel_code: Reason = Reason.CANCELLED  # how a cancelled task ends (budget-exceeded: a spent budget)
     output: TaskOutput | None = None
     result: TaskResult | None = None
-    pid: int | None = None  # the current attempt's agent process (leader of its own process group)
+    # the agent processes its attempts started (leaders of their own process groups): pid -> (the PAREX_TASK_ID
+    # they carry, start time); a best-of task holds its candidates' here, several at once
+    spawned: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     # worktree runs (engine/review.py)
     tree_key: str | None = None  # the worktree's name when it is not the task id (a best-of candidate)
     candidate: Candidate | None = None  # set on a best-of candidate's own state
@@ -64,7 +66,7 @@ class TaskState:
 
 class TaskRunner:
     def __init__(self, run_id: str, plan: Plan, workspace: Path, isolation: Isolation, emit: Emit,
-                 record_spawn: Callable[[str, int, int], None], lock_wait: Callable[[TaskState, str, LockOwner], None],
+                 record_spawn: Callable[[str, str, int, int], None], lock_wait: Callable[[TaskState, str, LockOwner], None],
                  limits: Limits, scrub: Callable[[str], str] | None = None, executor: Executor | None = None):
         self.run_id, self.plan, self.workspace, self.isolation = run_id, plan, workspace, isolation
         self.executor: Executor = executor or LocalExecutor()  # where each attempt runs
@@ -138,7 +140,7 @@ class TaskRunner:
             locks=self.isolation.file_locks,
             on_lock_wait=lambda key, owner: self._lock_wait(t, key, owner),
             kill_grace=self.plan.run.kill_grace, env=env,
-            on_spawn=lambda pid: self._record_spawn(spec.id, pid, attempt),
+            on_spawn=lambda pid: self._record_spawn(spec.id, env["PAREX_TASK_ID"], pid, attempt),
             gate=self.limits.gate(spec, t.agent), shared_context=shared if kind == "openai" else None)
 
     async def _attempts(self, t: TaskState, workdir: Path) -> Outcome:

@@ -95,3 +95,39 @@ def test_a_second_ctrl_c_kills_an_agent_that_ignores_sigterm(workspace: Path):
         kill_if_alive(read_pid(workspace / "agent.pid"))
     assert "stopping 1 task" in term.text
     _assert_stopped_cleanly(workspace)
+
+
+def test_a_second_ctrl_c_kills_every_candidate_of_a_best_of_task(workspace: Path):
+    """A best-of task runs its candidates at once: the second Ctrl-C ends each one's tree, not only the one
+    that started last."""
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=workspace, check=True)
+    (workspace / ".gitignore").write_text("*.pid\n.parex/\nparex.toml\n")
+    subprocess.run(["git", "add", "-A"], cwd=workspace, check=True)
+    subprocess.run(["git", "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-qm", "base"], cwd=workspace,
+                   check=True)
+    write_plan(workspace, """
+        [run]
+        isolation = "worktree"
+        kill_grace = 60
+        max_concurrency = 2
+        [[task]]
+        id = "pick"
+        best_of = 2
+        prompt = "trap '' TERM; echo $$ > $PAREX_WORKSPACE/$PAREX_TASK_ID.pid; sleep 60 & wait"
+    """)
+    pids = [workspace / "pick@1.pid", workspace / "pick@2.pid"]
+    term = Pty("run", "parex.toml", cwd=workspace)
+    try:
+        wait_for(lambda: all(read_pid(p) for p in pids))
+        term.signal(signal.SIGINT)
+        term.wait_for_text("Ctrl-C again to force")
+        time.sleep(0.5)
+        assert not any(ended(read_pid(p)) for p in pids)  # they ignore TERM; the grace is a minute
+        term.signal(signal.SIGINT)
+        assert term.finish(timeout=15) == 130, term.text
+        for p in pids:
+            pid = read_pid(p)
+            wait_for(lambda pid=pid: ended(pid), 5)
+    finally:
+        for p in pids:
+            kill_if_alive(read_pid(p))
