@@ -52,6 +52,7 @@ class RetryOf:
     task_id: str
     branch: str  # the task's kept branch in that run
     feedback: str
+    agent: str | None = None  # a best-of task's winner's agent, whose work it continues; None: the task's own
 
 
 def count_passed(lines: list[str]) -> int | None:
@@ -362,10 +363,13 @@ class Landing:
         self.landed[task_id].kept = True
         return branch
 
-    def retry(self, task_id: str) -> None:
-        """Run again from its own branch (best-of: the winner's)."""
+    def retry(self, task_id: str) -> str | None:
+        """Run again from its own branch (best-of: the winner's); the agent to run it when that is not the
+        task's own: the winner's, whose work it continues."""
         self.ready.discard(task_id)
         self._continue_from[task_id] = self.waiting.pop(task_id)
+        landed = self.landed.get(task_id)
+        return next((c.agent for c in landed.candidates if c.rank == 1), None) if landed else None
 
     # -- best of N ------------------------------------------------------------------------------
 

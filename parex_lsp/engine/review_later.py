@@ -229,7 +229,8 @@ def retry_of(workspace: Path, run_ref: str, task_id: str, feedback: str | None,
     succeeded = {tid for tid, t in tasks.items() if t.status == TaskStatus.SUCCEEDED}
     run_now, waiting = split_dependents(task_id, {t.id: list(t.depends_on) for t in plan.tasks}, never_started,
                                         succeeded, dependents)
-    return RetryPlan(RetryOf(ready.run_id, task_id, ready.branch, feedback), ready.plan, run_now, waiting)
+    winner = next((c.get("agent") for c in ready.task.review.get("candidates") or () if c.get("rank") == 1), None)
+    return RetryPlan(RetryOf(ready.run_id, task_id, ready.branch, feedback, winner), ready.plan, run_now, waiting)
 
 
 def split_dependents(task_id: str, deps: dict[str, list[str]], never_started: set[str], succeeded: set[str],

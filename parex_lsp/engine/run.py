@@ -158,6 +158,8 @@ class Run:
                     priority[spec.id], selection.deps_left[spec.id], state.log_path(workspace, run_id, spec.id))
         if options.retry is not None and self.landing is not None:
             self.tasks[options.retry.task_id].feedback = options.retry.feedback
+            if options.retry.agent is not None and options.retry.agent in plan.agents:
+                self.tasks[options.retry.task_id].agent = options.retry.agent
             self.landing.carry_over(options.retry.task_id, options.retry.branch)
 
     @classmethod
@@ -531,7 +533,8 @@ class Run:
             self._finish(t, TaskStatus.REJECTED, Outcome(False, code=Reason.REJECTED,
                                                          reason=f"rejected; its work is kept on branch {branch}"))
         else:
-            self.landing.retry(task_id)
+            if (winner := self.landing.retry(task_id)) is not None:
+                t.agent = winner
             t.feedback, t.status, t.started, t.result = feedback, TaskStatus.PENDING, None, None
             if t.output is not None:
                 t.output.close()

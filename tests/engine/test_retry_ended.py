@@ -109,3 +109,33 @@ def test_dependents_of_a_retry_run_now_only_when_they_can(graph, asked: bool):
     ok = {task, *run_now, *succeeded}
     assert all(all(x in ok for x in deps[d]) for d in run_now)  # each can start once the task lands
     assert all(any(x not in ok for x in deps[d]) for d in waiting)  # and none is left out that could
+
+
+async def test_a_retry_of_an_ended_best_of_task_runs_the_winners_agent(tmp_path: Path):
+    """The kept branch is the winner's work: its agent continues it, not the task's first agent."""
+    repo(tmp_path)
+    plan = """
+[run]
+isolation = "worktree"
+
+[agents.a]
+kind = "shell"
+env = { AGENT = "a" }
+
+[agents.b]
+kind = "shell"
+env = { AGENT = "b" }
+
+[[task]]
+id = "pick"
+agents = ["a", "b"]
+check = "grep -q 'by b' f.txt"
+prompt = 'echo "by $AGENT ${PAREX_FEEDBACK:-first}" >> f.txt'
+"""
+    held, _ = await make_run(tmp_path, plan, RunOptions(merge="review"))
+    assert (await held.execute()).status == "ready"
+    got = retry_of(tmp_path, held.run_id, "pick", "more")
+    assert got.retry.agent == "b"
+    again, _ = await make_run(tmp_path, plan, RunOptions(retry=got.retry))
+    assert (await again.execute()).status == "succeeded"
+    assert (tmp_path / "f.txt").read_text().splitlines() == ["by b first", "by b more"]

@@ -258,6 +258,40 @@ prompt = "echo \\"${PWD##*/} ${PAREX_FEEDBACK:-first}\\" >> out.txt"
     assert lines[0].endswith(" first") and lines[1].endswith(" second pass") and len(lines) == 2
 
 
+async def test_a_retry_of_a_best_of_task_runs_the_winners_agent(tmp_path: Path) -> None:
+    """Candidates of two agents; only b's passes the check: the retry continues b's work with b, not with the
+    task's first agent."""
+    ws = init_repo(tmp_path)
+    run, rec = await make_run(ws, """
+[run]
+isolation = "worktree"
+merge = "review"
+
+[agents.a]
+kind = "shell"
+env = { AGENT = "a" }
+
+[agents.b]
+kind = "shell"
+env = { AGENT = "b" }
+
+[[task]]
+id = "pick"
+agents = ["a", "b"]
+check = "grep -q 'by b' out.txt"
+prompt = "echo \\"by $AGENT ${PAREX_FEEDBACK:-first}\\" >> out.txt"
+""", RunOptions(hold_for_review=True))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run.execute)
+        await wait_for(lambda: rec.of("ready"))
+        winner = next(c for c in rec.of("ready")[0].data.to_wire()["candidates"] if c["rank"] == 1)
+        assert winner["agent"] == "b", winner
+        await run.review("pick", "retry", "second pass")
+        await wait_for(lambda: len(rec.of("ready")) == 2)
+        await run.review("pick", "accept")
+    assert (ws / "out.txt").read_text().splitlines() == ["by b first", "by b second pass"]
+
+
 async def test_candidates_wait_for_their_agents_slots(tmp_path: Path) -> None:
     """Agents limited to one process at once, a best-of task of three candidates on one of them, one with a
     candidate on each, and ordinary tasks on both: no agent ever runs two processes at once, and every candidate
