@@ -9,29 +9,14 @@ import subprocess
 from pathlib import Path
 
 from tests.cli.cli_helpers import parex, write_plan
+from tests.support.review_plans import git, init_repo, journal
 
 FEEDBACK = "add a second line"
 CHECKOUT_NOTE = "A reviewer looked at your previous attempt, which is in this checkout, and asks:"
 
 
-def git(ws: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def repo(ws: Path) -> None:
-    git(ws, "init", "-q", "-b", "main")
-    (ws / "README").write_text("base\n")
-    (ws / ".gitignore").write_text("parex.toml\n")
-    git(ws, "add", "-A")
-    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "base")
-
-
 def runs(ws: Path) -> list[str]:
     return sorted(p.name for p in (ws / ".parex" / "runs").iterdir())
-
-
-def journal(ws: Path, run_id: str) -> list[dict]:
-    return [json.loads(line) for line in (ws / ".parex" / "runs" / run_id / "journal.jsonl").read_text().splitlines()]
 
 
 def is_ancestor(ws: Path, older: str, newer: str) -> bool:
@@ -63,7 +48,7 @@ REVIEW_PLAN = """
 
 
 def test_retry_of_an_ended_run_continues_the_kept_branch_with_the_feedback(tmp_path: Path):
-    repo(tmp_path)
+    init_repo(tmp_path)
     write_plan(tmp_path, REVIEW_PLAN)
     first = parex("run", "parex.toml", cwd=tmp_path)
     assert first.returncode == 3, first.stderr
@@ -154,7 +139,7 @@ SCRIBE_PLAN = """
 
 
 def test_retry_with_dependents_lands_per_the_plan_and_runs_what_waited(tmp_path: Path):
-    repo(tmp_path)
+    init_repo(tmp_path)
     write_plan(tmp_path, SCRIBE_PLAN)
     first = parex("run", "parex.toml", "--review", cwd=tmp_path)  # this run held it; the plan merges at once
     assert first.returncode == 3, first.stdout + first.stderr

@@ -4,7 +4,6 @@ that went away before the task started fails it, naming the branch; which waitin
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -14,19 +13,7 @@ from parex_lsp.engine import RunOptions
 from parex_lsp.engine.journal import find_run, replay
 from parex_lsp.engine.review_later import retry_of, split_dependents
 from tests.support.engine_helpers import make_run
-
-
-def git(ws: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def repo(ws: Path) -> None:
-    git(ws, "init", "-q", "-b", "main")
-    (ws / "README").write_text("base\n")
-    (ws / ".gitignore").write_text("*.log\nparex.toml\n")
-    git(ws, "add", "-A")
-    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "base")
-
+from tests.support.review_plans import B_WINS, git, init_repo
 
 PLAN = """
 [run]
@@ -39,7 +26,7 @@ prompt = 'echo "n=${PAREX_FEEDBACK:-none}" >> f.txt'
 
 
 async def test_a_retry_runs_the_task_even_if_an_older_run_had_it_succeed(tmp_path: Path):
-    repo(tmp_path)
+    init_repo(tmp_path)
     first, _ = await make_run(tmp_path, PLAN)
     assert (await first.execute()).status == "succeeded"
     held, _ = await make_run(tmp_path, PLAN, RunOptions(only=["t"], merge="review"))
@@ -61,7 +48,7 @@ async def test_a_retry_runs_the_task_even_if_an_older_run_had_it_succeed(tmp_pat
 
 
 async def test_a_kept_branch_gone_before_the_task_starts_fails_it_by_name(tmp_path: Path):
-    repo(tmp_path)
+    init_repo(tmp_path)
     held, _ = await make_run(tmp_path, PLAN, RunOptions(merge="review"))
     assert (await held.execute()).status == "ready"
     got = retry_of(tmp_path, held.run_id, "t", "more")
@@ -113,29 +100,11 @@ def test_dependents_of_a_retry_run_now_only_when_they_can(graph, asked: bool):
 
 async def test_a_retry_of_an_ended_best_of_task_runs_the_winners_agent(tmp_path: Path):
     """The kept branch is the winner's work: its agent continues it, not the task's first agent."""
-    repo(tmp_path)
-    plan = """
-[run]
-isolation = "worktree"
-
-[agents.a]
-kind = "shell"
-env = { AGENT = "a" }
-
-[agents.b]
-kind = "shell"
-env = { AGENT = "b" }
-
-[[task]]
-id = "pick"
-agents = ["a", "b"]
-check = "grep -q 'by b' f.txt"
-prompt = 'echo "by $AGENT ${PAREX_FEEDBACK:-first}" >> f.txt'
-"""
-    held, _ = await make_run(tmp_path, plan, RunOptions(merge="review"))
+    init_repo(tmp_path)
+    held, _ = await make_run(tmp_path, B_WINS)
     assert (await held.execute()).status == "ready"
     got = retry_of(tmp_path, held.run_id, "pick", "more")
     assert got.retry.agent == "b"
-    again, _ = await make_run(tmp_path, plan, RunOptions(retry=got.retry))
+    again, _ = await make_run(tmp_path, B_WINS, RunOptions(retry=got.retry, merge="auto"))
     assert (await again.execute()).status == "succeeded"
-    assert (tmp_path / "f.txt").read_text().splitlines() == ["by b first", "by b more"]
+    assert (tmp_path / "out.txt").read_text().splitlines() == ["by b first", "by b more"]

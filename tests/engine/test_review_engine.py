@@ -13,6 +13,7 @@ from parex_lsp.engine import RunOptions
 from parex_lsp.engine.review import Candidate, ReviewError, count_passed
 from tests.support.engine_helpers import make_run, max_overlap
 from tests.support.review_plans import (
+    B_WINS,
     BEST_OF_RANKS,
     BEST_OF_TASK,
     CONFLICT_TASKS,
@@ -262,25 +263,7 @@ async def test_a_retry_of_a_best_of_task_runs_the_winners_agent(tmp_path: Path) 
     """Candidates of two agents; only b's passes the check: the retry continues b's work with b, not with the
     task's first agent."""
     ws = init_repo(tmp_path)
-    run, rec = await make_run(ws, """
-[run]
-isolation = "worktree"
-merge = "review"
-
-[agents.a]
-kind = "shell"
-env = { AGENT = "a" }
-
-[agents.b]
-kind = "shell"
-env = { AGENT = "b" }
-
-[[task]]
-id = "pick"
-agents = ["a", "b"]
-check = "grep -q 'by b' out.txt"
-prompt = "echo \\"by $AGENT ${PAREX_FEEDBACK:-first}\\" >> out.txt"
-""", RunOptions(hold_for_review=True))
+    run, rec = await make_run(ws, B_WINS, RunOptions(hold_for_review=True))
     async with anyio.create_task_group() as tg:
         tg.start_soon(run.execute)
         await wait_for(lambda: rec.of("ready"))

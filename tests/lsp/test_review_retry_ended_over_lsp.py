@@ -4,7 +4,6 @@ the task continues its kept branch with the feedback, and the ended run's journa
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,24 +13,9 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from tests.support.lsp_helpers import events, initialize, request, wait_until, write_plan
+from tests.support.review_plans import git, init_repo, journal
 
 FEEDBACK = "say it twice"
-
-
-def git(ws: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ws, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def repo(ws: Path) -> None:
-    git(ws, "init", "-q", "-b", "main")
-    (ws / "README").write_text("base\n")
-    (ws / ".gitignore").write_text("parex.toml\n")
-    git(ws, "add", "-A")
-    git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", "base")
-
-
-def journal(ws: Path, run_id: str) -> list[dict]:
-    return [json.loads(line) for line in (ws / ".parex" / "runs" / run_id / "journal.jsonl").read_text().splitlines()]
 
 
 PLAN = """
@@ -61,7 +45,7 @@ PLAN = """
 
 
 async def test_retry_of_an_ended_run_starts_a_run_over_the_server(client: LanguageClient, tmp_path: Path):
-    repo(tmp_path)
+    init_repo(tmp_path)
     write_plan(tmp_path, PLAN)
     headless = subprocess.run([sys.executable, "-m", "parex_lsp", "run", "parex.toml", "--quiet"], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)

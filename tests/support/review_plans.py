@@ -3,6 +3,7 @@ best-of scripts whose candidates rank 3, 2, 1, and the per-agent process spans a
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -14,6 +15,11 @@ def git(ws: Path, *args: str) -> str:
 def commit(ws: Path, message: str) -> None:
     git(ws, "add", "-A")
     git(ws, "-c", "user.name=dev", "-c", "user.email=d@x", "commit", "-q", "-m", message)
+
+
+def journal(ws: Path, run_id: str) -> list[dict]:
+    """A run's journal events, in order."""
+    return [json.loads(line) for line in (ws / ".parex" / "runs" / run_id / "journal.jsonl").read_text().splitlines()]
 
 
 def init_repo(ws: Path) -> Path:
@@ -102,3 +108,25 @@ def agent_spans(marks: Path) -> dict[str, list[tuple[float, float]]]:
         agent = start.name.split(".", 1)[0]
         out.setdefault(agent, []).append((float(start.read_text()), float(start.with_suffix(".end").read_text())))
     return out
+
+
+# A best-of task over agents a and b (each names itself in $AGENT); only b's work passes the check, so b wins.
+B_WINS = """
+[run]
+isolation = "worktree"
+merge = "review"
+
+[agents.a]
+kind = "shell"
+env = { AGENT = "a" }
+
+[agents.b]
+kind = "shell"
+env = { AGENT = "b" }
+
+[[task]]
+id = "pick"
+agents = ["a", "b"]
+check = "grep -q 'by b' out.txt"
+prompt = 'echo "by $AGENT ${PAREX_FEEDBACK:-first}" >> out.txt'
+"""
