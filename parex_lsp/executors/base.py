@@ -46,9 +46,11 @@ class Attempt:
     shared_context: str | None  # model agents: the `context` files for their system message
     secret_names: tuple[str, ...] = ()  # `[run] env_passthrough`: their values are a separate argument
     copy_files: tuple[str, ...] = ()  # `[run] copy_files` patterns: the files themselves travel apart
+    rate_limit_wait_max: float = 0.0  # model agents: seconds a node may wait out 429s (executors/ray/pacing.py)
 
     @classmethod
     def of(cls, ctx: AgentContext, base: str, sub: str, setup: str | None,
-           secret_names: tuple[str, ...] = (), copy_files: tuple[str, ...] = ()) -> Attempt:
+           secret_names: tuple[str, ...] = (), copy_files: tuple[str, ...] = (),
+           rate_limit_wait_max: float = 0.0) -> Attempt:
         return cls(ctx.run_id, ctx.task, ctx.agent, ctx.attempt, dict(ctx.env), base, sub, setup, ctx.kill_grace,
-                   ctx.shared_context, secret_names, copy_files)
+                   ctx.shared_context, secret_names, copy_files, rate_limit_wait_max)

@@ -20,7 +20,7 @@ from parex_lsp.contract import EventKind
 from parex_lsp.engine import RunOptions
 from parex_lsp.isolation.containment import tagged_processes
 from tests.support.engine_helpers import Recorder, make_run, running, until
-from tests.support.fake_openai import FakeOpenAI, text, tool_calls
+from tests.support.fake_openai import FakeOpenAI, rate_limited, text, tool_calls
 from tests.support.processes import alive as _alive
 from tests.support.ray_cluster import address, git, repository, session_logs, two_node_cluster
 
@@ -344,6 +344,37 @@ async def test_a_model_agent_runs_remotely_with_its_key_passed_through(cluster, 
     assert (ws / "notes" / "plan.md").read_text() == "step one\n"
     assert result.usage["promptTokens"] == 20 and result.usage["completionTokens"] == 10
     assert rec.of(EventKind.USAGE) and nodes_of(ws, run.run_id, "write")
+
+
+async def test_a_rate_limited_model_request_on_a_node_waits_and_goes_again(cluster, tmp_path: Path, monkeypatch):
+    """A 429 mid-conversation on a node: the node waits the Retry-After and sends the request again, keeping the
+    conversation and spending none of the task's retries (it has none)."""
+    monkeypatch.setenv("FAKE_MODEL_KEY", "fk-paced")
+    ws = repository(tmp_path / "ws", {"README": "x\n"})
+    script = [tool_calls(("write_file", {"path": "a.txt", "content": "a\n"})), rate_limited(retry_after=1),
+              text("done")]
+    with FakeOpenAI(script) as srv:
+        run, result, _ = await run_plan(ws, plan(cluster, f"""
+            [agents.model]
+            kind = "openai"
+            base_url = "{srv.base_url}"
+            model = "fake"
+            api_key_env = "FAKE_MODEL_KEY"
+            resources = {{ node_b = 1 }}
+
+            [[task]]
+            id = "paced"
+            agent = "model"
+            retries = 0
+            prompt = "write a"
+        """, run='env_passthrough = ["FAKE_MODEL_KEY"]'))
+    t = result.tasks[0]
+    assert (t.status, t.attempts, t.answer) == ("succeeded", 1, "done"), result.to_wire()
+    assert len(srv.received) == 3  # the refused request went again, with the conversation so far
+    assert srv.received[2].assistant_turns == srv.received[1].assistant_turns == 1
+    log = (ws / ".parex" / "runs" / run.run_id / "paced.log").read_text()
+    assert "sending the request again in 1s" in log, log
+    assert (ws / "a.txt").read_text() == "a\n"
 
 
 async def test_a_command_agent_with_setup_runs_on_its_node(cluster, tmp_path: Path):

@@ -167,8 +167,10 @@ class RayExecutor:
         start = await anyio.to_thread.run_sync(bundle.head, tree)
         delta = None if start == self.initial else await anyio.to_thread.run_sync(
             bundle.create, tree, "HEAD", f"^{self.initial}")
+        own_wait = ctx.agent.rate_limit_wait_max
         attempt = Attempt.of(ctx, start, self.sub, self.plan.run.setup, self.secret_names,
-                             tuple(self.plan.run.copy_files))
+                             tuple(self.plan.run.copy_files),
+                             self.plan.run.rate_limit_wait_max if own_wait is None else own_wait)
         secrets = {name: os.environ[name] for name in self.secret_names if name in os.environ}
         stream = _attempt_task().options(**ray_options(ctx.agent)).remote(attempt, secrets, self._run_bundle, delta,
                                                                           self._copy_files)

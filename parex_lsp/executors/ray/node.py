@@ -19,13 +19,14 @@ import ray
 from anyio.from_thread import start_blocking_portal
 
 from parex_lsp.agents import agent_for
-from parex_lsp.agents.base import SETUP_FAILED, AgentContext, DirectGate, Outcome
+from parex_lsp.agents.base import SETUP_FAILED, AgentContext, Outcome
 from parex_lsp.agents.command import SHELL
 from parex_lsp.agents.process import run_process
 from parex_lsp.contract import EventKind, Payload
 from parex_lsp.executors.base import Attempt
 from parex_lsp.executors.ray import bundle, cache, watchdog
 from parex_lsp.executors.ray.cache import Job, NodeRepo
+from parex_lsp.executors.ray.pacing import PacedGate
 from parex_lsp.isolation.worktree import commit_all, copy_in
 
 POLL = 0.05  # seconds between looks for the attempt's next item
@@ -100,7 +101,8 @@ async def run_attempt(attempt: Attempt, secrets: dict[str, str], workdir: Path, 
 
     env = {**attempt.env, "PAREX_WORKSPACE": str(workdir), **secrets}  # the workspace is this checkout here
     ctx = AgentContext(attempt.run_id, attempt.task, attempt.agent, workdir, workdir, attempt.number,
-                       StreamOutput(send), emit=emit, kill_grace=attempt.kill_grace, env=env, gate=DirectGate(),
+                       StreamOutput(send), emit=emit, kill_grace=attempt.kill_grace, env=env,
+                       gate=PacedGate(attempt.rate_limit_wait_max, lambda text: send(("mark", text))),
                        shared_context=attempt.shared_context)
     if attempt.setup:
         ctx.output.mark(f"setup: {attempt.setup}")
