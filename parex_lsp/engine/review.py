@@ -130,7 +130,8 @@ class Landing:
         self.waiting: dict[str, str] = {}  # task id -> branch waiting to merge (ready, or queued for the lock)
         self.ready: set[str] = set()
         self._continue_from: dict[str, str] = {}  # retry with feedback: task id -> its own branch
-        self._carried: dict[str, str] = {}  # retry of an ended run's task: task id -> that run's kept branch
+        # retry of an ended run's task: task id -> (that run's kept branch, what to do once it is carried over)
+        self._carried: dict[str, tuple[str, Callable[[], None]]] = {}
         self._reported: set[tuple[str, str]] = set()  # conflict pairs already reported
         self.runner: TaskRunner | None = None
 
@@ -178,15 +179,18 @@ class Landing:
 
     # -- a task's worktree ---------------------------------------------------------------------
 
-    def carry_over(self, task_id: str, branch: str) -> None:
-        """The task continues the work an ended run kept on `branch` (a retry of that run's ready task)."""
-        self._carried[task_id] = branch
+    def carry_over(self, task_id: str, branch: str, taken: Callable[[], None]) -> None:
+        """The task continues the work an ended run kept on `branch` (a retry of that run's ready task);
+        `taken` runs once this run's branch holds that work (so a run cancelled before leaves the ended run's
+        task as it was: ready, to be retried again)."""
+        self._carried[task_id] = (branch, taken)
 
     async def workdir(self, t: TaskState) -> Path:
         key = t.tree_key or t.spec.id
         start = self._continue_from.pop(t.spec.id, None) if t.tree_key is None else None
-        if start is None and t.tree_key is None and (kept := self._carried.pop(t.spec.id, None)) is not None:
-            start = await anyio.to_thread.run_sync(self._branch_from, t.spec.id, kept)
+        if start is None and t.tree_key is None and (carried := self._carried.pop(t.spec.id, None)) is not None:
+            start = await anyio.to_thread.run_sync(self._branch_from, t.spec.id, carried[0])
+            await anyio.to_thread.run_sync(carried[1])
         t.workdir = await self.isolation.workdir(key, start)
         return t.workdir
 

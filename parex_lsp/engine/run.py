@@ -160,7 +160,9 @@ class Run:
             self.tasks[options.retry.task_id].feedback = options.retry.feedback
             if options.retry.agent is not None and options.retry.agent in plan.agents:
                 self.tasks[options.retry.task_id].agent = options.retry.agent
-            self.landing.carry_over(options.retry.task_id, options.retry.branch)
+            retry = options.retry  # the ended run names this run as the one that took its task over
+            self.landing.carry_over(retry.task_id, retry.branch,
+                                    lambda: record_retry(self.workspace, retry, self.run_id))
 
     @classmethod
     async def prepare(cls, plan: Plan, options: RunOptions | None = None, sinks: Iterable[Sink] = ()) -> Run:
@@ -331,8 +333,6 @@ class Run:
                 self.max_concurrency, self.isolation_name, self.resumed_from))
             if ended:
                 self._emit(None, EventKind.ORPHANS_ENDED, OrphansEnded(tuple(ended)))
-            if self.options.retry is not None:  # this run exists now: the ended run says who took its task over
-                await anyio.to_thread.run_sync(record_retry, self.workspace, self.options.retry, self.run_id)
             for tid, earlier in self.reused.items():
                 self._emit(tid, EventKind.SUCCEEDED, Ended(0, answer=earlier.answer, reused_from=earlier.run_id))
             for t in self.tasks.values():

@@ -108,3 +108,23 @@ async def test_a_retry_of_an_ended_best_of_task_runs_the_winners_agent(tmp_path:
     again, _ = await make_run(tmp_path, B_WINS, RunOptions(retry=got.retry, merge="auto"))
     assert (await again.execute()).status == "succeeded"
     assert (tmp_path / "out.txt").read_text().splitlines() == ["by b first", "by b more"]
+
+
+async def test_a_retry_cancelled_before_its_task_starts_leaves_the_task_ready_in_the_ended_run(tmp_path: Path):
+    """The ended run names the run that took its task over only once that run holds the kept work: a retry
+    whose run is cancelled before can be retried again, and still continues the kept branch."""
+    init_repo(tmp_path)
+    held, _ = await make_run(tmp_path, PLAN, RunOptions(merge="review"))
+    assert (await held.execute()).status == "ready"
+    kept = git(tmp_path, "rev-parse", f"parex/{held.run_id}/t")
+
+    cancelled, _ = await make_run(tmp_path, PLAN, RunOptions(retry=retry_of(tmp_path, held.run_id, "t", "one").retry))
+    cancelled.add_sink(lambda e: cancelled.cancel() if (e.kind, e.task_id) == ("queued", "t") else None)
+    assert (await cancelled.execute()).status == "cancelled"
+    journal = find_run(tmp_path, held.run_id)
+    assert journal is not None and replay(journal).tasks["t"].status == "ready"
+
+    again, _ = await make_run(tmp_path, PLAN, RunOptions(retry=retry_of(tmp_path, held.run_id, "t", "two").retry))
+    assert (await again.execute()).status == "succeeded"
+    assert git(tmp_path, "merge-base", "--is-ancestor", kept, "main") == ""
+    assert (tmp_path / "f.txt").read_text() == "n=none\nn=two\n"
