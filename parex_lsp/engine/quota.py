@@ -13,6 +13,7 @@ running at once, ordinary ones and best-of candidates alike: the scheduler takes
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -115,9 +116,7 @@ class AgentQuota:
         scheduler would start it. Waiting here is not rate-limit waiting (`rate_limit_wait_max`)."""
         await self._tasks.acquire_on_behalf_of(task)
         try:
-            while (left := self.cooling()) > 0:
-                with anyio.move_on_after(left):
-                    await self._changed.wait()
+            await self.wait(math.inf, math.inf)  # no deadline: never refused
         except BaseException:  # cancelled while waiting out a cooldown: the slot goes to the next
             self._tasks.release_on_behalf_of(task)
             raise

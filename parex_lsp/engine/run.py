@@ -156,11 +156,12 @@ class Run:
                 self.tasks[spec.id] = TaskState(
                     spec, spec.agent or plan.run.default_agent, self._lock_keys(spec.id, spec.files),
                     priority[spec.id], selection.deps_left[spec.id], state.log_path(workspace, run_id, spec.id))
-        if options.retry is not None and self.landing is not None:
-            self.tasks[options.retry.task_id].feedback = options.retry.feedback
-            if options.retry.agent is not None and options.retry.agent in plan.agents:
-                self.tasks[options.retry.task_id].agent = options.retry.agent
-            retry = options.retry  # the ended run names this run as the one that took its task over
+        if (retry := options.retry) is not None and self.landing is not None:
+            again = self.tasks[retry.task_id]
+            again.feedback = retry.feedback
+            if retry.agent is not None and retry.agent in plan.agents:
+                again.agent = retry.agent
+            # the ended run names this run as the one that took its task over once it holds the kept work
             self.landing.carry_over(retry.task_id, retry.branch,
                                     lambda: record_retry(self.workspace, retry, self.run_id))
 

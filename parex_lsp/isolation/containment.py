@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import sys
@@ -77,6 +78,7 @@ def orphans_to_init() -> Iterator[None]:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     if sys.platform != "linux":
         return None

@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from parex_lsp.executors.ray import watchdog
 from tests.support.processes import alive
 
 WORKER = textwrap.dedent("""
@@ -39,16 +40,8 @@ WORKER = textwrap.dedent("""
 
 
 def _tagged(attempt: str) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                env = (entry / "environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"PAREX_RUN_ID=run-w" in env and f"PAREX_ATTEMPT={attempt}".encode() in env and alive(int(entry.name)):
-                found.add(int(entry.name))
-    return found
+    """The live processes of run-w's task t, attempt `attempt` (found as the watchdog finds them)."""
+    return {p for p in watchdog.attempt_processes("run-w", "t", attempt) if alive(p)}
 
 
 def _watchdogs() -> list[tuple[int, int]]:
