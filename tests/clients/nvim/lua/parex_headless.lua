@@ -24,10 +24,18 @@ function M.wait(cond, what, timeout)
   M.check(vim.wait(timeout or M.TIMEOUT, cond, 20), "timed out waiting for " .. what)
 end
 
+-- PAREX_LSP_CMD: a JSON list or a space-separated command; else the checkout's own server.
 function M.server_cmd()
   local env = os.getenv("PAREX_LSP_CMD")
   if env and env:match("^%s*%[") then
     return vim.fn.json_decode(env)
+  end
+  if env and env ~= "" then
+    local cmd = {}
+    for word in env:gmatch("%S+") do
+      table.insert(cmd, word)
+    end
+    return cmd
   end
   return { vim.g.parex_test_repo .. "/.venv/bin/parex-lsp", "--stdio" }
 end

@@ -13,43 +13,13 @@ local TIMEOUT_START = 30000
 local TIMEOUT_RUN = 90000
 local TIMEOUT_SMALL = 15000
 
-local notifications = {}
-
-local function out(line)
-  io.stdout:write(line .. "\n")
-  io.stdout:flush()
-end
-
-local Failure = {}
-
-local function check(cond, msg)
-  if not cond then
-    error(setmetatable({ msg = msg }, Failure), 2)
-  end
-end
+local H = require("parex_headless")
+local notifications = H.notifications
+local out, check, server_cmd = H.out, H.check, H.server_cmd
 
 local function wait(ms, cond, what)
   local ok = vim.wait(ms, cond, 50)
   check(ok, "timed out after " .. ms .. " ms waiting for " .. what)
-end
-
-local function split_cmd(s)
-  if s:match("^%s*%[") then
-    return vim.fn.json_decode(s)
-  end
-  local cmd = {}
-  for word in s:gmatch("%S+") do
-    table.insert(cmd, word)
-  end
-  return cmd
-end
-
-local function server_cmd()
-  local env = os.getenv("PAREX_LSP_CMD")
-  if env and env ~= "" then
-    return split_cmd(env)
-  end
-  return { vim.g.parex_test_repo .. "/.venv/bin/parex-lsp", "--stdio" }
 end
 
 local function real(path)
@@ -574,38 +544,10 @@ local function test(ws, mws, model_answers)
 end
 
 function M.run()
-  local orig_notify = vim.notify
-  vim.notify = function(msg, level, opts)
-    table.insert(notifications, { msg = tostring(msg), level = level or vim.log.levels.INFO })
-    io.stdout:write("  notify[" .. tostring(level) .. "] " .. tostring(msg):gsub("\n", "\n    ") .. "\n")
-    return orig_notify(msg, level, opts)
-  end
-
-  local ws = os.getenv("PAREX_TEST_WORKSPACE")
-  local ok, err = xpcall(function()
-    check(ws and ws ~= "" and vim.fn.isdirectory(ws) == 1, "PAREX_TEST_WORKSPACE is not a directory: " .. tostring(ws))
-    local mws = os.getenv("PAREX_TEST_MODEL_WORKSPACE")
-    check(mws and mws ~= "" and vim.fn.isdirectory(mws) == 1, "PAREX_TEST_MODEL_WORKSPACE is not a directory: " .. tostring(mws))
-    local model_answers = vim.fn.json_decode(os.getenv("PAREX_TEST_MODEL_ANSWERS") or "{}")
-    local function dir(d)
-      return (vim.fn.fnamemodify(d, ":p"):gsub("/$", ""))
-    end
-    test(dir(ws), dir(mws), model_answers)
-  end, function(e)
-    if getmetatable(e) == Failure then
-      return e.msg
-    end
-    return debug.traceback(tostring(e), 2)
+  H.main(function()
+    test(H.dir_env("PAREX_TEST_WORKSPACE"), H.dir_env("PAREX_TEST_MODEL_WORKSPACE"),
+      vim.fn.json_decode(os.getenv("PAREX_TEST_MODEL_ANSWERS") or "{}"))
   end)
-
-  if ok then
-    out("ok - all checks passed")
-    vim.cmd("qa!")
-  else
-    io.stderr:write("FAIL: " .. tostring(err) .. "\n")
-    io.stderr:flush()
-    vim.cmd("cquit 1")
-  end
 end
 
 return M
